@@ -1,0 +1,85 @@
+/*
+ * bench.h - the C side of the benchmark harness (binary kn-bench).
+ *
+ * Each workload/implementation pair is one function registered with BENCH().
+ * The function does the work described in bench/WORKLOADS.md for a->items
+ * items, times it with bench_now(), and fills the result. main() (bench/main.c)
+ * parses "--workload W --impl I --items N", runs the pair and prints the JSON
+ * line of the protocol.
+ */
+#ifndef KN_BENCH_H
+#define KN_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct bench_args {
+	uint64_t items;
+};
+
+struct bench_result {
+	uint64_t ns;             /* elapsed, timed region only */
+	const char *check;       /* NULL or "ok" when verified; else a message */
+	uint64_t items;          /* 0: a->items; else the count to report */
+	/* Latency workloads: samples recorded with bench_lat_record(). */
+	struct bench_lat *lat;
+};
+
+typedef void (*bench_fn)(const struct bench_args *a, struct bench_result *r);
+
+void bench_register(const char *workload, const char *impl, bench_fn fn);
+
+/* BENCH(chan_spsc, kanal) { ... uses a, r ... } */
+#define BENCH(workload, impl)                                                  \
+	static void bench_##workload##_##impl(const struct bench_args *a,      \
+					      struct bench_result *r);         \
+	__attribute__((constructor)) static void bench_reg_##workload##_##impl(void) \
+	{                                                                      \
+		bench_register(#workload, #impl, bench_##workload##_##impl);  \
+	}                                                                      \
+	static void bench_##workload##_##impl(const struct bench_args *a,      \
+					      struct bench_result *r)
+
+/* CLOCK_MONOTONIC nanoseconds. */
+uint64_t bench_now(void);
+
+/*
+ * Latency samples. bench_lat_new(n) preallocates room for n samples (no
+ * allocation while recording); bench_lat_record is thread-safe (one atomic
+ * increment). The harness prints p50/p99/p999 when r->lat is set and frees it.
+ */
+struct bench_lat;
+struct bench_lat *bench_lat_new(uint64_t capacity);
+void bench_lat_record(struct bench_lat *l, uint64_t ns);
+
+/*
+ * Run fn(args + i * arg_size) on n threads (i = 0..n-1) and join them;
+ * returns 0 or an errno value.
+ */
+int bench_threads(int n, void *(*fn)(void *), void *args, size_t arg_size);
+
+/*
+ * The same, split in two so that the caller can act while the threads run:
+ * bench_start returns at once (it ends the process with a message when a
+ * thread cannot be created: a workload cannot go on without its actors),
+ * bench_join waits for all of them and frees the crew.
+ */
+struct bench_crew;
+struct bench_crew *bench_start(int n, void *(*fn)(void *), void *args,
+			       size_t arg_size);
+void bench_join(struct bench_crew *c);
+
+/* Sum of 0..n-1, the closed form the sum checks compare against. */
+static inline uint64_t bench_sum_upto(uint64_t n)
+{
+	return n * (n - 1) / 2;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// poolSpawnWait: n empty goroutines, then wait for all of them.
+func poolSpawnWait(n int) result {
+	var wg sync.WaitGroup
+	start := time.Now()
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		go wg.Done()
+	}
+	wg.Wait()
+	// WaitGroup panics on a negative counter and Wait returns only at zero,
+	// so returning here means exactly n tasks ran.
+	return result{ns: time.Since(start).Nanoseconds(), check: "ok"}
+}
+
+const fibSerialBelow = 18
+
+func fibSerial(n int) int {
+	if n < 2 {
+		return n
+	}
+	return fibSerial(n-1) + fibSerial(n-2)
+}
+
+// fib is fork-join: fib(n-1) runs in a new goroutine, fib(n-2) here.
+func fib(n int) int {
+	if n < fibSerialBelow {
+		return fibSerial(n)
+	}
+	c := make(chan int, 1)
+	go func() { c <- fib(n - 1) }()
+	y := fib(n - 2)
+	return <-c + y
+}
+
+// poolFib30: n fork-join fib(30) computations in a row.
+func poolFib30(n int) result {
+	bad := 0
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if fib(30) != 832040 {
+			bad++
+		}
+	}
+	ns := time.Since(start).Nanoseconds()
+	return result{ns: ns, check: check("wrong results", uint64(bad), 0)}
+}
+
+// groupLimit20: n empty tasks through an errgroup limited to 20 at a time.
+func groupLimit20(n int) result {
+	var g errgroup.Group
+	g.SetLimit(20)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		g.Go(func() error { return nil })
+	}
+	err := g.Wait()
+	ns := time.Since(start).Nanoseconds()
+	if err != nil {
+		return result{ns: ns, check: "wait: " + err.Error()}
+	}
+	return result{ns: ns, check: "ok"}
+}
+
+// poolIdleCPU: wake every P once, let the runtime settle for 100 ms, then
+// report the CPU time the idle process burns over one second.
+func poolIdleCPU(int) result {
+	var wg sync.WaitGroup
+	procs := runtime.GOMAXPROCS(0)
+	wg.Add(procs)
+	for i := 0; i < procs; i++ {
+		go func() {
+			defer wg.Done()
+			fibSerial(20)
+		}()
+	}
+	wg.Wait()
+	time.Sleep(100 * time.Millisecond)
+
+	before, err := cpuTime()
+	if err != nil {
+		return result{check: "getrusage: " + err.Error()}
+	}
+	time.Sleep(time.Second)
+	after, err := cpuTime()
+	if err != nil {
+		return result{check: "getrusage: " + err.Error()}
+	}
+	return result{ns: after - before, check: "ok"}
+}
+
+// cpuTime is the process's user + system CPU time in nanoseconds.
+func cpuTime() (int64, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano(), nil
+}

@@ -1,0 +1,295 @@
+/*
+ * main.c - kn-bench: the registry behind BENCH(), the command line, the JSON
+ * line of the protocol (bench/WORKLOADS.md) and the small services of bench.h
+ * (clock, latency samples, threads).
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* kanal counts its system calls when built to; absent, the field is left out. */
+extern uint64_t kn_bench_syscalls(void) __attribute__((weak));
+
+#define BENCH_MAX 256
+
+struct entry {
+	const char *workload;
+	const char *impl;
+	bench_fn fn;
+};
+
+static struct entry registry[BENCH_MAX];
+static int registered;
+
+__attribute__((format(printf, 1, 2), noreturn))
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "kn-bench: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+static struct entry *lookup(const char *workload, const char *impl)
+{
+	for (int i = 0; i < registered; i++)
+		if (!strcmp(registry[i].workload, workload) &&
+		    !strcmp(registry[i].impl, impl))
+			return &registry[i];
+	return NULL;
+}
+
+/* Runs from constructors, before main(): a mistake here is a build bug. */
+void bench_register(const char *workload, const char *impl, bench_fn fn)
+{
+	if (registered == BENCH_MAX)
+		die("more than %d workload/impl pairs", BENCH_MAX);
+	if (lookup(workload, impl))
+		die("%s %s registered twice", workload, impl);
+	registry[registered++] = (struct entry){ workload, impl, fn };
+}
+
+uint64_t bench_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- latency samples ---------------------------------------------------- */
+
+struct bench_lat {
+	uint64_t capacity;
+	_Atomic uint64_t next;
+	uint64_t sample[];
+};
+
+struct bench_lat *bench_lat_new(uint64_t capacity)
+{
+	size_t bytes = sizeof(struct bench_lat) + capacity * sizeof(uint64_t);
+	struct bench_lat *l = malloc(bytes);
+
+	if (!l)
+		die("no memory for %" PRIu64 " latency samples", capacity);
+	/* Touch every page now so that recording never takes a page fault. */
+	memset(l, 0, bytes);
+	l->capacity = capacity;
+	return l;
+}
+
+void bench_lat_record(struct bench_lat *l, uint64_t ns)
+{
+	uint64_t i = atomic_fetch_add_explicit(&l->next, 1, memory_order_relaxed);
+
+	if (i < l->capacity)
+		l->sample[i] = ns;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest sample with at least permille/1000 at or below. */
+static uint64_t rank(const uint64_t *sorted, uint64_t n, uint64_t permille)
+{
+	uint64_t r = (n * permille + 999) / 1000;
+
+	return n ? sorted[r ? r - 1 : 0] : 0;
+}
+
+static void print_latency(struct bench_lat *l)
+{
+	uint64_t n = atomic_load_explicit(&l->next, memory_order_relaxed);
+
+	if (n > l->capacity)
+		n = l->capacity;
+	qsort(l->sample, n, sizeof(uint64_t), cmp_u64);
+	printf(",\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64
+	       ",\"p999_ns\":%" PRIu64,
+	       rank(l->sample, n, 500), rank(l->sample, n, 990),
+	       rank(l->sample, n, 999));
+}
+
+/* ---- threads -------------------------------------------------------------- */
+
+struct bench_crew {
+	int n;
+	pthread_t thread[];
+};
+
+/* Starts up to n threads; returns how many were started, errno in *err. */
+static int start(pthread_t *t, int n, void *(*fn)(void *), void *args,
+		 size_t arg_size, int *err)
+{
+	for (int i = 0; i < n; i++) {
+		*err = pthread_create(&t[i], NULL, fn, (char *)args + i * arg_size);
+		if (*err)
+			return i;
+	}
+	return n;
+}
+
+struct bench_crew *bench_start(int n, void *(*fn)(void *), void *args,
+			       size_t arg_size)
+{
+	struct bench_crew *c = malloc(sizeof(*c) + n * sizeof(pthread_t));
+	int err = 0;
+
+	if (!c)
+		die("no memory for %d threads", n);
+	c->n = n;
+	if (start(c->thread, n, fn, args, arg_size, &err) < n)
+		die("cannot start a thread: %s", strerror(err));
+	return c;
+}
+
+void bench_join(struct bench_crew *c)
+{
+	for (int i = 0; i < c->n; i++)
+		pthread_join(c->thread[i], NULL);
+	free(c);
+}
+
+int bench_threads(int n, void *(*fn)(void *), void *args, size_t arg_size)
+{
+	pthread_t *t = malloc(n * sizeof(pthread_t));
+	int err = 0, started;
+
+	if (!t)
+		return ENOMEM;
+	started = start(t, n, fn, args, arg_size, &err);
+	for (int i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+	return err;
+}
+
+/* ---- command line and report ---------------------------------------------- */
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	int c = strcmp(x->workload, y->workload);
+
+	return c ? c : strcmp(x->impl, y->impl);
+}
+
+static void list(void)
+{
+	qsort(registry, registered, sizeof(registry[0]), cmp_entry);
+	for (int i = 0; i < registered; i++)
+		printf("%s %s\n", registry[i].workload, registry[i].impl);
+}
+
+/* check is normally "ok" but may be any message: keep the line valid JSON. */
+static void print_json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void report(const struct entry *e, uint64_t items,
+		   const struct bench_result *r, uint64_t syscalls)
+{
+	printf("{\"workload\":\"%s\",\"impl\":\"%s\",\"items\":%" PRIu64
+	       ",\"ns\":%" PRIu64 ",\"ns_per_op\":%.3f",
+	       e->workload, e->impl, items, r->ns, (double)r->ns / items);
+	if (kn_bench_syscalls)
+		printf(",\"syscalls_per_op\":%.3f", (double)syscalls / items);
+	if (r->lat)
+		print_latency(r->lat);
+	printf(",\"check\":");
+	print_json_string(r->check ? r->check : "ok");
+	printf("}\n");
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: kn-bench --workload W --impl I --items N\n"
+			"       kn-bench --list\n");
+	exit(1);
+}
+
+static uint64_t parse_items(const char *s)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno || end == s || *end || n == 0 || *s == '-')
+		die("--items wants a positive integer, not \"%s\"", s);
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "workload", required_argument, NULL, 'w' },
+		{ "impl", required_argument, NULL, 'i' },
+		{ "items", required_argument, NULL, 'n' },
+		{ "list", no_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *workload = NULL, *impl = NULL;
+	struct bench_result r = { 0 };
+	struct bench_args a = { 0 };
+	uint64_t syscalls = 0;
+	struct entry *e;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'w': workload = optarg; break;
+		case 'i': impl = optarg; break;
+		case 'n': a.items = parse_items(optarg); break;
+		case 'l': list(); return 0;
+		default: usage();
+		}
+	}
+	if (!workload || !impl || !a.items || optind != argc)
+		usage();
+	e = lookup(workload, impl);
+	if (!e) {
+		fprintf(stderr, "kn-bench: no workload %s for impl %s\n",
+			workload, impl);
+		return 2;
+	}
+
+	if (kn_bench_syscalls)
+		syscalls = kn_bench_syscalls();
+	e->fn(&a, &r);
+	if (kn_bench_syscalls)
+		syscalls = kn_bench_syscalls() - syscalls;
+
+	report(e, r.items ? r.items : a.items, &r, syscalls);
+	free(r.lat);
+	return !r.check || !strcmp(r.check, "ok") ? 0 : 1;
+}

@@ -1,0 +1,70 @@
+/*
+ * peer_tbb.cpp - impl "tbb": oneTBB's task_group, a work-stealing scheduler.
+ */
+#include "bench.h"
+
+#include <tbb/task_group.h>
+
+#include <cstdint>
+
+namespace {
+
+/*
+ * TBB builds its arena and worker threads on first use; run one task first,
+ * so that, like Go's runtime and the pthread pool, it is up before the clock
+ * starts.
+ */
+void warm_up()
+{
+	tbb::task_group g;
+
+	g.run([] {});
+	g.wait();
+}
+
+long fib_serial(int n)
+{
+	return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+/* fib(n - 1) as a task, fib(n - 2) here, join; serial below 18. */
+long fib(int n)
+{
+	if (n < 18)
+		return fib_serial(n);
+	long x = 0, y;
+	tbb::task_group g;
+
+	g.run([&] { x = fib(n - 1); });
+	y = fib(n - 2);
+	g.wait();
+	return x + y;
+}
+
+} // namespace
+
+/* task_group::wait returns only once every task run on the group has run. */
+BENCH(pool_spawn_wait, tbb)
+{
+	tbb::task_group g;
+
+	warm_up();
+	uint64_t t0 = bench_now();
+	for (uint64_t i = 0; i < a->items; i++)
+		g.run([] {});
+	g.wait();
+	r->ns = bench_now() - t0;
+	r->check = "ok";
+}
+
+BENCH(pool_fib30, tbb)
+{
+	uint64_t wrong = 0;
+
+	warm_up();
+	uint64_t t0 = bench_now();
+	for (uint64_t i = 0; i < a->items; i++)
+		wrong += fib(30) != 832040;
+	r->ns = bench_now() - t0;
+	r->check = wrong ? "fib(30) != 832040" : "ok";
+}

@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""Regenerate BENCHMARKS.md and bench/plot/*.png from bench/results/.
+
+Reads latest.json (the list of median records bench/run.py writes) and
+meta.json beside it; nothing here measures. Plots need gnuplot (Debian
+gnuplot-nox); without it the report says so and carries no plots.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (workload list and number formatting)
+
+ROOT = run.ROOT
+IDLE = "pool_idle_cpu"
+IDLE_LIMIT_NS = 1e7  # CPU ns per idle second: 1% of one core
+
+
+class Target:
+    """A goal of an issue. kind "peer": kanal/peer throughput >= need on all
+    CPUs; "pinned": kanal on one CPU over kanal on all CPUs >= need; "idle":
+    kanal's ns_per_op < IDLE_LIMIT_NS."""
+
+    def __init__(self, issue, workload, text, kind="peer", peer=None, need=None):
+        self.issue = issue
+        self.workload = workload
+        self.text = text
+        self.kind = kind
+        self.peer = peer
+        self.need = need
+
+
+TARGETS = [
+    Target(2, "chan_spsc", "throughput >= 1.5x go", peer="go", need=1.5),
+    Target(2, "chan_spsc", "throughput >= 4x pthread", peer="pthread", need=4),
+    Target(2, "chan_mpmc_4p4c", "throughput >= 2x go", peer="go", need=2),
+    Target(2, "chan_mpmc_4p4c_cap1", "throughput >= go", peer="go", need=1),
+    Target(2, "chan_mpmc_4p4c", "pinned to one CPU: throughput >= 0.5x its own "
+           "all-CPU throughput", kind="pinned", need=0.5),
+    Target(3, "sem_uncontended", "throughput >= sem_t", peer="sem_t", need=1),
+    Target(3, "sem_contended", "throughput >= 2x go", peer="go", need=2),
+    Target(3, "ctx_cancel_fanout", "throughput >= go", peer="go", need=1),
+    Target(4, "select_2_recv", "throughput >= 2x go", peer="go", need=2),
+    Target(4, "chan_mpmc_4p4c_cap0", "throughput >= go", peer="go", need=1),
+    Target(4, "chan_pingpong_unbuffered", "round trip <= 2x go's "
+           "(throughput ratio >= 0.5)", peer="go", need=0.5),
+    Target(4, "chan_pingpong_unbuffered", "round trip >= 10x faster than pthread",
+           peer="pthread", need=10),
+    Target(5, "pool_spawn_wait", "time per task <= 0.5x tbb's (ratio >= 2)",
+           peer="tbb", need=2),
+    Target(5, "pool_fib30", "time <= tbb's (ratio >= 1)", peer="tbb", need=1),
+    Target(5, "group_limit20", "throughput >= 4x go", peer="go", need=4),
+    Target(5, IDLE, "idle pool burns < 1% of one core (< 1e7 CPU ns per idle "
+           "second)", kind="idle"),
+    Target(6, "pipeline_3stage", "time per item <= go's (ratio >= 1)",
+           peer="go", need=1),
+    Target(6, "fanout4_fanin", "throughput >= 2x go", peer="go", need=2),
+    Target(6, "bounded_foreach", "throughput >= 2x go", peer="go", need=2),
+    Target(6, "worker_pool", "throughput >= 2x go", peer="go", need=2),
+]
+
+# Fixed colours so an impl looks the same in every plot.
+COLOURS = {"kanal": "#1f5fa8", "pthread": "#8c8c8c", "sem_t": "#a0522d",
+           "go": "#00add8", "ck": "#e8890c", "tbb": "#7b3fa0"}
+PCT_COLOURS = ["#9ecae1", "#4292c6", "#08306b"]
+
+
+class Data:
+    def __init__(self, records):
+        self.records = sorted(records, key=run.record_key)
+        self.by = {(r["workload"], r["cpus"], r["impl"]): r for r in self.records}
+        self.maxcpus = {}
+        for r in self.records:
+            w = r["workload"]
+            self.maxcpus[w] = max(self.maxcpus.get(w, 0), r["cpus"])
+
+    def get(self, workload, impl, cpus=None):
+        if cpus is None:
+            cpus = self.maxcpus.get(workload)
+        return self.by.get((workload, cpus, impl))
+
+    def rows(self, workloads):
+        """(workload, cpus) pairs in report order."""
+        seen = []
+        for r in self.records:
+            key = (r["workload"], r["cpus"])
+            if r["workload"] in workloads and key not in seen:
+                seen.append(key)
+        return seen
+
+    def impls(self, workloads):
+        return sorted({r["impl"] for r in self.records if r["workload"] in workloads},
+                      key=run.impl_key)
+
+
+def evaluate(t, d):
+    """(status, measured text) with status "met", "missed" or "not measured"."""
+    kanal = d.get(t.workload, "kanal")
+    if t.kind == "idle":
+        if not kanal:
+            return "not measured", "no kanal result"
+        if kanal.get("failed"):
+            return "missed", "run failed: " + kanal["failed"]
+        ns = kanal["ns_per_op"]
+        return ("met" if ns < IDLE_LIMIT_NS else "missed",
+                "%s CPU ns per idle second = %.2f%% of a core" % (run.fmt_ns(ns), ns / 1e7))
+    if t.kind == "pinned":
+        other = d.get(t.workload, "kanal", 1)
+        what = "cpus=1 / cpus=%s" % d.maxcpus.get(t.workload)
+        if other is kanal:
+            return "not measured", "no pinned run"
+    else:
+        other = d.get(t.workload, t.peer)
+        what = "kanal/" + t.peer
+    if not kanal or not other:
+        return "not measured", "no %s result" % ("kanal" if not kanal else
+                                                 t.peer or "pinned")
+    for r in (kanal, other):
+        if r.get("failed"):
+            return "missed", "%s run failed: %s" % (r["impl"], r["failed"])
+    ratio = run.throughput_ratio(other, kanal) if t.kind == "pinned" else \
+        run.throughput_ratio(kanal, other)
+    if ratio is None:
+        return "not measured", "no throughput"
+    return ("met" if ratio >= t.need else "missed",
+            "%s = %s (need >= %g)" % (what, run.fmt_ratio(ratio), t.need))
+
+
+def cell(r):
+    if r is None:
+        return "-"
+    if r.get("failed"):
+        return "FAILED"
+    return run.fmt_ns(r["ns_per_op"])
+
+
+def md_table(header, rows, right_from=1):
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---:" if i >= right_from else "---"
+                          for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return out
+
+
+def group_table(d, names):
+    impls = d.impls(names)
+    peers = [i for i in impls if i != "kanal"]
+    kanal = "kanal" in impls
+    header = ["workload", "cpus"] + ["%s ns/op" % i for i in impls]
+    if kanal:
+        header += ["kanal/%s" % p for p in peers]
+    rows = []
+    for (w, c) in d.rows(names):
+        row = ["`%s`" % w, str(c)] + [cell(d.by.get((w, c, i))) for i in impls]
+        if kanal:
+            k = d.by.get((w, c, "kanal"))
+            row += [run.fmt_ratio(run.throughput_ratio(k, d.by.get((w, c, p))))
+                    for p in peers]
+        rows.append(row)
+    return md_table(header, rows, right_from=1)
+
+
+def latency_table(d):
+    rows = []
+    for r in d.records:
+        if "p50_ns" in r and not r.get("failed"):
+            rows.append(["`%s`" % r["workload"], str(r["cpus"]), r["impl"]] +
+                        [run.fmt_ns(r.get(k)) for k in ("p50_ns", "p99_ns", "p999_ns")])
+    if not rows:
+        return []
+    return md_table(["workload", "cpus", "impl", "p50 ns", "p99 ns", "p99.9 ns"],
+                    rows, right_from=3)
+
+
+def full_table(d):
+    rows = []
+    for r in d.records:
+        spread = "-" if r.get("min") is None else "%s - %s" % (
+            run.fmt_ns(r["min"]), run.fmt_ns(r["max"]))
+        sc = r.get("syscalls_per_op")
+        rows.append(["`%s`" % r["workload"], str(r["cpus"]), r["impl"],
+                     cell(r), spread, run.fmt_ops(r.get("ops_per_sec")),
+                     "-" if sc is None else "%.3g" % sc,
+                     str(r.get("reps", "-")), "{:,}".format(r["items"])
+                     if isinstance(r.get("items"), int) else "-"])
+    return md_table(["workload", "cpus", "impl", "median ns/op", "min - max",
+                     "ops/s", "syscalls/op", "reps", "items"], rows, right_from=3)
+
+
+# Plots.
+
+def gnuplot_terminal():
+    """pngcairo when this gnuplot has it (Debian's gnuplot-nox does), else png.
+    noenhanced: workload names are full of underscores."""
+    gp = shutil.which("gnuplot")
+    if not gp:
+        return None, None
+    p = subprocess.run([gp, "-e", "set terminal pngcairo"], capture_output=True,
+                       text=True)
+    if p.returncode == 0 and not p.stderr.strip():
+        return gp, "pngcairo noenhanced font 'sans,9'"
+    return gp, "png noenhanced font 'sans' 9"
+
+
+def quote(s):
+    return "'" + s.replace("'", "''") + "'"
+
+
+def bar_plot(gp, term, out, title, ylabel, series, colours, blocks, rotate):
+    """A clustered bar chart with a log y axis. blocks: [(caption or None,
+    [(x label, value or None per series), ...])]; each captioned block is
+    its own gnuplot newhistogram, the caption written under it."""
+    vals = [v for _, rows in blocks for row in rows for v in row[1:] if v]
+    if not vals:
+        return "no data"
+    lo, hi = min(vals), max(vals)
+    nrows = sum(len(rows) for _, rows in blocks)
+    longest = max(len(row[0]) for _, rows in blocks for row in rows)
+    if rotate:
+        # A label at 40 degrees reaches about 0.3 lines down per character.
+        bmargin = 3 + int(0.32 * longest)
+        xtics = "set xtics rotate by 40 right nomirror scale 0"
+    else:
+        bmargin = 5
+        xtics = "set xtics nomirror scale 0"
+    width = min(2200, max(900, (10 * len(series) + 24) * nrows + 250))
+    with tempfile.TemporaryDirectory() as tmp:
+        dat = os.path.join(tmp, "data.tsv")
+        with open(dat, "w") as f:
+            for _, rows in blocks:
+                for (label, *row) in rows:
+                    f.write("\t".join([label] + ["?" if v is None else "%.6g" % v
+                                                  for v in row]) + "\n")
+                f.write("\n\n")
+        plots = []
+        for b, (caption, _) in enumerate(blocks):
+            if caption is not None:
+                plots.append("newhistogram %s offset 0,-%d" % (
+                    quote(caption), 1 if not rotate else bmargin - 3))
+            for i, name in enumerate(series):
+                plots.append("%s index %d using %d%s %s lc rgb %s" % (
+                    quote(dat), b, i + 2, ":xtic(1)" if i == 0 else "",
+                    "title " + quote(name) if b == 0 else "notitle",
+                    quote(colours[i])))
+        script = "\n".join([
+            "set terminal %s size %d,%d" % (term, width, 460 + 14 * bmargin),
+            "set output %s" % quote(out),
+            "set title %s" % quote(title),
+            "set ylabel %s" % quote(ylabel),
+            "set datafile separator '\\t'",
+            "set datafile missing '?'",
+            "set style data histograms",
+            "set style histogram clustered gap 1",
+            "set style fill solid 0.9 border rgb '#404040'",
+            "set boxwidth 0.9",
+            "set logscale y",
+            "set yrange [%g:%g]" % (lo / 2, hi * 4),
+            "set offsets 0.5, 0.5, 0, 0",
+            "set format y '%.0s%c'",
+            "set grid ytics",
+            xtics,
+            "set key top right horizontal",
+            "set lmargin %d" % max(10, int(0.4 * len(blocks[0][1][0][0])) if rotate
+                                   else 10),
+            "set bmargin %d" % bmargin,
+            "plot " + ", ".join(plots),
+        ])
+        p = subprocess.run([gp], input=script, capture_output=True, text=True)
+    if p.returncode != 0:
+        return "gnuplot failed: " + run.last_line(p.stderr)
+    return None
+
+
+def throughput_plot(gp, term, d, out):
+    names = [w for w in {r["workload"] for r in d.records} if w != IDLE]
+    impls = d.impls(names)
+    rows = []
+    for (w, c) in d.rows(names):
+        label = w if c == d.maxcpus[w] else "%s (cpus=%d)" % (w, c)
+        vals = []
+        for i in impls:
+            r = d.by.get((w, c, i))
+            vals.append(None if r is None or r.get("failed") else r.get("ops_per_sec"))
+        rows.append([label] + vals)
+    return bar_plot(gp, term, out, "Throughput: median ops/s (log scale, higher is "
+                    "better)", "ops/s", impls,
+                    [COLOURS.get(i, "#444444") for i in impls], [(None, rows)],
+                    rotate=True)
+
+
+def latency_plot(gp, term, d, out):
+    blocks = []
+    for (w, c) in d.rows({r["workload"] for r in d.records if "p50_ns" in r}):
+        rows = []
+        for i in d.impls([w]):
+            r = d.by.get((w, c, i))
+            if r and "p50_ns" in r and not r.get("failed"):
+                rows.append([i, r.get("p50_ns"), r.get("p99_ns"), r.get("p999_ns")])
+        if rows:
+            blocks.append((w if c == d.maxcpus[w] else "%s (cpus=%d)" % (w, c), rows))
+    if not blocks:
+        return "no latency data"
+    return bar_plot(gp, term, out, "Latency percentiles: median over repetitions, ns "
+                    "(log scale, lower is better)", "ns", ["p50", "p99", "p99.9"],
+                    PCT_COLOURS, blocks, rotate=False)
+
+
+def make_plots(d, plot_dir):
+    """{name: (path or None, note)}."""
+    gp, term = gnuplot_terminal()
+    if not gp:
+        return {}, "gnuplot not found (Debian package gnuplot-nox): no plots"
+    os.makedirs(plot_dir, exist_ok=True)
+    result = {}
+    for name, fn in (("throughput", throughput_plot), ("latency", latency_plot)):
+        path = os.path.join(plot_dir, name + ".png")
+        err = fn(gp, term, d, path)
+        result[name] = (None, err) if err else (path, None)
+    return result, None
+
+
+# The page.
+
+def machine_line(meta):
+    m = meta.get("machine", {})
+    return "%s, %s CPUs, Linux %s (%s)" % (m.get("cpu", "?"), m.get("nproc", "?"),
+                                           m.get("kernel", "?"), m.get("arch", "?"))
+
+
+def provenance(meta):
+    out = ["- Machine: " + machine_line(meta),
+           "- Date: %s" % meta.get("date", "?"),
+           "- Command: `%s`" % (meta.get("invoked_as") or meta.get("command", "?"))]
+    if meta.get("invoked_as"):
+        out.append("  (runs `%s`)" % meta.get("command"))
+    commit = meta.get("git_commit", "?")
+    out.append("- Commit: `%s`%s" % (commit, " with uncommitted changes"
+                                     if meta.get("git_dirty") else ""))
+    build = ", ".join(x for x in (
+        meta.get("build_type") and "CMake %s build" % meta["build_type"],
+        meta.get("cc"), meta.get("go")) if x)
+    if build:
+        out.append("- Toolchain: " + build)
+    out.append("- Repetitions: %s per pair%s" % (
+        meta.get("reps", "?"), "" if meta.get("scale", 1) == 1 else
+        ", items scaled by %g" % meta["scale"]))
+    runs = meta.get("runs", [])
+    if len(runs) > 1:
+        out += ["", "The results were assembled from several runs (`--only`); "
+                "the date, command and commit above are the last one's:", ""]
+        out += md_table(["date", "commit", "reps", "command", "workloads"],
+                        [[r.get("date", "?"),
+                          "`%s`%s" % ((r.get("git_commit") or "?")[:12],
+                                      "+" if r.get("git_dirty") else ""),
+                          str(r.get("reps", "?")),
+                          "`%s`" % r.get("command", "?"),
+                          ", ".join(r.get("workloads", []))]
+                         for r in runs], right_from=99)
+    return out
+
+
+HOW_TO_READ = """\
+Every workload/impl pair runs as its own process; see
+[bench/WORKLOADS.md](bench/WORKLOADS.md) for what each one does. Within a
+repetition every impl of a workload runs once, one after the other, and the
+order rotates by one each repetition, so the drift of a shared machine hits
+every impl alike. Each number is the **median** over the repetitions.
+
+- **ns/op**: time of the timed region divided by the items (channel values,
+  semaphore acquire/release pairs, tasks, round trips, ...). Lower is better.
+- **kanal/peer**: throughput ratio = kanal ops/s / peer ops/s. **> 1 means
+  kanal is faster**; 0.5x means kanal takes twice as long per item.
+- **cpus**: 2 = every CPU of the machine; 1 = the process pinned to one CPU
+  with `taskset -c 0`, so every thread shares one core (oversubscription).
+- `pool_idle_cpu` is not a rate: its ns/op is the CPU time (ns) the idle
+  pool burnt during one second; less is better and the ratio is peer CPU /
+  kanal CPU.
+- The machine is shared and small: absolute times move between runs, the
+  ratios of one run much less. Min - max per pair are in the full table at
+  the end."""
+
+
+def render(records, meta, plots, plot_note, md_path):
+    d = Data(records)
+    out = ["<!-- Generated by bench/report.py from bench/results/latest.json and "
+           "meta.json; do not edit. -->", "", "# kanal benchmarks", ""]
+    out += provenance(meta)
+    out += ["", "## How to read it", "", HOW_TO_READ.replace(
+        "cpus**: 2", "cpus**: %s" % meta.get("machine", {}).get("nproc", 2)), ""]
+
+    out += ["## Targets", ""]
+    counts = {"met": 0, "missed": 0, "not measured": 0}
+    lines = []
+    for t in TARGETS:
+        status, measured = evaluate(t, d)
+        counts[status] += 1
+        box = "x" if status == "met" else " "
+        lines.append("- [%s] **%s** - issue %d, `%s`: %s - %s" % (
+            box, status, t.issue, t.workload, t.text, measured))
+    out += ["%d met, %d missed, %d not measured." % (
+        counts["met"], counts["missed"], counts["not measured"]), ""] + lines + [""]
+
+    known = {w.name for w in run.WORKLOADS}
+    groups = [(g, [w.name for w in run.WORKLOADS if w.group == g]) for g in run.GROUPS]
+    others = sorted({r["workload"] for r in records} - known)
+    if others:
+        groups.append(("Other", others))
+    for title, names in groups:
+        if not d.rows(names):
+            continue
+        out += ["## %s" % title, ""] + group_table(d, names) + [""]
+        if title == run.POOL and d.rows([IDLE]):
+            out += ["`pool_idle_cpu`: CPU ns burnt per idle second (1e7 = 1% of "
+                    "one core); ratio = peer CPU / kanal CPU.", ""]
+
+    lat = latency_table(d)
+    if lat:
+        out += ["## Latency", "", "Percentiles of the per-item latency each "
+                "latency workload records (round trip, send-to-receive, "
+                "end-to-end), median over repetitions.", ""] + lat + [""]
+
+    out += ["## Plots", ""]
+    if plot_note:
+        out += [plot_note + ".", ""]
+    for name, alt in (("throughput", "Throughput per workload and impl"),
+                      ("latency", "Latency percentiles per impl")):
+        path, note = plots.get(name, (None, None))
+        if path:
+            rel = os.path.relpath(path, os.path.dirname(os.path.abspath(md_path)))
+            out += ["![%s](%s)" % (alt, rel), ""]
+        elif note:
+            out += ["%s plot: %s." % (name.capitalize(), note), ""]
+
+    failed = [r for r in d.records if r.get("failed")]
+    if failed:
+        out += ["## Failed runs", ""]
+        out += ["- `%s` %s cpus=%d: %s" % (r["workload"], r["impl"], r["cpus"],
+                                          r["failed"]) for r in failed]
+        out += [""]
+
+    out += ["## All results", ""] + full_table(d) + [""]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", default=os.path.join(ROOT, "bench/results/latest.json"),
+                    help="latest.json (meta.json is read from beside it)")
+    ap.add_argument("--md", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    ap.add_argument("--plots", default=os.path.join(ROOT, "bench/plot"),
+                    help="directory for throughput.png and latency.png")
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args()
+
+    records = run.load_json(args.results, None)
+    if not isinstance(records, list):
+        sys.exit("report.py: no result list in %s" % args.results)
+    meta = run.load_json(os.path.join(os.path.dirname(os.path.abspath(args.results)),
+                                      "meta.json"), {})
+    if args.no_plots:
+        plots, note = {}, "Plots not generated (--no-plots)"
+    else:
+        plots, note = make_plots(Data(records), args.plots)
+    for name, (_, err) in plots.items():
+        if err:
+            print("report.py: %s plot: %s" % (name, err), file=sys.stderr)
+    if note:
+        print("report.py: " + note, file=sys.stderr)
+    text = render(records, meta, plots, note, args.md)
+    with open(args.md, "w") as f:
+        f.write(text)
+    print("report.py: wrote %s" % os.path.relpath(args.md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+/*
+ * kanal/base.h - what every kanal header shares: deadlines, the context
+ * type, and the runtime's counters.
+ *
+ * Deadlines are absolute CLOCK_MONOTONIC nanoseconds: kn_now() plus a
+ * duration. KN_FOREVER waits without limit; 0 (or any time already passed)
+ * does not wait: the call fails with ETIMEDOUT if it would have to block.
+ */
+#ifndef KANAL_BASE_H
+#define KANAL_BASE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KN_API __attribute__((visibility("default")))
+#else
+#define KN_API
+#endif
+
+#define KN_FOREVER UINT64_MAX
+
+/* A cancellation context (kanal/ctx.h). Every blocking call takes one;
+ * NULL means "never cancelled". */
+typedef struct kn_ctx kn_ctx;
+
+/* CLOCK_MONOTONIC now, in nanoseconds. Wait-free, no system call (vDSO). */
+KN_API uint64_t kn_now(void);
+
+/* kn_now() + ns, saturating at KN_FOREVER. */
+KN_API uint64_t kn_deadline_in(uint64_t ns);
+
+/*
+ * Runtime counters, process-wide and monotonic: futex system calls kanal
+ * made (waits + wakes) and allocations it made. The benchmark divides their
+ * growth by the operations it ran; tests use them to check that a fast path
+ * allocates and sleeps nothing. Relaxed reads; the counters are bumped only
+ * on slow paths (an allocation or a system call already costs far more).
+ */
+KN_API uint64_t kn_stat_syscalls(void);
+KN_API uint64_t kn_stat_allocs(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,153 @@
+/*
+ * kanal/chan.h - Go channels for C: bounded MPMC, rendezvous, select.
+ *
+ * A channel carries fixed-size values, copied in on send and out on
+ * receive. Capacity n > 0 is a bounded FIFO ring (lock-free on the data
+ * path: a send or receive that does not have to wait is a few atomic
+ * operations, no allocation, no system call). Capacity 0 is a rendezvous:
+ * a send completes only once a receiver has taken the value (Go's
+ * unbuffered channel).
+ *
+ * Return values: 0 on success, or
+ *   EAGAIN     the try_ form would have to wait
+ *   ETIMEDOUT  the deadline passed first (a deadline already passed behaves
+ *              as a try_ form that reports ETIMEDOUT)
+ *   ECANCELED  the context was cancelled first (checked before anything
+ *              else: an already-cancelled context always fails, even when
+ *              the operation could complete)
+ *   EPIPE      send: the channel is closed; receive: closed and drained
+ *   EINVAL     a NULL channel or buffer, or a bad argument
+ *
+ * Cancellation and deadlines versus completion: an operation either
+ * completes (the value moved exactly once) and returns 0, or fails and
+ * moved nothing. When a value arrives at the same time as the deadline or
+ * the cancellation, whichever is decided first wins; no value is ever lost
+ * or duplicated.
+ *
+ * Close (Go's close): only a sender closes. Afterwards sends fail with
+ * EPIPE, receivers get what is still buffered, then EPIPE. Close wakes every
+ * blocked sender and receiver.
+ *
+ * Concurrency: every call except kn_chan_free may run concurrently with any
+ * other call on the same channel, from any number of threads. kn_chan_free
+ * requires that no other call on the channel is running or will start.
+ *
+ * Memory orders: a successful send happens-before the receive that gets
+ * its value (release/acquire on the slot stamp); close happens-before every
+ * EPIPE it causes.
+ */
+#ifndef KANAL_CHAN_H
+#define KANAL_CHAN_H
+
+#include "kanal/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kn_chan kn_chan;
+
+/*
+ * New channel of values of elem_size bytes and the given capacity
+ * (0 = rendezvous). NULL with errno EINVAL for elem_size 0 or a size that
+ * overflows (elem_size * capacity, or a capacity above 2^40), ENOMEM.
+ */
+KN_API kn_chan *kn_chan_new(size_t elem_size, size_t capacity);
+
+/* Free the channel and any values still buffered (values are plain bytes:
+ * if they own memory, drain first). NULL is a no-op. No other call may be
+ * running on ch. */
+KN_API void kn_chan_free(kn_chan *ch);
+
+/* Send a copy of elem_size bytes at elem. Blocking forms wait for room. */
+KN_API int kn_chan_send(kn_chan *ch, const void *elem);
+KN_API int kn_chan_try_send(kn_chan *ch, const void *elem);
+KN_API int kn_chan_send_until(kn_chan *ch, const void *elem, uint64_t deadline);
+KN_API int kn_chan_send_ctx(kn_chan *ch, const void *elem, kn_ctx *ctx);
+
+/* Receive into out (elem_size bytes). */
+KN_API int kn_chan_recv(kn_chan *ch, void *out);
+KN_API int kn_chan_try_recv(kn_chan *ch, void *out);
+KN_API int kn_chan_recv_until(kn_chan *ch, void *out, uint64_t deadline);
+KN_API int kn_chan_recv_ctx(kn_chan *ch, void *out, kn_ctx *ctx);
+
+/*
+ * Batches. send_batch sends all n values of the array elems in order,
+ * waiting as needed; *sent (may be NULL) gets how many went in; it returns 0
+ * when all did, or EPIPE if the channel closed first. recv_batch waits for
+ * at least one value, then takes up to n that are there without waiting;
+ * *received gets how many; it returns 0, or EPIPE when the channel is closed
+ * and drained. Both also take a deadline and a context (KN_FOREVER, NULL for
+ * none): on ETIMEDOUT/ECANCELED the count says how many moved.
+ */
+KN_API int kn_chan_send_batch(kn_chan *ch, const void *elems, size_t n,
+			      size_t *sent, uint64_t deadline, kn_ctx *ctx);
+KN_API int kn_chan_recv_batch(kn_chan *ch, void *elems, size_t n,
+			      size_t *received, uint64_t deadline, kn_ctx *ctx);
+
+/* Close: 0, or EPIPE if already closed, EINVAL for NULL. Wait-free apart
+ * from waking the blocked threads. */
+KN_API int kn_chan_close(kn_chan *ch);
+
+/* Buffered values now (a snapshot), capacity, closed flag. 0/false for NULL. */
+KN_API size_t kn_chan_len(const kn_chan *ch);
+KN_API size_t kn_chan_cap(const kn_chan *ch);
+KN_API bool kn_chan_is_closed(const kn_chan *ch);
+KN_API size_t kn_chan_elem_size(const kn_chan *ch);
+
+/* ---- select ------------------------------------------------------------ */
+
+enum kn_case_op {
+	KN_SEND = 1,
+	KN_RECV = 2,
+};
+
+/*
+ * One case of a select: a send of *val (KN_SEND) or a receive into *val
+ * (KN_RECV) on ch. A NULL ch is never ready (Go's nil channel). The same
+ * channel may appear in several cases.
+ */
+struct kn_case {
+	kn_chan *ch;
+	int op;
+	void *val;
+};
+
+/* Flags of kn_select. */
+#define KN_SELECT_DEFAULT 1u /* do not wait: EAGAIN if no case is ready */
+#define KN_SELECT_BIASED 2u  /* take the first ready case in order, not a random one */
+
+/* Cases handled without allocation; more are allowed (one allocation). */
+#define KN_SELECT_STACK_CASES 16
+
+/*
+ * Go's select. Exactly one case fires: *fired gets its index and the call
+ * returns that case's status: 0 (the value moved) or EPIPE (a receive case
+ * on a channel closed and drained, a send case on a closed channel). With
+ * no case fired it returns EAGAIN (KN_SELECT_DEFAULT), ETIMEDOUT (deadline),
+ * ECANCELED (ctx), or EINVAL (cases NULL with n > 0, a bad op, a NULL val on
+ * a non-NULL channel) and leaves *fired untouched. With n == 0 and no
+ * default, it waits for the deadline or the context (Go's empty select).
+ * Among ready cases it chooses uniformly at random, unless KN_SELECT_BIASED.
+ */
+KN_API int kn_select(const struct kn_case *cases, size_t n, unsigned flags,
+		     uint64_t deadline, kn_ctx *ctx, size_t *fired);
+
+/* ---- channels in an event loop --------------------------------------- */
+
+/*
+ * A file descriptor (eventfd) that is readable while the channel has a value
+ * to receive or is closed (KN_RECV), or has room to send or is closed
+ * (KN_SEND). Level-style: poll/epoll it with EPOLLIN, then try_recv/try_send
+ * until EAGAIN; the descriptor is re-armed automatically. The channel owns
+ * the descriptor (closed by kn_chan_free); the first call creates it, later
+ * calls return the same one. Only channels that ask for a descriptor pay
+ * for it (one extra atomic load per operation otherwise).
+ * Returns the fd, or -1 with errno (EINVAL, EMFILE, ENOMEM).
+ */
+KN_API int kn_chan_fd(kn_chan *ch, int op);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,659 @@
+/*
+ * chan.c - channels: creation, close, and the one wait loop (internal).
+ *
+ * Every operation that may block - a lone send or receive on either flavour,
+ * a batch, a select - ends up in wait_cases(), a select over n cases:
+ *
+ *   1. try every case once, in a random order (or in order when biased),
+ *      holding the locks of the rendezvous channels involved (address
+ *      order) so that "no partner" and "register" are one step for them;
+ *   2. register one wait node per case, all for the same waiter;
+ *   3. drop the locks, re-check the ring cases (seq_cst: see waiter.c for
+ *      why this closes the lost-wake-up window) and withdraw if one became
+ *      ready;
+ *   4. park; a decision CASE_TOKEN(i) + 1 means a rendezvous partner
+ *      completed case i; CASE_TOKEN(i) means "case i may be ready now": the
+ *      next round tries case i first, so a notification is never dropped
+ *      (a notified waiter always retries before it can time out or give up
+ *      for its context).
+ *
+ * Ring operations that succeed notify one waiter of the other side
+ * (waitq_notify_one: one load when nobody waits); close notifies all.
+ *
+ * Cancellation rule: an already-cancelled context fails with ECANCELED
+ * before the first try. Later, the deadline and the context are checked
+ * only after a try pass failed, and a case completed by a partner always
+ * wins over a timeout or cancellation decided after it (the waiter's single
+ * decision orders them). So each operation moves its value exactly once or
+ * not at all.
+ *
+ * fd signals: a channel that was asked for a descriptor keeps an eventfd per
+ * direction whose counter mirrors readiness (1 = ready); every operation
+ * that changes readiness re-evaluates it after the change. Raise and
+ * settle each flip "raised" with a seq_cst exchange and re-check after
+ * settling, so a concurrent change is never missed.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "chan_internal.h"
+#include "ctx_internal.h"
+
+#define MAX_CAP (1ull << 40)
+
+/* ---- creation ------------------------------------------------------------- */
+
+static uint64_t next_pow2(uint64_t v)
+{
+	uint64_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+kn_chan *kn_chan_new(size_t elem_size, size_t capacity)
+{
+	kn_chan *ch;
+	size_t stride, bytes, i;
+
+	if (elem_size == 0 || elem_size > MAX_CAP || capacity > MAX_CAP) {
+		errno = EINVAL;
+		return NULL;
+	}
+	stride = sizeof(uint64_t) + ((elem_size + 7) & ~(size_t)7);
+	if (mul_overflows(stride, capacity, &bytes)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ch = kn_alloc_aligned(KN_PAD, sizeof(*ch));
+	if (!ch) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(ch, 0, sizeof(*ch));
+	ch->esize = elem_size;
+	ch->cap = capacity;
+	ch->stride = stride;
+	ch->mark_bit = next_pow2((uint64_t)capacity + 1);
+	ch->one_lap = ch->mark_bit * 2;
+	waitq_init(&ch->sendq);
+	waitq_init(&ch->recvq);
+	if (capacity > 0) {
+		ch->slots = kn_alloc_aligned(KN_PAD, bytes);
+		if (!ch->slots) {
+			kn_free(ch);
+			errno = ENOMEM;
+			return NULL;
+		}
+		for (i = 0; i < capacity; i++)
+			at_store_relaxed((_Atomic uint64_t *)(ch->slots + i * stride), i);
+	}
+	return ch;
+}
+
+void kn_chan_free(kn_chan *ch)
+{
+	int k;
+
+	if (!ch)
+		return;
+	for (k = 0; k < 2; k++) {
+		struct fdsig *s = at_load_acquire(&ch->fds[k]);
+
+		if (s) {
+			close(s->fd);
+			kn_free(s);
+		}
+	}
+	kn_free(ch->slots);
+	kn_free(ch);
+}
+
+size_t kn_chan_cap(const kn_chan *ch)
+{
+	return ch ? ch->cap : 0;
+}
+
+size_t kn_chan_elem_size(const kn_chan *ch)
+{
+	return ch ? ch->esize : 0;
+}
+
+size_t kn_chan_len(const kn_chan *ch)
+{
+	return ch && ch->cap ? ring_len(ch) : 0;
+}
+
+bool kn_chan_is_closed(const kn_chan *ch)
+{
+	if (!ch)
+		return false;
+	if (ch->cap)
+		return (at_load_seq_cst(&((kn_chan *)ch)->tail) & ch->mark_bit) != 0;
+	return at_load_seq_cst(&((kn_chan *)ch)->closed) != 0;
+}
+
+/* ---- fd signals ------------------------------------------------------------- */
+
+/* Would an operation of this kind complete (or fail with EPIPE) now? */
+static bool chan_ready(kn_chan *ch, int kind)
+{
+	if (ch->cap)
+		return ring_ready(ch, kind);
+	if (at_load_seq_cst(&ch->closed))
+		return true;
+	return !waitq_empty(kind == KN_SEND ? &ch->recvq : &ch->sendq);
+}
+
+static void fdsig_raise(struct fdsig *s)
+{
+	uint64_t one = 1;
+
+	if (at_xchg_seq_cst(&s->raised, 1) == 0 &&
+	    write(s->fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow at 1: nothing to do. */
+	}
+}
+
+static void fdsig_update(kn_chan *ch, int kind)
+{
+	struct fdsig *s = at_load_acquire(&ch->fds[kind == KN_SEND]);
+	uint64_t drain;
+
+	if (likely(!s))
+		return;
+	if (chan_ready(ch, kind)) {
+		fdsig_raise(s);
+		return;
+	}
+	if (at_xchg_seq_cst(&s->raised, 0) == 1) {
+		if (read(s->fd, &drain, sizeof(drain)) < 0) {
+			/* Already drained by a racing settle. */
+		}
+		if (chan_ready(ch, kind))
+			fdsig_raise(s);
+	}
+}
+
+static void fd_update_both(kn_chan *ch)
+{
+	fdsig_update(ch, KN_RECV);
+	fdsig_update(ch, KN_SEND);
+}
+
+int kn_chan_fd(kn_chan *ch, int op)
+{
+	struct fdsig *s;
+	int k;
+
+	if (!ch || (op != KN_SEND && op != KN_RECV)) {
+		errno = EINVAL;
+		return -1;
+	}
+	k = op == KN_SEND;
+	s = at_load_acquire(&ch->fds[k]);
+	if (s)
+		return s->fd;
+	lock_acquire(&ch->lock);
+	s = at_load_acquire(&ch->fds[k]);
+	if (!s) {
+		s = kn_alloc(sizeof(*s));
+		if (s) {
+			s->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			at_store_relaxed(&s->raised, 0);
+			if (s->fd < 0) {
+				kn_free(s);
+				s = NULL;
+			} else {
+				at_store_release(&ch->fds[k], s);
+			}
+		} else {
+			errno = ENOMEM;
+		}
+	}
+	lock_release(&ch->lock);
+	if (!s)
+		return -1;
+	fdsig_update(ch, op);
+	return s->fd;
+}
+
+/* ---- notification --------------------------------------------------------- */
+
+void chan_signal(kn_chan *ch, int kind_done)
+{
+	waitq_notify_one(kind_done == KN_SEND ? &ch->recvq : &ch->sendq);
+	if (unlikely(at_load_relaxed(&ch->fds[0]) || at_load_relaxed(&ch->fds[1])))
+		fd_update_both(ch);
+}
+
+int kn_chan_close(kn_chan *ch)
+{
+	int r;
+
+	if (!ch)
+		return EINVAL;
+	if (ch->cap) {
+		r = ring_close(ch);
+		if (r == 0) {
+			at_store_seq_cst(&ch->closed, 1);
+			waitq_notify_all(&ch->sendq);
+			waitq_notify_all(&ch->recvq);
+		}
+	} else {
+		r = zero_close(ch);
+	}
+	if (r == 0)
+		fd_update_both(ch);
+	return r;
+}
+
+/* ---- trying ---------------------------------------------------------------- */
+
+static int ring_op(struct op *o)
+{
+	int r = o->kind == KN_SEND ? ring_try_send(o->ch, o->val)
+				   : ring_try_recv(o->ch, o->val);
+
+	if (r == 0)
+		chan_signal(o->ch, o->kind);
+	return r;
+}
+
+/* ---- the wait loop ------------------------------------------------------------ */
+
+struct wait_case {
+	struct op op;
+	struct wait_node node;
+};
+
+/* The distinct rendezvous channels of a wait, sorted by address. */
+struct zlocks {
+	kn_chan **ch;
+	size_t n;
+};
+
+static void zlocks_add(struct zlocks *z, kn_chan *ch)
+{
+	size_t i, j;
+
+	for (i = 0; i < z->n && z->ch[i] <= ch; i++)
+		if (z->ch[i] == ch)
+			return;
+	for (j = z->n; j > i; j--)
+		z->ch[j] = z->ch[j - 1];
+	z->ch[i] = ch;
+	z->n++;
+}
+
+static void zlocks_acquire(struct zlocks *z)
+{
+	size_t i;
+
+	for (i = 0; i < z->n; i++)
+		lock_acquire(&z->ch[i]->lock);
+}
+
+/* Release all, except the channel whose lock a hand-off already dropped. */
+static void zlocks_release(struct zlocks *z, kn_chan *dropped)
+{
+	size_t i;
+
+	for (i = 0; i < z->n; i++)
+		if (z->ch[i] != dropped)
+			lock_release(&z->ch[i]->lock);
+}
+
+static _Thread_local uint64_t rng_state;
+
+static uint32_t rng_next(void)
+{
+	uint64_t x = rng_state;
+
+	if (unlikely(x == 0))
+		x = kn_now() ^ (uintptr_t)&rng_state ^ 0x9e3779b97f4a7c15ull;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	rng_state = x;
+	return (uint32_t)(x >> 32);
+}
+
+/* Uniform random permutation (Fisher-Yates) of 0..n-1. */
+static void shuffle(size_t *order, size_t n)
+{
+	size_t i, j, t;
+
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	for (i = n; i > 1; i--) {
+		j = (size_t)(((uint64_t)rng_next() * i) >> 32);
+		t = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
+}
+
+/* Move case i to the front of the order, keeping the rest. */
+static void put_first(size_t *order, size_t n, size_t i)
+{
+	size_t k;
+
+	for (k = 0; k < n && order[k] != i; k++)
+		;
+	for (; k > 0; k--)
+		order[k] = order[k - 1];
+	order[0] = i;
+}
+
+/* One try pass, rendezvous locks held. EAGAIN if no case was ready. */
+static int try_pass(struct wait_case *wc, const size_t *order, size_t n,
+		    struct zlocks *z, size_t *fired)
+{
+	size_t k;
+	int r;
+
+	for (k = 0; k < n; k++) {
+		struct op *o = &wc[order[k]].op;
+		bool dropped = false;
+
+		if (!o->ch)
+			continue;
+		r = o->ch->cap ? ring_op(o) : zero_try_locked(o, &dropped);
+		if (r != EAGAIN) {
+			zlocks_release(z, dropped ? o->ch : NULL);
+			*fired = order[k];
+			if (!o->ch->cap)
+				fd_update_both(o->ch);
+			return r;
+		}
+	}
+	return EAGAIN;
+}
+
+static void register_all(struct wait_case *wc, size_t n, struct waiter *w)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct op *o = &wc[i].op;
+
+		wc[i].node = WAIT_NODE(w, CASE_TOKEN(i));
+		if (!o->ch)
+			continue;
+		if (o->ch->cap) {
+			waitq_push(o->kind == KN_SEND ? &o->ch->sendq : &o->ch->recvq,
+				   &wc[i].node);
+		} else {
+			zero_register_locked(o, &wc[i].node);
+		}
+	}
+}
+
+static bool any_ring_ready(struct wait_case *wc, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (wc[i].op.ch && wc[i].op.ch->cap &&
+		    ring_ready(wc[i].op.ch, wc[i].op.kind))
+			return true;
+	return false;
+}
+
+/* Unlink every node except the one its decider already unlinked. */
+static void unregister_all(struct wait_case *wc, size_t n, uint32_t sel)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct op *o = &wc[i].op;
+
+		if (!o->ch || (sel >= SEL_CASE0 && TOKEN_CASE(sel) == i))
+			continue;
+		if (o->ch->cap) {
+			waitq_remove(o->kind == KN_SEND ? &o->ch->sendq : &o->ch->recvq,
+				     &wc[i].node);
+		} else {
+			lock_acquire(&o->ch->lock);
+			if (wc[i].node.linked)
+				waitq_unlink_locked(o->kind == KN_SEND ? &o->ch->sendq
+								       : &o->ch->recvq,
+						    &wc[i].node);
+			lock_release(&o->ch->lock);
+		}
+	}
+}
+
+static void update_zero_fds(struct wait_case *wc, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (wc[i].op.ch && !wc[i].op.ch->cap)
+			fd_update_both(wc[i].op.ch);
+}
+
+static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
+		      struct zlocks *z, unsigned flags, uint64_t deadline,
+		      kn_ctx *ctx, size_t *fired)
+{
+	struct waiter w;
+	uint32_t sel;
+	int r;
+
+	if (ctx && ctx_done(ctx))
+		return ECANCELED;
+	for (;;) {
+		zlocks_acquire(z);
+		r = try_pass(wc, order, n, z, fired);
+		if (r != EAGAIN)
+			return r;
+		if (flags & KN_SELECT_DEFAULT) {
+			zlocks_release(z, NULL);
+			return EAGAIN;
+		}
+		if (ctx && ctx_done(ctx)) {
+			zlocks_release(z, NULL);
+			return ECANCELED;
+		}
+		if (deadline_left(deadline) == 0) {
+			zlocks_release(z, NULL);
+			return ETIMEDOUT;
+		}
+		waiter_init(&w);
+		register_all(wc, n, &w);
+		zlocks_release(z, NULL);
+		update_zero_fds(wc, n);
+		if (any_ring_ready(wc, n))
+			waiter_decide(&w, SEL_ABORT);
+		sel = waiter_park(&w, deadline, ctx);
+		unregister_all(wc, n, sel);
+		if (z->n)
+			update_zero_fds(wc, n);
+		if (sel >= SEL_CASE0) {
+			if (TOKEN_DONE(sel)) {
+				*fired = TOKEN_CASE(sel);
+				return 0;
+			}
+			put_first(order, n, TOKEN_CASE(sel));
+		}
+		/* SEL_TIMEOUT and SEL_CANCEL: the next round's try pass
+		 * may still succeed; only then are they reported. */
+	}
+}
+
+/* ---- lone operations ------------------------------------------------------ */
+
+/* Spin-retry a ring operation briefly before registering: on more than one
+ * CPU the other side often frees a slot within a microsecond. */
+static int ring_spin(struct op *o)
+{
+	struct backoff b = { 0 };
+	int r = EAGAIN;
+
+	if (kn_ncpu() == 1)
+		return r;
+	while (r == EAGAIN && b.step < BACKOFF_SPIN_LIMIT) {
+		backoff_spin(&b);
+		r = ring_op(o);
+	}
+	return r;
+}
+
+static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
+		   kn_ctx *ctx, bool try_only)
+{
+	struct wait_case wc;
+	kn_chan *zc[1];
+	struct zlocks z = { zc, 0 };
+	size_t order = 0, fired;
+	int r;
+
+	if (unlikely(!ch || !val))
+		return EINVAL;
+	if (unlikely(ctx && ctx_done(ctx)))
+		return ECANCELED;
+	wc.op = (struct op){ ch, kind, val };
+	if (ch->cap) {
+		r = ring_op(&wc.op);
+		if (likely(r != EAGAIN) || try_only)
+			return r;
+		r = ring_spin(&wc.op);
+		if (r != EAGAIN)
+			return r;
+	} else {
+		zlocks_add(&z, ch);
+	}
+	return wait_cases(&wc, 1, &order, &z,
+			  try_only ? KN_SELECT_DEFAULT : 0, deadline, ctx, &fired);
+}
+
+int kn_chan_send(kn_chan *ch, const void *elem)
+{
+	return chan_op(ch, KN_SEND, (void *)elem, KN_FOREVER, NULL, false);
+}
+
+int kn_chan_try_send(kn_chan *ch, const void *elem)
+{
+	return chan_op(ch, KN_SEND, (void *)elem, 0, NULL, true);
+}
+
+int kn_chan_send_until(kn_chan *ch, const void *elem, uint64_t deadline)
+{
+	return chan_op(ch, KN_SEND, (void *)elem, deadline, NULL, false);
+}
+
+int kn_chan_send_ctx(kn_chan *ch, const void *elem, kn_ctx *ctx)
+{
+	return chan_op(ch, KN_SEND, (void *)elem, KN_FOREVER, ctx, false);
+}
+
+int kn_chan_recv(kn_chan *ch, void *out)
+{
+	return chan_op(ch, KN_RECV, out, KN_FOREVER, NULL, false);
+}
+
+int kn_chan_try_recv(kn_chan *ch, void *out)
+{
+	return chan_op(ch, KN_RECV, out, 0, NULL, true);
+}
+
+int kn_chan_recv_until(kn_chan *ch, void *out, uint64_t deadline)
+{
+	return chan_op(ch, KN_RECV, out, deadline, NULL, false);
+}
+
+int kn_chan_recv_ctx(kn_chan *ch, void *out, kn_ctx *ctx)
+{
+	return chan_op(ch, KN_RECV, out, KN_FOREVER, ctx, false);
+}
+
+int kn_chan_send_batch(kn_chan *ch, const void *elems, size_t n, size_t *sent,
+		       uint64_t deadline, kn_ctx *ctx)
+{
+	const unsigned char *p = elems;
+	size_t i;
+	int r = 0;
+
+	if (!ch || (!elems && n))
+		return EINVAL;
+	for (i = 0; i < n; i++) {
+		r = chan_op(ch, KN_SEND, (void *)(p + i * ch->esize), deadline,
+			    ctx, false);
+		if (r)
+			break;
+	}
+	if (sent)
+		*sent = i;
+	return r;
+}
+
+int kn_chan_recv_batch(kn_chan *ch, void *elems, size_t n, size_t *received,
+		       uint64_t deadline, kn_ctx *ctx)
+{
+	unsigned char *p = elems;
+	size_t i = 0;
+	int r;
+
+	if (received)
+		*received = 0;
+	if (!ch || !elems || n == 0)
+		return EINVAL;
+	r = chan_op(ch, KN_RECV, p, deadline, ctx, false);
+	if (r)
+		return r;
+	for (i = 1; i < n; i++)
+		if (chan_op(ch, KN_RECV, p + i * ch->esize, 0, NULL, true))
+			break;
+	if (received)
+		*received = i;
+	return 0;
+}
+
+/* ---- select ---------------------------------------------------------------- */
+
+int kn_select(const struct kn_case *cases, size_t n, unsigned flags,
+	      uint64_t deadline, kn_ctx *ctx, size_t *fired)
+{
+	struct wait_case stack_wc[KN_SELECT_STACK_CASES];
+	size_t stack_order[KN_SELECT_STACK_CASES];
+	kn_chan *stack_z[KN_SELECT_STACK_CASES];
+	struct wait_case *wc = stack_wc;
+	size_t *order = stack_order;
+	struct zlocks z = { stack_z, 0 };
+	size_t i, dummy;
+	int r;
+
+	if ((n && !cases) || (flags & ~(KN_SELECT_DEFAULT | KN_SELECT_BIASED)))
+		return EINVAL;
+	for (i = 0; i < n; i++)
+		if (cases[i].ch && ((cases[i].op != KN_SEND && cases[i].op != KN_RECV) ||
+				    !cases[i].val))
+			return EINVAL;
+	if (n > KN_SELECT_STACK_CASES) {
+		unsigned char *mem = kn_alloc(n * (sizeof(*wc) + sizeof(*order) +
+						   sizeof(kn_chan *)));
+
+		if (!mem)
+			return ENOMEM;
+		wc = (struct wait_case *)mem;
+		order = (size_t *)(wc + n);
+		z.ch = (kn_chan **)(order + n);
+	}
+	for (i = 0; i < n; i++) {
+		wc[i].op = (struct op){ cases[i].ch, cases[i].op, cases[i].val };
+		if (cases[i].ch && !cases[i].ch->cap)
+			zlocks_add(&z, cases[i].ch);
+		order[i] = i;
+	}
+	if (!(flags & KN_SELECT_BIASED))
+		shuffle(order, n);
+	r = wait_cases(wc, n, order, &z, flags, deadline, ctx, fired ? fired : &dummy);
+	if (wc != stack_wc)
+		kn_free(wc);
+	return r;
+}

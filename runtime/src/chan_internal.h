@@ -1,0 +1,76 @@
+/*
+ * chan_internal.h - the channel object and its two flavours (internal).
+ *
+ * ring (capacity > 0): chan_ring.c, lock-free bounded MPMC ring.
+ * zero (capacity 0):   chan_zero.c, rendezvous under a channel lock.
+ * chan.c holds what both share: creation, close, the one wait loop that
+ * every blocking operation and select goes through, and the fd signals.
+ */
+#ifndef KN_CHAN_INTERNAL_H
+#define KN_CHAN_INTERNAL_H
+
+#include "kanal/chan.h"
+#include "waiter.h"
+
+/* An eventfd mirroring one readiness condition (see chan.c). */
+struct fdsig {
+	int fd;
+	_Atomic uint32_t raised;
+};
+
+struct kn_chan {
+	/* Constant after creation. */
+	size_t esize;
+	size_t cap;
+	size_t stride;        /* slot size: stamp + value, 8-aligned */
+	uint64_t one_lap;     /* ring: head/tail = lap * one_lap + index */
+	uint64_t mark_bit;    /* ring: the closed bit in tail */
+	unsigned char *slots; /* ring only */
+
+	/* zero: the channel lock; ring: serialises kn_chan_fd creation. */
+	struct lock lock;
+	_Atomic uint32_t closed;
+	/* fdsig[0] readable-to-recv, fdsig[1] room-to-send; NULL until asked. */
+	struct fdsig *_Atomic fds[2];
+
+	_Atomic uint64_t head KN_ALIGNED; /* ring: next slot to receive */
+	_Atomic uint64_t tail KN_ALIGNED; /* ring: next slot to send; mark_bit = closed */
+	struct waitq sendq KN_ALIGNED;    /* blocked senders */
+	struct waitq recvq KN_ALIGNED;    /* blocked receivers */
+};
+
+/* One operation of a wait: a case of a select, or a lone send/receive. */
+struct op {
+	kn_chan *ch;
+	int kind; /* KN_SEND or KN_RECV */
+	void *val;
+};
+
+/* ring flavour, lock-free: 0, EAGAIN, EPIPE. */
+int ring_try_send(kn_chan *ch, const void *val);
+int ring_try_recv(kn_chan *ch, void *out);
+/* Would an operation of this kind not block now (ready, or closed)?
+ * seq_cst loads: the re-check after registering (waiter.c). */
+bool ring_ready(kn_chan *ch, int kind);
+size_t ring_len(const kn_chan *ch);
+int ring_close(kn_chan *ch);
+
+/* zero flavour, with ch->lock held: complete with a waiting partner.
+ * 0, EAGAIN (no partner), EPIPE (closed). Drops the lock when it returns 0
+ * (the hand-off finishes outside the lock). */
+int zero_try_locked(struct op *o, bool *unlocked);
+/* Register a node on the queue of o's kind, ch->lock held. */
+void zero_register_locked(struct op *o, struct wait_node *n);
+int zero_close(kn_chan *ch);
+
+/* Tokens: case i of a wait is decided with CASE_TOKEN(i) to say "retry
+ * case i first" (a ring notification, a close), or with CASE_TOKEN(i) + 1
+ * by a rendezvous partner that completed the operation itself. */
+#define CASE_TOKEN(i) (SEL_CASE0 + 2u * (uint32_t)(i))
+#define TOKEN_CASE(t) (((t) - SEL_CASE0) / 2u)
+#define TOKEN_DONE(t) ((((t) - SEL_CASE0) & 1u) != 0)
+
+/* Notify the other side after a ring operation moved a value. */
+void chan_signal(kn_chan *ch, int kind_done);
+
+#endif

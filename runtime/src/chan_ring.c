@@ -1,0 +1,189 @@
+/*
+ * chan_ring.c - the bounded MPMC ring of buffered channels (internal).
+ *
+ * Algorithm (Vyukov's bounded queue, in the array-channel form of
+ * crossbeam): cap slots, each a sequence stamp followed by the value. head
+ * and tail are positions lap * one_lap + index, where one_lap is a power of
+ * two above cap, so a position names both a slot and the lap it belongs to.
+ * Slot i starts with stamp i (lap 0, empty).
+ *
+ *   send: at tail t, if slot(t).stamp == t the slot is free for this lap:
+ *         CAS tail t -> next(t), write the value, stamp = t + 1 (full).
+ *   recv: at head h, if slot(h).stamp == h + 1 the slot holds this lap's
+ *         value: CAS head h -> next(h), read, stamp = h + one_lap (free
+ *         for the next lap).
+ *
+ * A sender that finds the slot still full from the previous lap reads head
+ * (seq_cst) to tell "full" from "a receiver is mid-read"; a receiver that
+ * finds it empty reads tail to tell "empty" from "a sender is mid-write".
+ * Mid-write/mid-read means another thread owns the slot between its CAS and
+ * its stamp store; we back off (yielding once spinning is exhausted, since
+ * that thread may be preempted on an oversubscribed machine) and retry.
+ *
+ * Close sets mark_bit in tail with one fetch_or: senders see it in the tail
+ * they must read anyway, receivers drain to tail and then see it.
+ *
+ * Linearization points: a send at its successful tail CAS, a receive at its
+ * successful head CAS, close at the fetch_or; "full" at the head load that
+ * proves it, "empty"/"closed and drained" at the tail load.
+ *
+ * Invariants
+ *
+ *  1. head <= tail (as positions, ignoring mark_bit) <= head + cap.
+ *  2. slot(p).stamp is p (free) or p + 1 (full) for the current lap of p;
+ *     only the thread that won the CAS for p writes the stamp for p.
+ *  3. The value is written before the release store of stamp = t + 1 and
+ *     read after the acquire load that saw it (the send happens-before the
+ *     receive of its value); likewise for the free stamp and the next lap.
+ *  4. mark_bit, once set, stays set; no send succeeds after it is set.
+ *
+ * No mutex and no system call on these paths: blocking is chan.c's job.
+ */
+#include <string.h>
+
+#include "chan_internal.h"
+
+static inline _Atomic uint64_t *stamp_of(kn_chan *ch, uint64_t pos)
+{
+	return (_Atomic uint64_t *)(ch->slots + (pos & (ch->mark_bit - 1)) * ch->stride);
+}
+
+static inline void *value_of(_Atomic uint64_t *stamp)
+{
+	return (unsigned char *)stamp + sizeof(uint64_t);
+}
+
+/* The position after pos: the next index, or index 0 of the next lap. */
+static inline uint64_t next_pos(const kn_chan *ch, uint64_t pos)
+{
+	uint64_t index = pos & (ch->mark_bit - 1);
+	uint64_t lap = pos & ~(ch->one_lap - 1);
+
+	return index + 1 < ch->cap ? pos + 1 : lap + ch->one_lap;
+}
+
+static inline void copy_value(void *dst, const void *src, size_t n)
+{
+	/* The common element sizes as single moves. */
+	switch (n) {
+	case 8:
+		memcpy(dst, src, 8);
+		break;
+	case 4:
+		memcpy(dst, src, 4);
+		break;
+	case 16:
+		memcpy(dst, src, 16);
+		break;
+	default:
+		memcpy(dst, src, n);
+	}
+}
+
+int ring_try_send(kn_chan *ch, const void *val)
+{
+	struct backoff b = { 0 };
+	uint64_t tail = at_load_relaxed(&ch->tail);
+
+	for (;;) {
+		_Atomic uint64_t *stamp;
+		uint64_t s;
+
+		if (unlikely(tail & ch->mark_bit))
+			return EPIPE;
+		stamp = stamp_of(ch, tail);
+		s = at_load_acquire(stamp);
+		if (s == tail) {
+			if (at_cas_weak_seq_cst(&ch->tail, &tail, next_pos(ch, tail))) {
+				copy_value(value_of(stamp), val, ch->esize);
+				at_store_release(stamp, tail + 1);
+				return 0;
+			}
+			backoff_spin(&b);
+		} else if (s + ch->one_lap == tail + 1) {
+			/* Full from the previous lap, unless a receiver is
+			 * between its head CAS and its stamp store. */
+			uint64_t head = at_load_seq_cst(&ch->head);
+
+			if (head + ch->one_lap == tail)
+				return EAGAIN;
+			backoff_snooze(&b);
+			tail = at_load_relaxed(&ch->tail);
+		} else {
+			/* Another sender took this slot: catch up. */
+			backoff_snooze(&b);
+			tail = at_load_relaxed(&ch->tail);
+		}
+	}
+}
+
+int ring_try_recv(kn_chan *ch, void *out)
+{
+	struct backoff b = { 0 };
+	uint64_t head = at_load_relaxed(&ch->head);
+
+	for (;;) {
+		_Atomic uint64_t *stamp = stamp_of(ch, head);
+		uint64_t s = at_load_acquire(stamp);
+
+		if (s == head + 1) {
+			if (at_cas_weak_seq_cst(&ch->head, &head, next_pos(ch, head))) {
+				copy_value(out, value_of(stamp), ch->esize);
+				at_store_release(stamp, head + ch->one_lap);
+				return 0;
+			}
+			backoff_spin(&b);
+		} else if (s == head) {
+			/* Empty, unless a sender is between its tail CAS and
+			 * its stamp store. */
+			uint64_t tail = at_load_seq_cst(&ch->tail);
+
+			if ((tail & ~ch->mark_bit) == head)
+				return (tail & ch->mark_bit) ? EPIPE : EAGAIN;
+			backoff_snooze(&b);
+			head = at_load_relaxed(&ch->head);
+		} else {
+			backoff_snooze(&b);
+			head = at_load_relaxed(&ch->head);
+		}
+	}
+}
+
+bool ring_ready(kn_chan *ch, int kind)
+{
+	uint64_t tail = at_load_seq_cst(&ch->tail);
+	uint64_t head = at_load_seq_cst(&ch->head);
+
+	if (tail & ch->mark_bit)
+		return true;
+	if (kind == KN_SEND)
+		return head + ch->one_lap != tail;
+	return head != tail;
+}
+
+size_t ring_len(const kn_chan *ch)
+{
+	for (;;) {
+		uint64_t tail = at_load_seq_cst(&ch->tail) & ~ch->mark_bit;
+		uint64_t head = at_load_seq_cst(&ch->head);
+
+		/* A consistent pair: tail did not move while we read head. */
+		if ((at_load_seq_cst(&ch->tail) & ~ch->mark_bit) != tail)
+			continue;
+		uint64_t hix = head & (ch->mark_bit - 1);
+		uint64_t tix = tail & (ch->mark_bit - 1);
+
+		if (hix < tix)
+			return (size_t)(tix - hix);
+		if (hix > tix)
+			return (size_t)(ch->cap - hix + tix);
+		return tail == head ? 0 : ch->cap;
+	}
+}
+
+int ring_close(kn_chan *ch)
+{
+	uint64_t old = at_or_seq_cst(&ch->tail, ch->mark_bit);
+
+	return (old & ch->mark_bit) ? EPIPE : 0;
+}

@@ -1,0 +1,93 @@
+/*
+ * chan_zero.c - rendezvous channels, capacity 0 (internal).
+ *
+ * Algorithm (Go's unbuffered channel): the channel lock guards two FIFO
+ * queues of blocked operations, senders (node data = the value) and
+ * receivers (node data = the destination). An operation first looks for a
+ * waiting partner on the other queue; if it finds one it claims the
+ * partner's waiter (waiter_claim: the partner may be a select that another
+ * case already won, then it is skipped), unlinks it, drops the lock, copies
+ * the value directly between the two threads' buffers and publishes
+ * CASE_TOKEN + 1 ("done"). Otherwise, if it may wait, it enqueues its own
+ * node under the same lock hold; the wait loop in chan.c parks.
+ *
+ * Because "look for a partner" and "enqueue" happen under one hold of the
+ * lock, two operations that could pair never both end up waiting; select
+ * holds the locks of all its rendezvous channels (in address order) across
+ * its whole try-then-register pass for the same reason.
+ *
+ * Linearization: a hand-off at the partner's successful claim (both
+ * operations complete there); close at its store of closed under the lock.
+ *
+ * Invariants
+ *
+ *  1. A queued node belongs to an undecided waiter, or to one decided
+ *     elsewhere whose owner will unlink it under the lock.
+ *  2. A claimed waiter's buffer is touched only by its claimer, until the
+ *     claimer publishes.
+ *  3. After close, both queues are empty and stay empty (close decides
+ *     every node with its retry token; retries see closed).
+ */
+#include <string.h>
+
+#include "chan_internal.h"
+
+static struct waitq *queue_of(kn_chan *ch, int kind)
+{
+	return kind == KN_SEND ? &ch->sendq : &ch->recvq;
+}
+
+int zero_try_locked(struct op *o, bool *unlocked)
+{
+	kn_chan *ch = o->ch;
+	struct waitq *partners = queue_of(ch, o->kind == KN_SEND ? KN_RECV : KN_SEND);
+	struct wait_node *n;
+	uint32_t prev;
+
+	if (at_load_relaxed(&ch->closed))
+		return EPIPE;
+	for (n = partners->head; n; n = n->next) {
+		if (!waiter_claim(n->w, &prev))
+			continue;
+		waitq_unlink_locked(partners, n);
+		lock_release(&ch->lock);
+		*unlocked = true;
+		if (o->kind == KN_SEND)
+			memcpy(n->data, o->val, ch->esize);
+		else
+			memcpy(o->val, n->data, ch->esize);
+		waiter_publish(n->w, n->token + 1, prev);
+		return 0;
+	}
+	return EAGAIN;
+}
+
+void zero_register_locked(struct op *o, struct wait_node *n)
+{
+	n->data = o->val;
+	waitq_push_locked(queue_of(o->ch, o->kind), n);
+}
+
+static void decide_all_locked(struct waitq *q)
+{
+	struct wait_node *n;
+
+	while ((n = q->head) != NULL) {
+		waitq_unlink_locked(q, n);
+		waiter_decide(n->w, n->token);
+	}
+}
+
+int zero_close(kn_chan *ch)
+{
+	lock_acquire(&ch->lock);
+	if (at_load_relaxed(&ch->closed)) {
+		lock_release(&ch->lock);
+		return EPIPE;
+	}
+	at_store_seq_cst(&ch->closed, 1);
+	decide_all_locked(&ch->sendq);
+	decide_all_locked(&ch->recvq);
+	lock_release(&ch->lock);
+	return 0;
+}

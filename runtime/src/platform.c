@@ -1,0 +1,142 @@
+/*
+ * platform.c - time, CPU count, backoff, futex and allocation (internal).
+ */
+#include "platform.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fault.h"
+
+static _Atomic uint64_t stat_syscalls;
+static _Atomic uint64_t stat_allocs;
+
+uint64_t kn_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t kn_deadline_in(uint64_t ns)
+{
+	uint64_t now = kn_now();
+
+	return ns >= KN_FOREVER - now ? KN_FOREVER : now + ns;
+}
+
+uint64_t kn_stat_syscalls(void)
+{
+	return at_load_relaxed(&stat_syscalls);
+}
+
+uint64_t kn_stat_allocs(void)
+{
+	return at_load_relaxed(&stat_allocs);
+}
+
+int kn_ncpu(void)
+{
+	static _Atomic int cached;
+	int n = at_load_relaxed(&cached);
+	cpu_set_t set;
+
+	if (likely(n > 0))
+		return n;
+	n = 1;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		n = CPU_COUNT(&set);
+	at_store_relaxed(&cached, n);
+	return n;
+}
+
+void backoff_spin(struct backoff *b)
+{
+	unsigned i, n = 1u << (b->step < BACKOFF_SPIN_LIMIT ? b->step : BACKOFF_SPIN_LIMIT);
+
+	for (i = 0; i < n; i++)
+		cpu_relax();
+	if (b->step <= BACKOFF_SPIN_LIMIT)
+		b->step++;
+}
+
+void backoff_snooze(struct backoff *b)
+{
+	/* Spinning is useless on one CPU: the thread we wait for is not
+	 * running while we spin. */
+	if (b->step <= BACKOFF_SPIN_LIMIT && kn_ncpu() > 1) {
+		unsigned i, n = 1u << b->step;
+
+		for (i = 0; i < n; i++)
+			cpu_relax();
+	} else {
+		sched_yield();
+	}
+	if (b->step <= BACKOFF_YIELD_LIMIT)
+		b->step++;
+}
+
+int sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, uint64_t deadline)
+{
+	struct timespec ts, *tsp = NULL;
+	long r;
+
+	if (deadline != KN_FOREVER) {
+		ts.tv_sec = (time_t)(deadline / 1000000000u);
+		ts.tv_nsec = (long)(deadline % 1000000000u);
+		tsp = &ts;
+	}
+	at_add_relaxed(&stat_syscalls, 1);
+	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC timeout, so a
+	 * retry after EINTR or a spurious wake-up never stretches the wait. */
+	r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val,
+		    tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+	if (r == -1 && errno == ETIMEDOUT)
+		return ETIMEDOUT;
+	return 0;
+}
+
+void sys_futex_wake(_Atomic uint32_t *addr, int n)
+{
+	at_add_relaxed(&stat_syscalls, 1);
+	syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+}
+
+void *kn_alloc(size_t size)
+{
+	if (fault_alloc_should_fail())
+		return NULL;
+	at_add_relaxed(&stat_allocs, 1);
+	return malloc(size);
+}
+
+void *kn_alloc_aligned(size_t align, size_t size)
+{
+	void *p;
+
+	if (fault_alloc_should_fail())
+		return NULL;
+	at_add_relaxed(&stat_allocs, 1);
+	size = (size + align - 1) & ~(align - 1);
+	p = aligned_alloc(align, size);
+	return p;
+}
+
+void *kn_calloc(size_t n, size_t size)
+{
+	if (fault_alloc_should_fail())
+		return NULL;
+	at_add_relaxed(&stat_allocs, 1);
+	return calloc(n, size);
+}
+
+void kn_free(void *p)
+{
+	free(p);
+}

@@ -1,0 +1,165 @@
+/*
+ * platform.h - the machine underneath kanal (internal).
+ *
+ * Atomics: every operation names its memory order in its own name
+ * (at_load_acquire, at_cas_seq_cst, ...), so the order is visible at each
+ * call site and greppable. They are thin macros over C11 <stdatomic.h>
+ * *_explicit calls; no bare fences, because ThreadSanitizer does not model
+ * them.
+ *
+ * Time: absolute CLOCK_MONOTONIC nanoseconds (kn_now()), the unit of every
+ * deadline in kanal.
+ *
+ * Futex: only the waiter layer (waiter.c) may call sys_futex_wait/wake; every
+ * other blocking call parks through the waiter.
+ *
+ * Memory: every allocation kanal makes goes through kn_alloc/kn_free, which
+ * count allocations (for the benchmark's "allocations per operation") and
+ * carry the fault-injection hook of the test build.
+ */
+#ifndef KN_PLATFORM_H
+#define KN_PLATFORM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kanal/base.h"
+
+#define KN_CACHE_LINE 64
+/* Hot shared fields sit two lines apart: the adjacent-line prefetcher
+ * pulls lines in pairs, so 64 bytes alone still false-share. */
+#define KN_PAD 128
+#define KN_ALIGNED __attribute__((aligned(KN_PAD)))
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- atomics, the order in the name ---------------------------------- */
+
+#define at_load_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)
+#define at_load_acquire(p) atomic_load_explicit((p), memory_order_acquire)
+#define at_load_seq_cst(p) atomic_load_explicit((p), memory_order_seq_cst)
+
+#define at_store_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+#define at_store_release(p, v) atomic_store_explicit((p), (v), memory_order_release)
+#define at_store_seq_cst(p, v) atomic_store_explicit((p), (v), memory_order_seq_cst)
+
+#define at_xchg_acquire(p, v) atomic_exchange_explicit((p), (v), memory_order_acquire)
+#define at_xchg_release(p, v) atomic_exchange_explicit((p), (v), memory_order_release)
+#define at_xchg_acq_rel(p, v) atomic_exchange_explicit((p), (v), memory_order_acq_rel)
+#define at_xchg_seq_cst(p, v) atomic_exchange_explicit((p), (v), memory_order_seq_cst)
+
+#define at_add_relaxed(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
+#define at_add_acq_rel(p, v) atomic_fetch_add_explicit((p), (v), memory_order_acq_rel)
+#define at_add_release(p, v) atomic_fetch_add_explicit((p), (v), memory_order_release)
+#define at_add_seq_cst(p, v) atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
+#define at_sub_relaxed(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
+#define at_sub_release(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_release)
+#define at_sub_acq_rel(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_acq_rel)
+#define at_sub_seq_cst(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_seq_cst)
+#define at_or_seq_cst(p, v) atomic_fetch_or_explicit((p), (v), memory_order_seq_cst)
+#define at_or_acq_rel(p, v) atomic_fetch_or_explicit((p), (v), memory_order_acq_rel)
+
+/* Strong CAS; *e is updated with the current value on failure. The failure
+ * order is the strongest one allowed that makes sense for a retry loop. */
+#define at_cas_relaxed(p, e, d)                                                \
+	atomic_compare_exchange_strong_explicit((p), (e), (d),                 \
+						memory_order_relaxed,          \
+						memory_order_relaxed)
+#define at_cas_acquire(p, e, d)                                                \
+	atomic_compare_exchange_strong_explicit((p), (e), (d),                 \
+						memory_order_acquire,          \
+						memory_order_acquire)
+#define at_cas_release(p, e, d)                                                \
+	atomic_compare_exchange_strong_explicit((p), (e), (d),                 \
+						memory_order_release,          \
+						memory_order_relaxed)
+#define at_cas_acq_rel(p, e, d)                                                \
+	atomic_compare_exchange_strong_explicit((p), (e), (d),                 \
+						memory_order_acq_rel,          \
+						memory_order_acquire)
+#define at_cas_seq_cst(p, e, d)                                                \
+	atomic_compare_exchange_strong_explicit((p), (e), (d),                 \
+						memory_order_seq_cst,          \
+						memory_order_seq_cst)
+#define at_cas_weak_seq_cst(p, e, d)                                           \
+	atomic_compare_exchange_weak_explicit((p), (e), (d),                   \
+					      memory_order_seq_cst,            \
+					      memory_order_relaxed)
+#define at_cas_weak_acq_rel(p, e, d)                                           \
+	atomic_compare_exchange_weak_explicit((p), (e), (d),                   \
+					      memory_order_acq_rel,            \
+					      memory_order_relaxed)
+
+/* ---- CPU --------------------------------------------------------------- */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* CPUs this process may run on (affinity mask), cached after first call. */
+int kn_ncpu(void);
+
+/* ---- backoff ------------------------------------------------------------ *
+ * Bounded exponential spinning, then yielding the CPU: a thread that waits
+ * for another one to finish a short step (a slot being written) must let it
+ * run on an oversubscribed machine. backoff_spin only spins (contention on
+ * a CAS: the other thread is running); backoff_snooze yields once spinning
+ * is exhausted (waiting for a thread that may be preempted). */
+struct backoff {
+	unsigned step;
+};
+#define BACKOFF_SPIN_LIMIT 6
+#define BACKOFF_YIELD_LIMIT 10
+
+void backoff_spin(struct backoff *b);
+void backoff_snooze(struct backoff *b);
+static inline bool backoff_done(const struct backoff *b)
+{
+	return b->step > BACKOFF_YIELD_LIMIT;
+}
+
+/* ---- time --------------------------------------------------------------- */
+
+/* Nanoseconds left until deadline, 0 if it has passed. */
+static inline uint64_t deadline_left(uint64_t deadline)
+{
+	uint64_t now;
+
+	if (deadline == KN_FOREVER)
+		return KN_FOREVER;
+	now = kn_now();
+	return deadline > now ? deadline - now : 0;
+}
+
+/* ---- futex (waiter.c only) ----------------------------------------------- */
+
+/* Sleep while *addr == val, until woken or the absolute CLOCK_MONOTONIC
+ * deadline. Returns 0 (woken, value changed, or spurious: re-check),
+ * ETIMEDOUT. EINTR is reported as 0: the caller re-checks anyway. */
+int sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, uint64_t deadline);
+void sys_futex_wake(_Atomic uint32_t *addr, int n);
+
+/* ---- memory --------------------------------------------------------------- */
+
+void *kn_alloc(size_t size);
+void *kn_alloc_aligned(size_t align, size_t size);
+void *kn_calloc(size_t n, size_t size);
+void kn_free(void *p);
+
+/* Overflow-checked a * b. */
+static inline bool mul_overflows(size_t a, size_t b, size_t *out)
+{
+	return __builtin_mul_overflow(a, b, out);
+}
+
+#endif

@@ -1,0 +1,301 @@
+/*
+ * waiter.c - park/notify (internal).
+ *
+ * Algorithm
+ *
+ * A waiter is one 32-bit word, sel, living on the blocked thread's stack.
+ * It starts SEL_WAITING. Exactly one party decides it by a CAS away from
+ * SEL_WAITING/SEL_PARKED: a notifier (with the token of the node through
+ * which it found the waiter), the owner's own timeout or cancellation, or
+ * the owner itself withdrawing (SEL_ABORT). The owner sleeps on the futex
+ * of sel only after moving it SEL_WAITING -> SEL_PARKED, so a decider knows
+ * from the value it replaced whether a futex wake is needed at all.
+ *
+ * A wait queue is a FIFO of nodes guarded by a futex lock, plus a count n
+ * that notifiers read without the lock. Notifying an empty queue is one
+ * seq_cst load; the lock is taken only when someone waits.
+ *
+ * Linearization: a waiter is decided at its successful CAS; a notify that
+ * finds n == 0 linearizes at that load.
+ *
+ * Invariants
+ *
+ *  1. sel leaves {WAITING, PARKED} exactly once (CAS), except CLAIMED ->
+ *     token, written only by the claimer.
+ *  2. The owner calls futex_wait only with the expected value PARKED, so a
+ *     decision made before it sleeps makes the call return at once.
+ *  3. A node is linked into at most one queue, and it is unlinked (by a
+ *     notifier or by its owner, under the queue lock) before its owner's
+ *     frame ends.
+ *  4. n equals the number of linked nodes whenever the lock is free.
+ *
+ * No lost wake-up. The blocking side does: push (n++ under the lock, a
+ * seq_cst RMW), then re-read the condition with seq_cst loads, then park.
+ * The waking side does: make the condition true with a seq_cst RMW (or
+ * store), then read n with a seq_cst load. In the single total order of
+ * seq_cst operations either the push precedes the notifier's read of n (the
+ * notifier sees the node and decides it, which either stops the park at
+ * once by invariant 2 or wakes the futex) or the notifier's update precedes
+ * the push, and then it precedes the waiter's re-check too, which sees the
+ * condition true and withdraws. Spurious futex returns and EINTR only send
+ * the owner around its loop to re-read sel. The model checked in
+ * tests/model/waiter.pml covers this protocol.
+ *
+ * Wake after free (glibc BZ 12674): a decider may wake an owner that has
+ * already seen the decision and returned; the wake then hits a futex word
+ * that is gone or reused. That can only cause a spurious return of some
+ * futex_wait on the same address, and every futex_wait in kanal re-checks
+ * its condition. Nodes themselves are only touched under the queue lock,
+ * and owners unlink (invariant 3) before returning.
+ */
+#include "waiter.h"
+
+#include "ctx_internal.h"
+
+/* ---- lock ------------------------------------------------------------- */
+
+void lock_acquire(struct lock *l)
+{
+	struct backoff b = { 0 };
+	uint32_t c = 0;
+
+	if (likely(at_cas_acquire(&l->word, &c, 1)))
+		return;
+	/* Critical sections are a few pointer writes: a short spin usually
+	 * wins, and on one CPU spinning cannot help. */
+	while (kn_ncpu() > 1 && b.step < BACKOFF_SPIN_LIMIT) {
+		backoff_spin(&b);
+		c = 0;
+		if (at_load_relaxed(&l->word) == 0 &&
+		    at_cas_acquire(&l->word, &c, 1))
+			return;
+	}
+	/* Drepper's "mutex3": a sleeper marks the word contended. */
+	if (c != 2)
+		c = at_xchg_acquire(&l->word, 2);
+	while (c != 0) {
+		sys_futex_wait(&l->word, 2, KN_FOREVER);
+		c = at_xchg_acquire(&l->word, 2);
+	}
+}
+
+void lock_release(struct lock *l)
+{
+	if (at_xchg_release(&l->word, 0) == 2)
+		sys_futex_wake(&l->word, 1);
+}
+
+/* ---- waiter -------------------------------------------------------------- */
+
+bool waiter_claim(struct waiter *w, uint32_t *prev)
+{
+	uint32_t v = at_load_relaxed(&w->sel);
+
+	while (v == SEL_WAITING || v == SEL_PARKED) {
+		if (at_cas_acq_rel(&w->sel, &v, SEL_CLAIMED)) {
+			*prev = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev)
+{
+	at_store_release(&w->sel, token);
+	if (prev == SEL_PARKED)
+		sys_futex_wake(&w->sel, 1);
+}
+
+/* Decide without waking; *prev says whether the owner sleeps. */
+static bool decide_quiet(struct waiter *w, uint32_t token, uint32_t *prev)
+{
+	uint32_t v = at_load_relaxed(&w->sel);
+
+	while (v == SEL_WAITING || v == SEL_PARKED) {
+		if (at_cas_acq_rel(&w->sel, &v, token)) {
+			*prev = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool waiter_decide(struct waiter *w, uint32_t token)
+{
+	uint32_t prev;
+
+	if (!decide_quiet(w, token, &prev))
+		return false;
+	if (prev == SEL_PARKED)
+		sys_futex_wake(&w->sel, 1);
+	return true;
+}
+
+static _Thread_local const struct block_hook *block_hook;
+
+void waiter_set_block_hook(const struct block_hook *hook)
+{
+	block_hook = hook;
+}
+
+/* Spin on sel a little before sleeping: a partner on the other CPU often
+ * answers within a microsecond, far below the cost of a futex round trip. */
+static uint32_t spin_for_decision(struct waiter *w)
+{
+	struct backoff b = { 0 };
+	uint32_t v;
+
+	if (kn_ncpu() == 1)
+		return waiter_peek(w);
+	while (b.step < BACKOFF_SPIN_LIMIT + 2) {
+		v = waiter_peek(w);
+		if (v != SEL_WAITING)
+			return v;
+		backoff_spin(&b);
+	}
+	return waiter_peek(w);
+}
+
+static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
+{
+	const struct block_hook *hook = block_hook;
+	bool blocked = false;
+	uint32_t v = at_load_acquire(&w->sel);
+	struct backoff b = { 0 };
+
+	for (;;) {
+		if (v == SEL_CLAIMED) {
+			/* A decider is copying a value to us; it holds no
+			 * futex for us, so wait it out by yielding. */
+			backoff_snooze(&b);
+			v = at_load_acquire(&w->sel);
+			continue;
+		}
+		if (v != SEL_WAITING && v != SEL_PARKED)
+			break;
+		if (v == SEL_WAITING &&
+		    !at_cas_acq_rel(&w->sel, &v, SEL_PARKED))
+			continue;
+		if (hook && !blocked) {
+			hook->enter(hook->arg);
+			blocked = true;
+		}
+		if (sys_futex_wait(&w->sel, SEL_PARKED, deadline) == ETIMEDOUT)
+			waiter_decide(w, SEL_TIMEOUT);
+		v = at_load_acquire(&w->sel);
+	}
+	if (blocked)
+		hook->leave(hook->arg);
+	return v;
+}
+
+uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
+{
+	struct wait_node cn = WAIT_NODE(w, SEL_CANCEL);
+	struct waitq *cq = NULL;
+	uint32_t v;
+
+	v = spin_for_decision(w);
+	if (v != SEL_WAITING)
+		return v;
+	if (ctx) {
+		cq = ctx_waitq(ctx);
+		if (cq) {
+			waitq_push(cq, &cn);
+			if (ctx_done(ctx))
+				waiter_decide(w, SEL_CANCEL);
+		}
+	}
+	if (deadline != KN_FOREVER && deadline_left(deadline) == 0)
+		waiter_decide(w, SEL_TIMEOUT);
+	v = sleep_for_decision(w, deadline);
+	if (cq)
+		waitq_remove(cq, &cn);
+	return v;
+}
+
+/* ---- wait queue ------------------------------------------------------------ */
+
+void waitq_push_locked(struct waitq *q, struct wait_node *n)
+{
+	n->next = NULL;
+	n->prev = q->tail;
+	if (q->tail)
+		q->tail->next = n;
+	else
+		q->head = n;
+	q->tail = n;
+	n->linked = true;
+	/* The registration store of the no-lost-wake-up argument. */
+	at_add_seq_cst(&q->n, 1);
+}
+
+void waitq_unlink_locked(struct waitq *q, struct wait_node *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		q->head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		q->tail = n->prev;
+	n->linked = false;
+	at_sub_relaxed(&q->n, 1);
+}
+
+void waitq_push(struct waitq *q, struct wait_node *n)
+{
+	lock_acquire(&q->lock);
+	waitq_push_locked(q, n);
+	lock_release(&q->lock);
+}
+
+void waitq_remove(struct waitq *q, struct wait_node *n)
+{
+	lock_acquire(&q->lock);
+	if (n->linked)
+		waitq_unlink_locked(q, n);
+	lock_release(&q->lock);
+}
+
+bool waitq_notify_one(struct waitq *q)
+{
+	struct wait_node *n;
+	struct waiter *woken = NULL;
+	uint32_t prev = SEL_WAITING;
+
+	if (likely(at_load_seq_cst(&q->n) == 0))
+		return false;
+	lock_acquire(&q->lock);
+	for (n = q->head; n; n = n->next) {
+		/* A node whose waiter is decided elsewhere stays linked: its
+		 * owner unlinks it on the way out. */
+		if (decide_quiet(n->w, n->token, &prev)) {
+			woken = n->w;
+			waitq_unlink_locked(q, n);
+			break;
+		}
+	}
+	lock_release(&q->lock);
+	/* Wake outside the lock, so the woken thread does not at once block
+	 * on it; the futex word may be gone by now (see the essay). */
+	if (woken && prev == SEL_PARKED)
+		sys_futex_wake(&woken->sel, 1);
+	return woken != NULL;
+}
+
+void waitq_notify_all(struct waitq *q)
+{
+	struct wait_node *n;
+
+	if (at_load_seq_cst(&q->n) == 0)
+		return;
+	lock_acquire(&q->lock);
+	while ((n = q->head) != NULL) {
+		waitq_unlink_locked(q, n);
+		waiter_decide(n->w, n->token);
+	}
+	lock_release(&q->lock);
+}

@@ -1,0 +1,157 @@
+/*
+ * waiter.h - the one park/notify mechanism of kanal (internal).
+ *
+ * Every blocking call in kanal (channel send/receive, select, semaphore
+ * acquire, context wait, wait group, idle pool worker) blocks the same way:
+ *
+ *   struct waiter w;  waiter_init(&w);
+ *   struct wait_node n = WAIT_NODE(&w, token);
+ *   waitq_push(q, &n);                  (register: seq_cst)
+ *   if (condition became true meanwhile) waiter_decide(&w, SEL_ABORT);
+ *   sel = waiter_park(&w, deadline, ctx);
+ *   waitq_remove(q, &n);                (unless the decider already did)
+ *
+ * and whoever makes the condition true calls waitq_notify_one/all(q) after
+ * making it true. See waiter.c for the protocol and why no wake-up is lost.
+ * Only waiter.c calls the futex.
+ *
+ * Synchronization table
+ *
+ *   call                  may run concurrently with     barrier / cost
+ *   waiter_decide         any call on any waiter        acq_rel CAS; futex wake
+ *                                                       only if the owner sleeps
+ *   waiter_park           deciders; owner only          acquire on the result
+ *   waitq_push/remove     everything                    queue lock; push is a
+ *                                                       seq_cst store of the count
+ *   waitq_notify_one/all  everything                    one seq_cst load when the
+ *                                                       queue is empty; else lock
+ */
+#ifndef KN_WAITER_H
+#define KN_WAITER_H
+
+#include "platform.h"
+
+/* ---- lock: a futex mutex for slow paths (queue registration) --------- */
+
+struct lock {
+	_Atomic uint32_t word; /* 0 free, 1 held, 2 held and contended */
+};
+#define LOCK_INIT {0}
+
+void lock_acquire(struct lock *l);
+void lock_release(struct lock *l);
+
+/* ---- waiter -------------------------------------------------------------- */
+
+/* Values of waiter.sel. A waiter is decided exactly once: the first CAS away
+ * from SEL_WAITING/SEL_PARKED wins. */
+enum {
+	SEL_WAITING = 0, /* undecided, owner running */
+	SEL_PARKED = 1,  /* undecided, owner asleep (or about to be): wake it */
+	SEL_CLAIMED = 2, /* a decider won and is handing data over (rendezvous) */
+	SEL_TIMEOUT = 3, /* the deadline passed */
+	SEL_CANCEL = 4,  /* the context was cancelled */
+	SEL_ABORT = 5,   /* the owner withdrew: its condition became true */
+	SEL_CASE0 = 8,   /* case i (of a select, or the only case) fired */
+};
+
+struct waiter {
+	_Atomic uint32_t sel;
+};
+
+static inline void waiter_init(struct waiter *w)
+{
+	at_store_relaxed(&w->sel, SEL_WAITING);
+}
+
+/* Decide w with token, if nobody did before. True if this call decided.
+ * Safe from any thread; wakes the owner only if it sleeps. */
+bool waiter_decide(struct waiter *w, uint32_t token);
+
+/* Two-phase decision for hand-offs: claim (returns false if already
+ * decided), move the data, then publish (release: the owner sees the data
+ * once it sees the token). The owner waits out SEL_CLAIMED. */
+bool waiter_claim(struct waiter *w, uint32_t *prev);
+void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev);
+
+/* The decision, with acquire, or SEL_WAITING if none yet. */
+static inline uint32_t waiter_peek(struct waiter *w)
+{
+	uint32_t v = at_load_acquire(&w->sel);
+
+	return v == SEL_PARKED || v == SEL_CLAIMED ? SEL_WAITING : v;
+}
+
+/*
+ * Block until w is decided, the absolute deadline passes (SEL_TIMEOUT) or
+ * ctx is cancelled (SEL_CANCEL). Spins briefly first, on more than one CPU.
+ * Owner only. Returns the decision; a decision other than the owner's own
+ * timeout or cancel must be honoured (its operation retried or completed)
+ * even if the deadline has passed meanwhile, or a notification is lost.
+ */
+uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx);
+
+/* A thread about to sleep in waiter_park calls hook->enter(arg) first and
+ * hook->leave(arg) on waking: the pool starts a spare worker in between.
+ * Per thread; NULL to remove. */
+struct block_hook {
+	void (*enter)(void *arg);
+	void (*leave)(void *arg);
+	void *arg;
+};
+void waiter_set_block_hook(const struct block_hook *hook);
+
+/* ---- wait queue --------------------------------------------------------- */
+
+struct wait_node {
+	struct wait_node *next, *prev;
+	struct waiter *w;
+	uint32_t token; /* what the waiter is decided with via this node */
+	bool linked;    /* under the queue lock */
+	void *data;     /* operation data for hand-offs (the value, the size) */
+};
+
+#define WAIT_NODE(wp, tok) ((struct wait_node){ .w = (wp), .token = (tok) })
+
+struct waitq {
+	struct lock lock;
+	_Atomic uint32_t n; /* linked nodes; read without the lock */
+	struct wait_node *head, *tail;
+};
+
+static inline void waitq_init(struct waitq *q)
+{
+	q->lock.word = 0;
+	at_store_relaxed(&q->n, 0);
+	q->head = q->tail = NULL;
+}
+
+/* Register: append n (FIFO), then publish the count (seq_cst). */
+void waitq_push(struct waitq *q, struct wait_node *n);
+/* Unlink n if it is still linked. */
+void waitq_remove(struct waitq *q, struct wait_node *n);
+/* Decide the oldest waiter that is still undecided, with its node's token.
+ * One seq_cst load when the queue is empty. True if a waiter was decided. */
+bool waitq_notify_one(struct waitq *q);
+/* Decide every waiter; unlink every node. */
+void waitq_notify_all(struct waitq *q);
+
+static inline bool waitq_empty(struct waitq *q)
+{
+	return at_load_seq_cst(&q->n) == 0;
+}
+
+/* Low-level access for protocols that pick a partner themselves (the
+ * rendezvous channel, the FIFO semaphore): with the lock held. */
+static inline void waitq_lock(struct waitq *q)
+{
+	lock_acquire(&q->lock);
+}
+static inline void waitq_unlock(struct waitq *q)
+{
+	lock_release(&q->lock);
+}
+void waitq_push_locked(struct waitq *q, struct wait_node *n);
+void waitq_unlink_locked(struct waitq *q, struct wait_node *n);
+
+#endif
