@@ -44,6 +44,11 @@ void bench_register(const char *workload, const char *impl, bench_fn fn);
 	static void bench_##workload##_##impl(const struct bench_args *a,      \
 					      struct bench_result *r)
 
+/* The kanal runtime's own counters (futex calls, allocations), defined by
+ * kanal_chan.c; main.c reports their growth per operation for impl kanal. */
+uint64_t kn_bench_syscalls(void);
+uint64_t kn_bench_allocs(void);
+
 /* CLOCK_MONOTONIC nanoseconds. */
 uint64_t bench_now(void);
 

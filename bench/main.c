@@ -11,13 +11,18 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 /* kanal counts its system calls when built to; absent, the field is left out. */
-extern uint64_t kn_bench_syscalls(void) __attribute__((weak));
+/* Provided by the kanal side (kanal_chan.c): counters of the runtime's own
+ * futex calls and allocations; reported for impl "kanal" only, since the
+ * peers' system calls are not counted by them. */
+#pragma weak kn_bench_syscalls
+#pragma weak kn_bench_allocs
 
 #define BENCH_MAX 256
 
@@ -215,14 +220,21 @@ static void print_json_string(const char *s)
 	putchar('"');
 }
 
+static bool counted(const struct entry *e)
+{
+	return kn_bench_syscalls && kn_bench_allocs && !strcmp(e->impl, "kanal");
+}
+
 static void report(const struct entry *e, uint64_t items,
-		   const struct bench_result *r, uint64_t syscalls)
+		   const struct bench_result *r, uint64_t syscalls,
+		   uint64_t allocs)
 {
 	printf("{\"workload\":\"%s\",\"impl\":\"%s\",\"items\":%" PRIu64
 	       ",\"ns\":%" PRIu64 ",\"ns_per_op\":%.3f",
 	       e->workload, e->impl, items, r->ns, (double)r->ns / items);
-	if (kn_bench_syscalls)
-		printf(",\"syscalls_per_op\":%.3f", (double)syscalls / items);
+	if (counted(e))
+		printf(",\"syscalls_per_op\":%.4f,\"allocs_per_op\":%.4f",
+		       (double)syscalls / items, (double)allocs / items);
 	if (r->lat)
 		print_latency(r->lat);
 	printf(",\"check\":");
@@ -261,7 +273,7 @@ int main(int argc, char **argv)
 	const char *workload = NULL, *impl = NULL;
 	struct bench_result r = { 0 };
 	struct bench_args a = { 0 };
-	uint64_t syscalls = 0;
+	uint64_t syscalls = 0, allocs = 0;
 	struct entry *e;
 	int opt;
 
@@ -283,13 +295,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	if (kn_bench_syscalls)
+	if (counted(e)) {
 		syscalls = kn_bench_syscalls();
+		allocs = kn_bench_allocs();
+	}
 	e->fn(&a, &r);
-	if (kn_bench_syscalls)
+	if (counted(e)) {
 		syscalls = kn_bench_syscalls() - syscalls;
-
-	report(e, r.items ? r.items : a.items, &r, syscalls);
+		allocs = kn_bench_allocs() - allocs;
+	}
+	report(e, r.items ? r.items : a.items, &r, syscalls, allocs);
 	free(r.lat);
 	return !r.check || !strcmp(r.check, "ok") ? 0 : 1;
 }

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no bench/__pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (workload list and number formatting)
 
@@ -123,7 +124,9 @@ def evaluate(t, d):
                                                  t.peer or "pinned")
     for r in (kanal, other):
         if r.get("failed"):
-            return "missed", "%s run failed: %s" % (r["impl"], r["failed"])
+            # A broken kanal run misses the goal; a broken peer leaves it open.
+            return ("missed" if r["impl"] == "kanal" else "not measured",
+                    "%s run failed: %s" % (r["impl"], r["failed"]))
     ratio = run.throughput_ratio(other, kanal) if t.kind == "pinned" else \
         run.throughput_ratio(kanal, other)
     if ratio is None:
@@ -321,6 +324,8 @@ def make_plots(d, plot_dir):
     for name, fn in (("throughput", throughput_plot), ("latency", latency_plot)):
         path = os.path.join(plot_dir, name + ".png")
         err = fn(gp, term, d, path)
+        if err and os.path.exists(path):
+            os.remove(path)  # a stale plot would contradict the tables
         result[name] = (None, err) if err else (path, None)
     return result, None
 

@@ -195,10 +195,13 @@ def run_one(cmd, cpu, timeout):
         return "fail", "cannot start: %s" % e
     try:
         out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        # Its own session: the kill reaches whatever it started too.
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as e:
+        # Its own session (no terminal signals reach it): the kill reaches
+        # whatever it started too.
         os.killpg(p.pid, signal.SIGKILL)
         p.communicate()
+        if isinstance(e, KeyboardInterrupt):
+            raise
         return "fail", "timeout after %gs" % timeout
     if p.returncode == 2:
         return "skip", last_line(err) or "exit status 2"
@@ -295,6 +298,63 @@ class Plan:
             for n in sorted({n for (n, _) in cbin.known} - names):
                 self.notes.append("kn-bench lists workload %s, which run.py "
                                   "does not know" % n)
+
+
+class Progress:
+    """The "[12/40] ..." lines on stderr; total shrinks as pairs drop out."""
+
+    def __init__(self, total, reps):
+        self.total = total
+        self.reps = reps
+        self.done = 0
+
+    def start(self, w, cpus, rep, impl):
+        self.done += 1
+        print("[%d/%d] %s cpus=%d rep %d/%d %s ..." % (
+            self.done, self.total, w.name, cpus, rep + 1, self.reps, impl),
+            end="", file=sys.stderr, flush=True)
+
+    def end(self, text):
+        print(" " + text, file=sys.stderr)
+
+
+def run_step(step, args, progress):
+    """All repetitions of one workload at one CPU setting, impls interleaved,
+    the order rotated by one each repetition. Returns (records, notes)."""
+    w, cpus, pin, items, impls = step
+    samples = {i: [] for i, _ in impls}
+    errors = {i: [] for i, _ in impls}
+    active = list(impls)
+    for rep in range(args.reps):
+        k = rep % len(active) if active else 0
+        for impl, b in active[k:] + active[:k]:
+            progress.start(w, cpus, rep, impl)
+            t0 = time.monotonic()
+            status, res = run_one([b.path, "--workload", w.name, "--impl", impl,
+                                   "--items", str(items)], pin, args.timeout)
+            if status == "ok":
+                samples[impl].append(res)
+                progress.end("%s ns/op (%.0f ms)" % (
+                    fmt_ns(res["ns_per_op"]), (time.monotonic() - t0) * 1000))
+                continue
+            progress.end("%s: %s" % ("skipped" if status == "skip" else "FAILED", res))
+            if status == "fail":
+                errors[impl].append(res)
+            # An unknown pair stays unknown; a hung one would hang again.
+            if status == "skip" or res.startswith("timeout"):
+                progress.total -= args.reps - rep - 1
+                active = [a for a in active if a[0] != impl]
+                if status == "skip":
+                    del samples[impl], errors[impl]
+    records = [summarize(w.name, i, cpus, items, samples[i], errors[i])
+               for i, _ in impls if i in samples]
+    notes = []
+    timed = [s["ns"] / 1e6 for s in samples.get("kanal", []) if "ns" in s]
+    if timed and not w.fixed and not 20 <= statistics.median(timed) <= 500:
+        notes.append("note: kanal %s cpus=%d: median timed region %.0f ms; the "
+                     "default items aim at 50-200 ms" % (
+                         w.name, cpus, statistics.median(timed)))
+    return records, notes
 
 
 def git_info():
@@ -437,7 +497,7 @@ def parse_args():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/latest.json"),
                     help="results file; meta.json goes beside it")
     ap.add_argument("--no-report", action="store_true",
-                    help="do not regenerate BENCHMARKS.md")
+                    help="do not regenerate BENCHMARKS.md and bench/plot/")
     ap.add_argument("--timeout", type=float, default=60,
                     help="seconds before one run counts as failed (default 60)")
     ap.add_argument("--scale", type=float, default=1.0,
@@ -452,8 +512,15 @@ def parse_args():
     return args
 
 
+def interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
     args = parse_args()
+    # Children run in sessions of their own: on SIGTERM, as on Ctrl-C,
+    # run_one kills the running one before the driver goes.
+    signal.signal(signal.SIGTERM, interrupted)
     workloads = select(args.only)
     if not workloads:
         sys.exit("run.py: no workload matches --only %s" % ",".join(args.only))
@@ -482,69 +549,24 @@ def main():
 
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     started = time.monotonic()
-    done = 0
+    progress = Progress(total, args.reps)
     records = []
-    slow_notes = []
-    for (w, cpus, pin, items, impls) in plan.steps:
-        samples = {i: [] for i, _ in impls}
-        errors = {i: [] for i, _ in impls}
-        timed = {i: [] for i, _ in impls}
-        active = list(impls)
-        for rep in range(args.reps):
-            k = rep % len(active) if active else 0
-            for impl, b in active[k:] + active[:k]:
-                done += 1
-                print("[%d/%d] %s cpus=%d rep %d/%d %s ..." % (
-                    done, total, w.name, cpus, rep + 1, args.reps, impl),
-                    end="", file=sys.stderr, flush=True)
-                cmd = [b.path, "--workload", w.name, "--impl", impl,
-                       "--items", str(items)]
-                t0 = time.monotonic()
-                status, res = run_one(cmd, pin, args.timeout)
-                wall = time.monotonic() - t0
-                if status == "ok":
-                    samples[impl].append(res)
-                    timed[impl].append(res.get("ns", 0) / 1e9)
-                    print(" %s ns/op (%.0f ms)" % (fmt_ns(res["ns_per_op"]),
-                          wall * 1000), file=sys.stderr)
-                    continue
-                print(" %s: %s" % ("skipped" if status == "skip" else "FAILED", res),
-                      file=sys.stderr)
-                if status == "fail":
-                    errors[impl].append(res)
-                # An unknown pair stays unknown; a hung one would hang again.
-                if status == "skip" or res.startswith("timeout"):
-                    left = args.reps - rep - 1
-                    total -= left
-                    active = [a for a in active if a[0] != impl]
-                    if status == "skip":
-                        del samples[impl], errors[impl]
-        for impl, _ in impls:
-            if impl in samples:
-                records.append(summarize(w.name, impl, cpus, items,
-                                         samples[impl], errors[impl]))
-            if impl == "kanal" and timed.get(impl) and not w.fixed:
-                t = statistics.median(timed[impl])
-                if not 0.02 <= t <= 0.5:
-                    slow_notes.append("note: kanal %s cpus=%d: median timed region "
-                                      "%.0f ms; the default items aim at 50-200 ms"
-                                      % (w.name, cpus, t * 1000))
-
-    ran = sorted({w.name for (w, *_rest) in plan.steps}, key=workload_key)
-    old = load_json(args.out, []) if args.only else []
-    merged = [r for r in old if r.get("workload") not in ran] + records
-    merged.sort(key=record_key)
-    write_json(args.out, merged)
-    meta_path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "meta.json")
-    meta = build_meta(args, load_json(meta_path, {}), ran, date, cache)
-    write_json(meta_path, meta)
+    notes = []
+    try:
+        for step in plan.steps:
+            recs, note = run_step(step, args, progress)
+            records += recs
+            notes += note
+    except KeyboardInterrupt:
+        sys.exit("\nrun.py: interrupted; %s left as it was" % os.path.relpath(args.out))
+    save(args, records, date, cache)
 
     print()
     print_table(sorted(records, key=record_key))
-    for n in slow_notes:
+    for n in notes:
         print(n)
     print("\n%d runs in %.0f s; results in %s" % (
-        done, time.monotonic() - started, os.path.relpath(args.out)))
+        progress.done, time.monotonic() - started, os.path.relpath(args.out)))
     if not args.no_report:
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "report.py"),
                         "--results", args.out], check=False)
@@ -556,6 +578,17 @@ def main():
                                           r["failed"]))
         return 1
     return 0
+
+
+def save(args, records, date, cache):
+    """latest.json and meta.json; with --only, the workloads that ran replace
+    their old records and the others stay."""
+    ran = sorted({r["workload"] for r in records}, key=workload_key)
+    old = load_json(args.out, []) if args.only else []
+    merged = [r for r in old if r.get("workload") not in ran] + records
+    write_json(args.out, sorted(merged, key=record_key))
+    meta_path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "meta.json")
+    write_json(meta_path, build_meta(args, load_json(meta_path, {}), ran, date, cache))
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ static bool chan_ready(kn_chan *ch, int kind)
 		return ring_ready(ch, kind);
 	if (at_load_seq_cst(&ch->closed))
 		return true;
-	return !waitq_empty(kind == KN_SEND ? &ch->recvq : &ch->sendq);
+	return !waitq_empty(chan_queue(ch, kind == KN_SEND ? KN_RECV : KN_SEND));
 }
 
 static void fdsig_raise(struct fdsig *s)
@@ -225,7 +225,7 @@ int kn_chan_fd(kn_chan *ch, int op)
 
 void chan_signal(kn_chan *ch, int kind_done)
 {
-	waitq_notify_one(kind_done == KN_SEND ? &ch->recvq : &ch->sendq);
+	waitq_notify_one(chan_queue(ch, kind_done == KN_SEND ? KN_RECV : KN_SEND));
 	if (unlikely(at_load_relaxed(&ch->fds[0]) || at_load_relaxed(&ch->fds[1])))
 		fd_update_both(ch);
 }
@@ -385,8 +385,7 @@ static void register_all(struct wait_case *wc, size_t n, struct waiter *w)
 		if (!o->ch)
 			continue;
 		if (o->ch->cap) {
-			waitq_push(o->kind == KN_SEND ? &o->ch->sendq : &o->ch->recvq,
-				   &wc[i].node);
+			waitq_push(chan_queue(o->ch, o->kind), &wc[i].node);
 		} else {
 			zero_register_locked(o, &wc[i].node);
 		}
@@ -415,14 +414,11 @@ static void unregister_all(struct wait_case *wc, size_t n, uint32_t sel)
 		if (!o->ch || (sel >= SEL_CASE0 && TOKEN_CASE(sel) == i))
 			continue;
 		if (o->ch->cap) {
-			waitq_remove(o->kind == KN_SEND ? &o->ch->sendq : &o->ch->recvq,
-				     &wc[i].node);
+			waitq_remove(chan_queue(o->ch, o->kind), &wc[i].node);
 		} else {
 			lock_acquire(&o->ch->lock);
 			if (wc[i].node.linked)
-				waitq_unlink_locked(o->kind == KN_SEND ? &o->ch->sendq
-								       : &o->ch->recvq,
-						    &wc[i].node);
+				waitq_unlink_locked(chan_queue(o->ch, o->kind), &wc[i].node);
 			lock_release(&o->ch->lock);
 		}
 	}
@@ -488,19 +484,27 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 
 /* ---- lone operations ------------------------------------------------------ */
 
-/* Spin-retry a ring operation briefly before registering: on more than one
- * CPU the other side often frees a slot within a microsecond. */
+/*
+ * Poll a ring operation briefly before registering, announced as a spinner
+ * of its queue so that the other side does not wake a sleeper meanwhile
+ * (waitq_spin_enter). On success, pass the baton: if the ring is still
+ * ready for this kind, a sleeper that a skipped notification would have
+ * woken is woken now.
+ */
 static int ring_spin(struct op *o)
 {
-	struct backoff b = { 0 };
+	struct waitq *q = chan_queue(o->ch, o->kind);
+	struct poll p;
 	int r = EAGAIN;
 
-	if (kn_ncpu() == 1)
-		return r;
-	while (r == EAGAIN && b.step < BACKOFF_SPIN_LIMIT) {
-		backoff_spin(&b);
-		r = ring_op(o);
-	}
+	poll_begin(&p);
+	waitq_spin_enter(q);
+	while (poll_next(&p) && (r = ring_op(o)) == EAGAIN)
+		;
+	waitq_spin_exit(q);
+	poll_end(&p, r != EAGAIN);
+	if (r == 0 && ring_ready(o->ch, o->kind))
+		waitq_notify_one(q);
 	return r;
 }
 

@@ -39,6 +39,12 @@ struct kn_chan {
 	struct waitq recvq KN_ALIGNED;    /* blocked receivers */
 };
 
+/* The queue where operations of this kind wait. */
+static inline struct waitq *chan_queue(kn_chan *ch, int kind)
+{
+	return kind == KN_SEND ? &ch->sendq : &ch->recvq;
+}
+
 /* One operation of a wait: a case of a select, or a lone send/receive. */
 struct op {
 	kn_chan *ch;

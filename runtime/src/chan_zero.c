@@ -32,15 +32,10 @@
 
 #include "chan_internal.h"
 
-static struct waitq *queue_of(kn_chan *ch, int kind)
-{
-	return kind == KN_SEND ? &ch->sendq : &ch->recvq;
-}
-
 int zero_try_locked(struct op *o, bool *unlocked)
 {
 	kn_chan *ch = o->ch;
-	struct waitq *partners = queue_of(ch, o->kind == KN_SEND ? KN_RECV : KN_SEND);
+	struct waitq *partners = chan_queue(ch, o->kind == KN_SEND ? KN_RECV : KN_SEND);
 	struct wait_node *n;
 	uint32_t prev;
 
@@ -65,7 +60,7 @@ int zero_try_locked(struct op *o, bool *unlocked)
 void zero_register_locked(struct op *o, struct wait_node *n)
 {
 	n->data = o->val;
-	waitq_push_locked(queue_of(o->ch, o->kind), n);
+	waitq_push_locked(chan_queue(o->ch, o->kind), n);
 }
 
 static void decide_all_locked(struct waitq *q)

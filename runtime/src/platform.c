@@ -66,6 +66,59 @@ void backoff_spin(struct backoff *b)
 		b->step++;
 }
 
+#define POLL_YIELDS 3
+
+static _Atomic int spinners;
+static _Thread_local unsigned spin_budget = BACKOFF_SPIN_LIMIT;
+
+void poll_begin(struct poll *p)
+{
+	int limit = kn_ncpu() > 1 ? kn_ncpu() : 0;
+	int n = at_load_relaxed(&spinners);
+
+	p->step = 0;
+	p->spinning = false;
+	while (n < limit) {
+		if (at_cas_weak_acq_rel(&spinners, &n, n + 1)) {
+			p->spinning = true;
+			break;
+		}
+	}
+	p->spin_steps = p->spinning ? spin_budget : 0;
+}
+
+bool poll_next(struct poll *p)
+{
+	unsigned i;
+
+	if (p->step < p->spin_steps) {
+		for (i = 0; i < 1u << p->step; i++)
+			cpu_relax();
+	} else if (p->step < p->spin_steps + POLL_YIELDS) {
+		sched_yield();
+	} else {
+		return false;
+	}
+	p->step++;
+	return true;
+}
+
+void poll_end(struct poll *p, bool satisfied)
+{
+	if (!p->spinning)
+		return;
+	at_sub_relaxed(&spinners, 1);
+	/* Satisfied while still spinning: spin as long next time, a step
+	 * longer if it took the whole budget. Else halve it, keeping one
+	 * step so that a change back to a good partner is noticed. */
+	if (satisfied && p->step <= p->spin_steps) {
+		if (p->step == p->spin_steps && spin_budget < BACKOFF_SPIN_LIMIT)
+			spin_budget++;
+	} else {
+		spin_budget = spin_budget > 2 ? spin_budget / 2 : 1;
+	}
+}
+
 void backoff_snooze(struct backoff *b)
 {
 	/* Spinning is useless on one CPU: the thread we wait for is not

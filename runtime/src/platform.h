@@ -122,6 +122,32 @@ struct backoff {
 #define BACKOFF_YIELD_LIMIT 10
 
 void backoff_spin(struct backoff *b);
+
+/*
+ * Polling before sleeping (the waiter, a ring operation about to wait).
+ * Spinning only pays when the thread we wait for runs on another CPU; with
+ * more threads than CPUs (the normal case here) a spinner steals the CPU
+ * its partner needs. So:
+ *   - at most one waiting thread per CPU spins at a time (none on one CPU);
+ *   - each thread adapts its spin length: a wait that spinning satisfied
+ *     lengthens the next spin, one that needed a yield or a sleep shortens
+ *     it (thread-local: no shared write);
+ *   - after spinning, a few sched_yield()s hand the CPU to a partner that
+ *     is waiting for it, then the caller parks.
+ *
+ *   struct poll p;  poll_begin(&p);
+ *   while (!(ok = condition()) && poll_next(&p)) ;
+ *   poll_end(&p, ok);
+ */
+struct poll {
+	unsigned step;
+	unsigned spin_steps;
+	bool spinning;
+};
+void poll_begin(struct poll *p);
+bool poll_next(struct poll *p);
+void poll_end(struct poll *p, bool satisfied);
+
 void backoff_snooze(struct backoff *b);
 static inline bool backoff_done(const struct backoff *b)
 {

@@ -58,21 +58,22 @@ void lock_acquire(struct lock *l)
 {
 	struct backoff b = { 0 };
 	uint32_t c = 0;
+	bool won = false;
 
 	if (likely(at_cas_acquire(&l->word, &c, 1)))
 		return;
 	/* Critical sections are a few pointer writes: a short spin usually
-	 * wins, and on one CPU spinning cannot help. */
-	while (kn_ncpu() > 1 && b.step < BACKOFF_SPIN_LIMIT) {
+	 * wins; on one CPU it cannot. */
+	while (!won && kn_ncpu() > 1 && b.step < BACKOFF_SPIN_LIMIT) {
 		backoff_spin(&b);
 		c = 0;
-		if (at_load_relaxed(&l->word) == 0 &&
-		    at_cas_acquire(&l->word, &c, 1))
-			return;
+		won = at_load_relaxed(&l->word) == 0 &&
+		      at_cas_acquire(&l->word, &c, 1);
 	}
+	if (won)
+		return;
 	/* Drepper's "mutex3": a sleeper marks the word contended. */
-	if (c != 2)
-		c = at_xchg_acquire(&l->word, 2);
+	c = at_xchg_acquire(&l->word, 2);
 	while (c != 0) {
 		sys_futex_wait(&l->word, 2, KN_FOREVER);
 		c = at_xchg_acquire(&l->word, 2);
@@ -139,22 +140,22 @@ void waiter_set_block_hook(const struct block_hook *hook)
 	block_hook = hook;
 }
 
-/* Spin on sel a little before sleeping: a partner on the other CPU often
- * answers within a microsecond, far below the cost of a futex round trip. */
+/* Poll sel a little before sleeping: a partner on the other CPU often
+ * answers within a microsecond, far below the cost of a futex round trip;
+ * then yield a few times, which hands the CPU to the partner when it is
+ * waiting for one (oversubscription) and costs little when it is not. */
 static uint32_t spin_for_decision(struct waiter *w)
 {
-	struct backoff b = { 0 };
-	uint32_t v;
+	struct poll p;
+	uint32_t v = waiter_peek(w);
 
-	if (kn_ncpu() == 1)
-		return waiter_peek(w);
-	while (b.step < BACKOFF_SPIN_LIMIT + 2) {
-		v = waiter_peek(w);
-		if (v != SEL_WAITING)
-			return v;
-		backoff_spin(&b);
-	}
-	return waiter_peek(w);
+	if (v != SEL_WAITING)
+		return v;
+	poll_begin(&p);
+	while ((v = waiter_peek(w)) == SEL_WAITING && poll_next(&p))
+		;
+	poll_end(&p, v != SEL_WAITING);
+	return v;
 }
 
 static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
@@ -196,6 +197,8 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 	struct waitq *cq = NULL;
 	uint32_t v;
 
+	if (deadline != KN_FOREVER && deadline_left(deadline) == 0)
+		waiter_decide(w, SEL_TIMEOUT);
 	v = spin_for_decision(w);
 	if (v != SEL_WAITING)
 		return v;
@@ -207,8 +210,6 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 				waiter_decide(w, SEL_CANCEL);
 		}
 	}
-	if (deadline != KN_FOREVER && deadline_left(deadline) == 0)
-		waiter_decide(w, SEL_TIMEOUT);
 	v = sleep_for_decision(w, deadline);
 	if (cq)
 		waitq_remove(cq, &cn);
@@ -260,18 +261,36 @@ void waitq_remove(struct waitq *q, struct wait_node *n)
 	lock_release(&q->lock);
 }
 
+/* The node to decide: the first whose owner is awake, else the first one
+ * still undecided. Lock held. */
+static struct wait_node *pick_locked(struct waitq *q)
+{
+	struct wait_node *n, *asleep = NULL;
+
+	for (n = q->head; n; n = n->next) {
+		uint32_t v = at_load_relaxed(&n->w->sel);
+
+		if (v == SEL_WAITING)
+			return n;
+		if (v == SEL_PARKED && !asleep)
+			asleep = n;
+	}
+	return asleep;
+}
+
 bool waitq_notify_one(struct waitq *q)
 {
 	struct wait_node *n;
 	struct waiter *woken = NULL;
 	uint32_t prev = SEL_WAITING;
 
-	if (likely(at_load_seq_cst(&q->n) == 0))
+	if (likely(at_load_seq_cst(&q->n) == 0) || at_load_seq_cst(&q->spinning))
 		return false;
 	lock_acquire(&q->lock);
-	for (n = q->head; n; n = n->next) {
-		/* A node whose waiter is decided elsewhere stays linked: its
-		 * owner unlinks it on the way out. */
+	/* A node whose waiter is decided elsewhere stays linked: its owner
+	 * unlinks it on the way out. A pick can lose its CAS to a timeout
+	 * or another queue's notifier: then pick again. */
+	while ((n = pick_locked(q)) != NULL) {
 		if (decide_quiet(n->w, n->token, &prev)) {
 			woken = n->w;
 			waitq_unlink_locked(q, n);

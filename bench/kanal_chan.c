@@ -1,0 +1,128 @@
+/*
+ * kanal_chan.c - impl "kanal" of the channel and pattern workloads.
+ *
+ * The shared bodies (chan_workloads.c) run over kanal channels through the
+ * vtable; select_2_recv, which needs a select, is written here.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include <kanal/chan.h>
+
+#include "bench.h"
+#include "chan_workloads.h"
+
+uint64_t kn_bench_syscalls(void)
+{
+	return kn_stat_syscalls();
+}
+
+uint64_t kn_bench_allocs(void)
+{
+	return kn_stat_allocs();
+}
+
+static void *kq_new(size_t cap)
+{
+	return kn_chan_new(sizeof(int64_t), cap);
+}
+
+static int kq_send(void *q, int64_t v)
+{
+	return kn_chan_send(q, &v);
+}
+
+static int kq_recv(void *q, int64_t *v)
+{
+	return kn_chan_recv(q, v);
+}
+
+static void kq_close(void *q)
+{
+	kn_chan_close(q);
+}
+
+static void kq_free(void *q)
+{
+	kn_chan_free(q);
+}
+
+static const struct chan_ops kq_ops = {
+	.new = kq_new, .send = kq_send, .recv = kq_recv,
+	.close = kq_close, .free = kq_free,
+};
+
+BENCH(chan_spsc, kanal) { cw_spsc(&kq_ops, a, r); }
+BENCH(chan_mpmc_2p2c, kanal) { cw_mpmc(&kq_ops, 2, 1024, a, r); }
+BENCH(chan_mpmc_4p4c, kanal) { cw_mpmc(&kq_ops, 4, 1024, a, r); }
+BENCH(chan_mpmc_4p4c_cap1, kanal) { cw_mpmc(&kq_ops, 4, 1, a, r); }
+BENCH(chan_mpmc_4p4c_cap0, kanal) { cw_mpmc(&kq_ops, 4, 0, a, r); }
+BENCH(chan_pingpong_unbuffered, kanal) { cw_pingpong(&kq_ops, a, r); }
+
+/* ---- select_2_recv ------------------------------------------------------- */
+
+struct stamped {
+	int64_t v;
+	uint64_t t;
+};
+
+struct sel_producer {
+	kn_chan *ch;
+	uint64_t from, to;
+};
+
+static void *sel_produce(void *arg)
+{
+	struct sel_producer *p = arg;
+	struct stamped s;
+	uint64_t i;
+
+	for (i = p->from; i < p->to; i++) {
+		s.v = (int64_t)i;
+		s.t = bench_now();
+		if (kn_chan_send(p->ch, &s))
+			break;
+	}
+	kn_chan_close(p->ch);
+	return NULL;
+}
+
+BENCH(select_2_recv, kanal)
+{
+	struct sel_producer p[2];
+	struct bench_crew *crew;
+	struct kn_case cases[2];
+	struct stamped in;
+	uint64_t n = a->items, count = 0, sum = 0, t0;
+	int open = 2, i;
+
+	r->lat = bench_lat_new(n);
+	for (i = 0; i < 2; i++) {
+		p[i].ch = kn_chan_new(sizeof(struct stamped), 128);
+		p[i].from = i ? n / 2 : 0;
+		p[i].to = i ? n : n / 2;
+		cases[i] = (struct kn_case){ p[i].ch, KN_RECV, &in };
+	}
+	t0 = bench_now();
+	crew = bench_start(2, sel_produce, p, sizeof(p[0]));
+	while (open) {
+		size_t fired;
+		int e = kn_select(cases, 2, 0, KN_FOREVER, NULL, &fired);
+
+		if (e == EPIPE) {
+			cases[fired].ch = NULL; /* Go: set the closed case to nil */
+			open--;
+		} else if (e == 0) {
+			bench_lat_record(r->lat, bench_now() - in.t);
+			sum += (uint64_t)in.v;
+			count++;
+		} else {
+			break;
+		}
+	}
+	r->ns = bench_now() - t0;
+	bench_join(crew);
+	r->check = count == n && sum == bench_sum_upto(n) ? "ok" : "select lost or duplicated values";
+	for (i = 0; i < 2; i++)
+		kn_chan_free(p[i].ch);
+}

@@ -1,0 +1,178 @@
+/*
+ * kanal/pool.h - a work-stealing pool of worker threads (Go's "go f()").
+ *
+ * A pool runs tasks, calls fn(arg), on N worker threads (default: the CPUs
+ * of the process's affinity mask). Each worker owns a work-stealing deque:
+ * a task spawned from inside a task of the same pool goes onto the
+ * spawning worker's deque (newest first for its owner, oldest first for
+ * thieves); a task spawned from any other thread goes through the pool's
+ * injector queue. An idle worker looks for work for a short while (at most
+ * half of the workers search at once), then parks; a new task wakes a
+ * parked worker only when no worker is searching. An idle pool makes no
+ * system call and burns no CPU: there are no periodic wake-ups.
+ *
+ * Tasks may block. When a task blocks in a kanal call (a channel,
+ * semaphore, context, wait group, group or join), its worker thread lets a
+ * spare thread take its place, up to max_spare spare threads, so that the
+ * pool keeps N threads running tasks: a 4-stage pipeline of blocking stage
+ * tasks runs on a 2-worker pool. When the blocked task resumes, the pool is
+ * above N running threads until one of them runs out of work and parks.
+ * Spare threads stay parked, ready for the next block, until shutdown. A
+ * task that blocks outside kanal (a raw system call, a pthread mutex) holds
+ * its worker like any long computation.
+ *
+ * Joining a task from inside a task of the same pool helps: while the
+ * joined task is not finished, the joiner runs tasks from its own deque
+ * (tasks spawned after the joined one by the joining task and the tasks it
+ * ran) and steals from the worker that took the joined task ("leapfrogging":
+ * those are the joined task's own subtasks). So nested fork-join never
+ * deadlocks and never needs spare threads while there is work to help
+ * with; when there is none, the joiner blocks like any kanal call. A
+ * thread that is not a worker of the task's pool just blocks. The tasks a
+ * join runs execute on the joiner's stack: a task that waits for something
+ * its own joining ancestor does only after the join returns (rather than
+ * for its own subtasks) would wait forever, so spawn such a consumer before
+ * the task you join, or from another task.
+ *
+ * Tasks run only on worker threads, which are registered with liburcu's
+ * QSBR flavour (kanal reclaims deque memory through it; QSBR is
+ * process-wide). A task must not register or unregister its worker thread
+ * itself, and must not hold an RCU read-side reference of its own across a
+ * blocking kanal call, since the worker goes offline while it is blocked.
+ *
+ * Return values: 0, or
+ *   EINVAL   a NULL pool or function, or a call that would wait for the
+ *            calling task itself (wait_idle, shutdown or free from a task of
+ *            the same pool)
+ *   EPIPE    the pool is shut down (spawn from outside its workers; a second
+ *            shutdown)
+ *   ENOMEM   no memory for the task record or a thread
+ *   ECANCELED  kn_task_join: the task was dropped by an immediate shutdown
+ *
+ * Synchronization table
+ *
+ *   call                 may run concurrently with         blocks   cost (steady state)
+ *   kn_pool_spawn        everything but free                no       inside: a deque push (one
+ *                                                                    seq_cst store) + one load;
+ *                                                                    outside: 2 RMWs + 1 xchg;
+ *                                                                    a wake-up only if nobody
+ *                                                                    searches; no allocation
+ *   kn_pool_spawn_task   as spawn                           no       as spawn
+ *   kn_task_join         everything (one join per task)     yes      helps first
+ *   kn_pool_wait_idle    everything but free/shutdown       yes      waiter layer
+ *   kn_pool_shutdown     spawn, join, wait_idle, stats      yes      joins the threads
+ *   kn_pool_free         nothing on this pool               yes      shutdown if needed
+ *   kn_pool_stats        everything but free                no       reads per-worker counters
+ *   kn_pool_current      everything                         no       one thread-local load
+ *   kn_go                everything                         no       kn_pool_spawn on the
+ *                                                                    default pool
+ *
+ * Memory order: everything before a spawn happens-before the task's start;
+ * the task's end happens-before its join returns, and before a wait_idle
+ * that sees the pool idle returns.
+ */
+#ifndef KANAL_POOL_H
+#define KANAL_POOL_H
+
+#include "kanal/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kn_pool kn_pool;
+typedef struct kn_task kn_task;
+
+/* Spare threads of a pool whose options leave max_spare at 0. */
+#define KN_POOL_DEFAULT_SPARE 64
+/* max_spare value for "never start a spare thread". */
+#define KN_POOL_NO_SPARE (-1)
+
+struct kn_pool_opts {
+	unsigned workers;   /* threads running tasks; 0 = kn CPU count */
+	int max_spare;      /* 0 = KN_POOL_DEFAULT_SPARE; KN_POOL_NO_SPARE */
+	const char *name;   /* thread name prefix ("name-N"), NULL = "kanal";
+			       cut to fit the 15 bytes Linux keeps */
+	/* Run on each worker thread (spares included) when it starts and
+	 * before it ends; index is the worker's number, 0 up. May be NULL. */
+	void (*on_start)(kn_pool *pool, unsigned index, void *arg);
+	void (*on_stop)(kn_pool *pool, unsigned index, void *arg);
+	void *hook_arg;
+};
+
+struct kn_pool_stats {
+	uint64_t tasks_run;      /* tasks that ran to completion */
+	uint64_t steals;         /* tasks taken from another worker's deque */
+	uint64_t parks;          /* times a worker went to sleep idle */
+	uint64_t spares_started; /* spare threads started */
+	unsigned workers;        /* N */
+	unsigned threads;        /* threads started so far: N + spares */
+};
+
+/*
+ * A new pool with its N worker threads started (they park at once).
+ * opts NULL: defaults. NULL with errno EINVAL (workers or max_spare too
+ * large: more than 4096 threads in all), ENOMEM, EAGAIN (no thread).
+ */
+KN_API kn_pool *kn_pool_new(const struct kn_pool_opts *opts);
+
+/*
+ * Run fn(arg) on the pool, soon. Non-blocking. 0, EINVAL, EPIPE (the pool
+ * is shutting down and the caller is not one of its workers), ENOMEM.
+ */
+KN_API int kn_pool_spawn(kn_pool *pool, void (*fn)(void *), void *arg);
+
+/*
+ * As kn_pool_spawn, returning a handle that must be joined exactly once.
+ * NULL with errno EINVAL, EPIPE, ENOMEM.
+ */
+KN_API kn_task *kn_pool_spawn_task(kn_pool *pool, void (*fn)(void *), void *arg);
+
+/*
+ * Wait until the task has run (0) or was dropped by an immediate shutdown
+ * (ECANCELED), and free the handle. Helps while it waits (see above).
+ * EINVAL for NULL.
+ */
+KN_API int kn_task_join(kn_task *task);
+
+/*
+ * Wait until the pool is idle: no task queued or running, every worker
+ * parked. Tasks spawned concurrently with the call may or may not be waited
+ * for. 0, or EINVAL (NULL, or called from a task of this pool). Returns 0 at
+ * once on a pool that has been shut down.
+ */
+KN_API int kn_pool_wait_idle(kn_pool *pool);
+
+/*
+ * Stop the pool: spawns from outside its workers fail with EPIPE from now
+ * on. drain true: let every queued task run (tasks may still spawn
+ * subtasks), then stop the threads. drain false: every worker finishes the
+ * task it is running, then stops; the tasks not started are dropped (their
+ * joins return ECANCELED) and *dropped (may be NULL) gets their number.
+ * Waits for running tasks: a task blocked forever keeps it waiting. 0,
+ * EINVAL (NULL, or from a task of this pool), EPIPE (already shut down).
+ */
+KN_API int kn_pool_shutdown(kn_pool *pool, bool drain, size_t *dropped);
+
+/* Shut down (draining) if not done yet, and free. NULL is a no-op. No other
+ * call on the pool may be running or start; a call from one of its own
+ * tasks does nothing. */
+KN_API void kn_pool_free(kn_pool *pool);
+
+/* Counters since creation (relaxed snapshots). 0 or EINVAL. */
+KN_API int kn_pool_stats(kn_pool *pool, struct kn_pool_stats *stats);
+
+/* The pool whose worker is calling, or NULL on any other thread. */
+KN_API kn_pool *kn_pool_current(void);
+
+/*
+ * Go's "go fn(arg)": kn_pool_spawn on the process-wide default pool, made
+ * (default options, thread names "kn-go-N") by the first call and never
+ * freed. 0, EINVAL, ENOMEM/EAGAIN (the default pool could not be made).
+ */
+KN_API int kn_go(void (*fn)(void *), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,247 @@
+/*
+ * deque.c - Chase-Lev work-stealing deque, with QSBR reclamation (internal).
+ *
+ * Algorithm
+ *
+ * Chase and Lev (SPAA 2005), in the C11 form of Le, Pop, Cohen and Zappa
+ * Nardelli, "Correct and Efficient Work-Stealing for Weak Memory Models"
+ * (PPoPP 2013), with the later fix to that paper: the grown ring is
+ * published with a release store and read with an acquire load in steal
+ * (the paper's consume/relaxed pair does not order the copy into the new
+ * ring before a thief's reads of it).
+ *
+ * Items live in a power-of-two ring indexed by two unbounded 64-bit
+ * counters: top (next to steal) and bottom (next free slot); the deque
+ * holds [top, bottom). The owner pushes and pops at bottom without atomic
+ * read-modify-writes; thieves advance top with a CAS; the owner competes
+ * with them by the same CAS only for the last item.
+ *
+ * Orders, against the paper. Every order is the paper's except where the
+ * paper puts a seq_cst fence between two relaxed accesses: DESIGN.md wants
+ * ordered operations instead of bare fences (ThreadSanitizer does not model
+ * fences), so the accesses on either side of each fence carry it:
+ *
+ *   pop:   bottom = b-1 (relaxed) ; fence(seq_cst) ; t = top (relaxed)
+ *     ->   bottom = b-1 (seq_cst) ;                  t = top (seq_cst)
+ *   steal: t = top (acquire) ; fence(seq_cst) ; b = bottom (acquire)
+ *     ->   t = top (seq_cst) ;                   b = bottom (seq_cst)
+ *   push:  slot = x (relaxed) ; fence(release) ; bottom = b+1 (relaxed)
+ *     ->   slot = x (relaxed) ;                   bottom = b+1 (seq_cst)
+ *
+ * Both fences only serve to place the owner's bottom store and a thief's
+ * loads in one total order (the store-buffering pattern); seq_cst accesses
+ * give exactly that. Push needs only release for the deque itself; it is
+ * seq_cst because the pool reads its idle counters right after a push and
+ * that store-then-load pair must not be reordered either (pool.c,
+ * "no lost wake-up"). On x86 the cost is an xchg instead of a mov.
+ *
+ * Linearization points
+ *
+ *   push:  the store of bottom.
+ *   pop:   the store of bottom = b-1 when more than one item is left (top
+ *          read after it is below b-1); otherwise the CAS on top (success:
+ *          took it; failure: empty); an empty pop at its load of top.
+ *   steal: the successful CAS on top; an empty steal at its load of bottom;
+ *          a failed CAS is STEAL_RETRY (another party took that item).
+ *
+ * Invariants
+ *
+ *  1. top never decreases, and only a successful CAS changes it.
+ *  2. Only the owner writes bottom and ring; bottom - top >= -1 at all
+ *     times (the -1 exists only inside pop, between its two stores).
+ *  3. Slot i mod size of the current ring holds item i for top <= i <
+ *     bottom; a grown ring is filled with [top, bottom) before it is
+ *     published (release), and bottom moves past a pushed slot only after
+ *     the slot is written (the seq_cst store orders it).
+ *  4. An item is returned at most once: a thief returns item t only after
+ *     its CAS moved top from t; the owner returns item b without a CAS
+ *     only if it saw top < b after announcing bottom = b, and then no thief
+ *     can see top == b with bottom > b (total order of the seq_cst
+ *     accesses, invariant 1).
+ *  5. A ring a thief loaded is freed only after a grace period that began
+ *     after the ring was replaced; every thief is a registered, online
+ *     QSBR thread that reports no quiescent state during a steal, so the
+ *     ring outlives every read of it. Slots are atomics: a thief may read
+ *     a slot the owner is rewriting; its CAS then fails and the value is
+ *     dropped.
+ *
+ * A thief reads the ring after bottom: the acquire on bottom makes any ring
+ * that the owner published before pushing item t visible, so the slot read
+ * is the item's (or top has moved and the CAS fails).
+ */
+#include "deque.h"
+
+#include <urcu-qsbr.h>
+
+#include "tsan.h"
+
+struct deque_ring {
+	struct rcu_head rcu;
+	int64_t mask; /* size - 1 */
+	_Atomic(void *) slot[];
+};
+
+static struct deque_ring *ring_new(int64_t size)
+{
+	struct deque_ring *r;
+
+	r = kn_alloc(sizeof(*r) + (size_t)size * sizeof(r->slot[0]));
+	if (r)
+		r->mask = size - 1;
+	return r;
+}
+
+int deque_init(struct deque *d, unsigned log2)
+{
+	struct deque_ring *r = ring_new((int64_t)1 << log2);
+
+	if (!r)
+		return ENOMEM;
+	at_store_relaxed(&d->top, 0);
+	at_store_relaxed(&d->bottom, 0);
+	at_store_relaxed(&d->ring, r);
+	d->retired = false;
+	return 0;
+}
+
+void deque_destroy(struct deque *d)
+{
+	kn_free(at_load_relaxed(&d->ring));
+}
+
+/* The grace-period edge (tsan.h): every quiescent or offline report
+ * releases on it, a reclamation callback acquires it. */
+static char qsbr_edge;
+
+static void ring_free_rcu(struct rcu_head *h)
+{
+	tsan_acquire(&qsbr_edge);
+	kn_free(caa_container_of(h, struct deque_ring, rcu));
+}
+
+/* Owner: copy [t, b) into a ring twice as large and publish it. */
+static struct deque_ring *grow(struct deque *d, struct deque_ring *old,
+			       int64_t t, int64_t b)
+{
+	struct deque_ring *r = ring_new(2 * (old->mask + 1));
+	int64_t i;
+
+	if (!r)
+		return NULL;
+	for (i = t; i < b; i++)
+		at_store_relaxed(&r->slot[i & r->mask],
+				 at_load_relaxed(&old->slot[i & old->mask]));
+	/* The fix: thieves load the ring with acquire and see the copy. */
+	at_store_release(&d->ring, r);
+	d->retired = true;
+	call_rcu(&old->rcu, ring_free_rcu);
+	return r;
+}
+
+int deque_push(struct deque *d, void *x)
+{
+	int64_t b = at_load_relaxed(&d->bottom);
+	int64_t t = at_load_acquire(&d->top);
+	struct deque_ring *r = at_load_relaxed(&d->ring);
+
+	if (unlikely(b - t > r->mask)) {
+		r = grow(d, r, t, b);
+		if (!r)
+			return ENOMEM;
+	}
+	at_store_relaxed(&r->slot[b & r->mask], x);
+	at_store_seq_cst(&d->bottom, b + 1);
+	return 0;
+}
+
+void *deque_pop(struct deque *d)
+{
+	int64_t b = at_load_relaxed(&d->bottom) - 1;
+	struct deque_ring *r = at_load_relaxed(&d->ring);
+	int64_t t;
+	void *x;
+
+	at_store_seq_cst(&d->bottom, b);
+	t = at_load_seq_cst(&d->top);
+	if (t > b) {
+		/* Empty: undo the announcement. */
+		at_store_relaxed(&d->bottom, b + 1);
+		return NULL;
+	}
+	x = at_load_relaxed(&r->slot[b & r->mask]);
+	if (t == b) {
+		/* The last item: race the thieves for it. */
+		if (!at_cas_seq_cst(&d->top, &t, t + 1))
+			x = NULL;
+		at_store_relaxed(&d->bottom, b + 1);
+	}
+	return x;
+}
+
+int64_t deque_room(struct deque *d)
+{
+	int64_t used = at_load_relaxed(&d->bottom) - at_load_acquire(&d->top);
+
+	return at_load_relaxed(&d->ring)->mask + 1 - used;
+}
+
+enum steal_result deque_steal(struct deque *d, void **x)
+{
+	int64_t t = at_load_seq_cst(&d->top);
+	int64_t b = at_load_seq_cst(&d->bottom);
+	struct deque_ring *r;
+	void *v;
+
+	if (t >= b)
+		return STEAL_EMPTY;
+	r = at_load_acquire(&d->ring);
+	v = at_load_relaxed(&r->slot[t & r->mask]);
+	if (!at_cas_seq_cst(&d->top, &t, t + 1))
+		return STEAL_RETRY;
+	*x = v;
+	return STEAL_OK;
+}
+
+bool deque_empty(struct deque *d)
+{
+	int64_t t = at_load_seq_cst(&d->top);
+
+	return at_load_seq_cst(&d->bottom) <= t;
+}
+
+/* ---- QSBR ----------------------------------------------------------------- */
+
+void qsbr_register(void)
+{
+	rcu_register_thread();
+}
+
+void qsbr_unregister(void)
+{
+	tsan_release(&qsbr_edge);
+	rcu_unregister_thread();
+}
+
+void qsbr_quiescent(void)
+{
+	tsan_release(&qsbr_edge);
+	rcu_quiescent_state();
+}
+
+void qsbr_offline(void)
+{
+	tsan_release(&qsbr_edge);
+	rcu_thread_offline();
+}
+
+void qsbr_online(void)
+{
+	rcu_thread_online();
+}
+
+void qsbr_barrier(void)
+{
+	/* rcu_barrier goes offline itself if this thread is an online QSBR
+	 * reader (it would otherwise wait for its own quiescent state). */
+	rcu_barrier();
+}

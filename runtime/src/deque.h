@@ -1,0 +1,89 @@
+/*
+ * deque.h - the Chase-Lev work-stealing deque of a pool worker (internal).
+ *
+ * One owner pushes and pops at the bottom; any number of thieves steal at
+ * the top. The ring grows (doubling) when full; a grown-out ring is freed
+ * through liburcu's QSBR flavour once no thief can still be reading it.
+ * See deque.c for the algorithm and its proof obligations.
+ *
+ * The RCU rule (who may call what):
+ *
+ *   - deque_push, deque_pop: the owner only. The owner must be a thread
+ *     registered with urcu-qsbr and online (a pool worker), because a
+ *     push that grows the ring hands the old one to call_rcu. After the
+ *     owner thread has exited (and was joined), another thread may pop,
+ *     never push.
+ *   - deque_steal: only threads registered with urcu-qsbr and online, that
+ *     is, pool workers between two quiescent states. A thread outside the
+ *     pool never steals: its reads of a ring would not delay the ring's
+ *     reclamation. (Foreign threads therefore never help run tasks.)
+ *   - deque_empty: anyone (it reads the indices, never the ring).
+ *
+ * QSBR bookkeeping of a worker thread goes through the qsbr_* helpers
+ * below, which also state the grace-period edge for ThreadSanitizer.
+ *
+ * Synchronization table
+ *
+ *   call          may run concurrently with          barrier / cost
+ *   deque_push    steal, empty                       seq_cst store of bottom
+ *                                                    (xchg on x86); grow: one
+ *                                                    allocation + call_rcu
+ *   deque_pop     steal, empty                       seq_cst store of bottom +
+ *                                                    seq_cst load of top; CAS
+ *                                                    only for the last task
+ *   deque_steal   push, pop, steal, empty            two seq_cst loads, an
+ *                                                    acquire load, one CAS
+ *   deque_room    steal, empty (owner only)          one acquire load
+ *   deque_empty   everything                         two seq_cst loads
+ */
+#ifndef KN_DEQUE_H
+#define KN_DEQUE_H
+
+#include "platform.h"
+
+struct deque_ring;
+
+struct deque {
+	_Atomic int64_t top KN_ALIGNED;      /* thieves CAS it */
+	_Atomic int64_t bottom KN_ALIGNED;   /* the owner writes it */
+	_Atomic(struct deque_ring *) ring;   /* the owner replaces it */
+	bool retired;                        /* a ring went to call_rcu */
+};
+
+enum steal_result {
+	STEAL_EMPTY,
+	STEAL_OK,
+	STEAL_RETRY, /* lost a race with another thief or the owner */
+};
+
+/* A deque with room for 2^log2 items before it first grows. ENOMEM. */
+int deque_init(struct deque *d, unsigned log2);
+/* Free the ring; nobody may use d any more. Items still in it are not
+ * touched (pop them first). */
+void deque_destroy(struct deque *d);
+
+/* Owner: add x at the bottom; 0 or ENOMEM (the ring could not grow). */
+int deque_push(struct deque *d, void *x);
+/* Owner: take the newest item, or NULL. */
+void *deque_pop(struct deque *d);
+/* Owner: how many pushes fit before the ring must grow. */
+int64_t deque_room(struct deque *d);
+/* Thief: take the oldest item into *x. */
+enum steal_result deque_steal(struct deque *d, void **x);
+/* Nothing to take right now (a snapshot; any thread). */
+bool deque_empty(struct deque *d);
+
+/* ---- QSBR bookkeeping of a thread that steals ------------------------ */
+
+void qsbr_register(void);
+void qsbr_unregister(void);
+/* Between two tasks: holds no ring. */
+void qsbr_quiescent(void);
+/* Before sleeping (parked, or blocked inside a task), and back. */
+void qsbr_offline(void);
+void qsbr_online(void);
+/* Wait until every ring handed to call_rcu so far is freed. Any thread;
+ * an online QSBR thread is taken offline meanwhile. */
+void qsbr_barrier(void);
+
+#endif

@@ -1,0 +1,980 @@
+/*
+ * pool.c - the work-stealing pool (kanal/pool.h).
+ *
+ * Algorithm
+ *
+ * Workers. Each worker thread owns a Chase-Lev deque (deque.c). It runs
+ * tasks from the bottom of its own deque; when that is empty it searches:
+ * it takes a batch from the injector (the queue of tasks spawned by
+ * threads outside the pool: liburcu's wfcqueue, wait-free enqueue,
+ * dequeued under a try-lock, the batch beyond the first task going onto
+ * the taker's deque where others can steal it) and steals from the other
+ * workers' deques, for a few rounds, then parks. Every 61st task a worker
+ * looks at the injector before its own deque, so that a worker busy with
+ * local work does not starve outside submitters (Go does the same).
+ *
+ * The state word. One 64-bit atomic holds four 16-bit counters: threads
+ * (worker threads started; an exited worker stays counted, as idle),
+ * idle (workers registered on the idle queue: parked or about to park),
+ * searching (workers in the search loop) and blocked (workers whose task
+ * sleeps inside the waiter layer, between the block hook's enter and
+ * leave). running = threads - idle - blocked: threads awake and not
+ * blocked. The pool aims at running == N (the target):
+ *
+ *   - at most max(1, N/2) workers search at once (start_search refuses
+ *     more: those park at once);
+ *   - a worker whose deque is empty while running > N parks instead of
+ *     searching (spare threads go back to sleep this way);
+ *   - whenever work becomes visible while nobody searches and running < N,
+ *     the thread that made it visible (a spawner, a searcher that stops,
+ *     a worker that blocks) kicks: it wakes one parked worker, or if none is
+ *     parked starts a spare thread (up to N + max_spare threads).
+ *
+ * Blocking inside tasks. A worker installs a block hook with the waiter
+ * layer: a task about to sleep in waiter_park increments blocked (so
+ * running drops) and kicks if there is work, which is how a spare takes its
+ * place; leave decrements blocked. The pool's own parking (idle workers)
+ * removes the hook meanwhile, since an idle worker is not a blocked task.
+ *
+ * QSBR. Workers are urcu-qsbr readers (deque.h states who may steal):
+ * they report a quiescent state after every task and every search round,
+ * go offline before parking and in the block hook, online after.
+ *
+ * Joins. Joinable records carry a state, a wait queue and two references.
+ * A joiner on a worker of the task's pool helps first: it pops its own
+ * deque and steals from the deque of the worker that took the joined task
+ * (recorded in the task as its thief), then blocks on the record's queue
+ * like any kanal call (the block hook applies).
+ *
+ * No lost wake-up. The protocol is the waiter layer's (register, re-check,
+ * park) with the pool's two sides:
+ *
+ *   making work visible:  deque push or pending++ (seq_cst), then load the
+ *                         state (seq_cst), kick if searching == 0 and
+ *                         running < N;
+ *   parking:              waitq_push(idleq) (seq_cst), then the state RMW
+ *                         (idle++, searching-- for a searcher), then, if
+ *                         running < N in its result, look for work (seq_cst
+ *                         loads of pending and of every deque's indices):
+ *                         found, or stopping: withdraw;
+ *   stopping a search,    the state RMW, then as the spawner: kick if
+ *   blocking:             searching == 0, running < N and there is work.
+ *
+ * In the total order of seq_cst operations, take a spawner's state load L
+ * after its push P. If L sees a searcher, the last searcher to stop does
+ * its RMW after L, hence after P, and sees the work (stop_search kicks, a
+ * parking searcher withdraws) unless running >= N, when N running workers
+ * will look before they park. If L sees nobody searching and running >= N,
+ * the same holds. Otherwise the spawner kicks: waitq_notify_one decides an
+ * undecided registered worker (registration precedes idle++, so every
+ * worker L counted as idle is registered, and one that is decided already
+ * is on its way to look); a worker L did not count as idle does its RMW and
+ * re-check after L, so after P, and sees the work. When every thread is
+ * blocked and the spare cap is reached, the work waits for a blocked task
+ * to return: the cap is the documented limit.
+ *
+ * Linearization points: a spawn at its deque push (inside) or its
+ * injector enqueue (outside); a worker becomes idle at its state RMW; the
+ * pool is idle at the RMW that makes idle == threads with pending == 0.
+ *
+ * Invariants
+ *
+ *  1. threads >= idle + blocked; threads only grows, under threads_lock,
+ *     except the undo of a thread that could not be started.
+ *  2. A worker counted in idle has a node on idleq (pushed before the
+ *     RMW, removed after the decrement... the node outlives the count).
+ *  3. pending >= the number of tasks in the injector: incremented before
+ *     the enqueue, decremented after the dequeued tasks are on a deque.
+ *  4. Every queued task runs or is dropped exactly once: it leaves the
+ *     injector under inj_lock, a deque through deque.c's protocol, and
+ *     the drop passes of an immediate shutdown run only after stopping.
+ *  5. A joinable record is freed by whichever of runner and joiner drops
+ *     the second reference, after the runner's last touch (the notify).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "deque.h"
+#include "pool_internal.h"
+#include "tsan.h"
+
+#define MAX_THREADS 4096       /* the state word's fields are 16 bits */
+#define DEQUE_LOG2 8           /* 256 tasks before a deque first grows */
+#define INJ_BATCH 32           /* most tasks taken from the injector at once */
+#define INJECTOR_EVERY 61      /* tasks between looks at the injector first */
+#define SEARCH_ROUNDS 4
+
+#define ST_BLOCKED_ONE ((uint64_t)1)
+#define ST_SEARCH_ONE ((uint64_t)1 << 16)
+#define ST_IDLE_ONE ((uint64_t)1 << 32)
+#define ST_THREADS_ONE ((uint64_t)1 << 48)
+
+static inline int st_blocked(uint64_t s)
+{
+	return (int)(s & 0xffff);
+}
+static inline int st_search(uint64_t s)
+{
+	return (int)((s >> 16) & 0xffff);
+}
+static inline int st_idle(uint64_t s)
+{
+	return (int)((s >> 32) & 0xffff);
+}
+static inline int st_threads(uint64_t s)
+{
+	return (int)(s >> 48);
+}
+static inline int st_running(uint64_t s)
+{
+	return st_threads(s) - st_idle(s) - st_blocked(s);
+}
+
+struct worker {
+	struct deque dq;
+	kn_pool *pool;
+	unsigned index;
+	unsigned tick;
+	uint64_t rng;
+	pthread_t thread;
+	struct block_hook hook;
+	/* Written by the worker only, read by kn_pool_stats. */
+	_Atomic uint64_t n_run, n_steal, n_park;
+};
+
+struct kn_pool {
+	/* Read-mostly. */
+	int target;
+	int max_search;
+	unsigned max_threads;
+	char name[16];
+	void (*on_start)(kn_pool *, unsigned, void *);
+	void (*on_stop)(kn_pool *, unsigned, void *);
+	void *hook_arg;
+	_Atomic(struct worker *) *slots; /* published by each worker itself */
+	_Atomic uint32_t closing;        /* outside spawns refused */
+	_Atomic uint32_t stopping;       /* workers exit */
+
+	/* Thread starts and shutdown. */
+	struct lock threads_lock;
+	struct worker **owned;           /* under threads_lock */
+	_Atomic unsigned nstarted;
+	_Atomic uint64_t spares_started;
+	_Atomic uint64_t dropped;
+
+	_Atomic uint64_t state KN_ALIGNED;
+	_Atomic int64_t pending KN_ALIGNED;
+	struct cds_wfcq_tail inj_tail KN_ALIGNED;
+	struct __cds_wfcq_head inj_head KN_ALIGNED;
+	struct lock inj_lock;
+	struct waitq idleq KN_ALIGNED;
+	struct waitq idle_waiters;
+};
+
+static _Thread_local struct worker *self;
+
+static void worker_block(void *arg);
+static void worker_unblock(void *arg);
+static void *worker_main(void *arg);
+
+static bool on_own_worker(kn_pool *p)
+{
+	return self && self->pool == p;
+}
+
+/* waiter.h's lock has no try form; a failed CAS 0 -> 1 leaves the word
+ * as it was, so this composes with lock_acquire and lock_release. */
+static bool lock_try(struct lock *l)
+{
+	uint32_t unlocked = 0;
+
+	return at_cas_acquire(&l->word, &unlocked, 1);
+}
+
+static void stat_inc(_Atomic uint64_t *c)
+{
+	at_store_relaxed(c, at_load_relaxed(c) + 1);
+}
+
+/* ---- work visibility and waking ------------------------------------- */
+
+/* Is there a task queued anywhere? seq_cst loads: the re-check of the
+ * no-lost-wake-up protocol. */
+static bool pool_has_work(kn_pool *p)
+{
+	unsigned i, n = at_load_acquire(&p->nstarted);
+	struct worker *w;
+
+	if (at_load_seq_cst(&p->pending) > 0)
+		return true;
+	for (i = 0; i < n; i++) {
+		w = at_load_acquire(&p->slots[i]);
+		if (w && !deque_empty(&w->dq))
+			return true;
+	}
+	return false;
+}
+
+static int worker_start(kn_pool *p, unsigned idx)
+{
+	struct worker *w = kn_alloc_aligned(KN_PAD, sizeof(*w));
+	int err;
+
+	if (!w)
+		return ENOMEM;
+	memset(w, 0, sizeof(*w));
+	if (deque_init(&w->dq, DEQUE_LOG2)) {
+		kn_free(w);
+		return ENOMEM;
+	}
+	w->pool = p;
+	w->index = idx;
+	w->rng = 0x9e3779b97f4a7c15ull * (idx + 1);
+	w->hook = (struct block_hook){ worker_block, worker_unblock, w };
+	err = pthread_create(&w->thread, NULL, worker_main, w);
+	if (err) {
+		deque_destroy(&w->dq);
+		kn_free(w);
+		return err;
+	}
+	p->owned[idx] = w;
+	at_store_release(&p->nstarted, idx + 1);
+	return 0;
+}
+
+/* A spare thread, if the pool is below its target and the cap allows. It
+ * starts running: it will search. */
+static bool start_spare(kn_pool *p)
+{
+	bool started = false;
+	uint64_t s;
+
+	if (!lock_try(&p->threads_lock))
+		return false; /* another start (or the shutdown) is under way */
+	s = at_load_seq_cst(&p->state);
+	if (!at_load_seq_cst(&p->stopping) && st_running(s) < p->target &&
+	    (unsigned)st_threads(s) < p->max_threads) {
+		at_add_seq_cst(&p->state, ST_THREADS_ONE);
+		started = worker_start(p, (unsigned)st_threads(s)) == 0;
+		if (started) {
+			at_add_relaxed(&p->spares_started, 1);
+		} else {
+			s = at_sub_seq_cst(&p->state, ST_THREADS_ONE) - ST_THREADS_ONE;
+			/* The phantom thread may have hidden the pool's
+			 * idleness from the last worker to park. */
+			if (st_idle(s) == st_threads(s))
+				waitq_notify_all(&p->idle_waiters);
+		}
+	}
+	lock_release(&p->threads_lock);
+	return started;
+}
+
+static void kick(kn_pool *p)
+{
+	if (!waitq_notify_one(&p->idleq))
+		start_spare(p);
+}
+
+/* After making work visible (seq_cst): does someone need waking? */
+static void notify_work(kn_pool *p)
+{
+	uint64_t s = at_load_seq_cst(&p->state);
+
+	if (st_search(s) == 0 && st_running(s) < p->target)
+		kick(p);
+}
+
+/* After a state RMW that may leave queued work unattended. */
+static void kick_if_needed(kn_pool *p, uint64_t s)
+{
+	if (st_search(s) == 0 && st_running(s) < p->target && pool_has_work(p))
+		kick(p);
+}
+
+static bool start_search(kn_pool *p)
+{
+	uint64_t s = at_load_relaxed(&p->state);
+
+	do {
+		if (st_search(s) >= p->max_search)
+			return false;
+	} while (!at_cas_weak_seq_cst(&p->state, &s, s + ST_SEARCH_ONE));
+	return true;
+}
+
+static void stop_search(kn_pool *p)
+{
+	kick_if_needed(p, at_sub_seq_cst(&p->state, ST_SEARCH_ONE) - ST_SEARCH_ONE);
+}
+
+/* ---- taking tasks ------------------------------------------------------- */
+
+static struct kn_task *took(struct worker *w, struct kn_task *t)
+{
+	at_store_relaxed(&t->thief, (int32_t)w->index);
+	return t;
+}
+
+/* A batch from the injector: the first task is returned, the rest go onto
+ * w's deque (as many as fit without growing it). */
+static struct kn_task *inj_take(struct worker *w)
+{
+	kn_pool *p = w->pool;
+	struct cds_wfcq_node *node;
+	struct kn_task *first = NULL, *t;
+	int64_t n = at_load_relaxed(&p->pending), want, got = 0;
+
+	if (n <= 0 || !lock_try(&p->inj_lock))
+		return NULL;
+	want = n / p->target + 1;
+	if (want > INJ_BATCH)
+		want = INJ_BATCH;
+	if (want > deque_room(&w->dq) + 1)
+		want = deque_room(&w->dq) + 1;
+	while (got < want) {
+		node = __cds_wfcq_dequeue_nonblocking(&p->inj_head, &p->inj_tail);
+		if (!node || node == CDS_WFCQ_WOULDBLOCK)
+			break; /* WOULDBLOCK: an enqueue is half done */
+		t = caa_container_of(node, struct kn_task, link.inj);
+		tsan_acquire(t);
+		took(w, t);
+		if (got++ == 0)
+			first = t;
+		else
+			deque_push(&w->dq, t); /* fits: no growth, no failure */
+	}
+	lock_release(&p->inj_lock);
+	if (got) {
+		at_sub_seq_cst(&p->pending, got);
+		if (got > 1)
+			notify_work(p);
+	}
+	return first;
+}
+
+static struct kn_task *steal_from(struct worker *w, struct worker *v,
+				  bool *retry)
+{
+	void *x;
+
+	switch (deque_steal(&v->dq, &x)) {
+	case STEAL_OK:
+		stat_inc(&w->n_steal);
+		return took(w, x);
+	case STEAL_RETRY:
+		*retry = true;
+		break;
+	case STEAL_EMPTY:
+		break;
+	}
+	return NULL;
+}
+
+static struct kn_task *steal_any(struct worker *w)
+{
+	kn_pool *p = w->pool;
+	unsigned n = at_load_acquire(&p->nstarted), i, start;
+	struct worker *v;
+	struct kn_task *t;
+	bool retry;
+
+	do {
+		retry = false;
+		w->rng ^= w->rng << 13;
+		w->rng ^= w->rng >> 7;
+		w->rng ^= w->rng << 17;
+		start = (unsigned)(w->rng % n);
+		for (i = 0; i < n; i++) {
+			v = at_load_acquire(&p->slots[(start + i) % n]);
+			if (v && v != w && (t = steal_from(w, v, &retry)))
+				return t;
+		}
+	} while (retry);
+	return NULL;
+}
+
+static struct kn_task *scan(struct worker *w)
+{
+	struct kn_task *t = inj_take(w);
+
+	return t ? t : steal_any(w);
+}
+
+static struct kn_task *search(struct worker *w)
+{
+	struct backoff b = { 0 };
+	struct kn_task *t;
+	int round;
+
+	for (round = 0; round < SEARCH_ROUNDS; round++) {
+		t = scan(w);
+		if (t || at_load_acquire(&w->pool->stopping))
+			return t;
+		qsbr_quiescent();
+		backoff_spin(&b);
+	}
+	return NULL;
+}
+
+/* ---- parking ---------------------------------------------------------- */
+
+/* Park on the idle queue; false if it withdrew because work (or the stop)
+ * showed up during registration. */
+static bool park(struct worker *w, bool searching)
+{
+	kn_pool *p = w->pool;
+	uint64_t delta = ST_IDLE_ONE - (searching ? ST_SEARCH_ONE : 0), s;
+	struct waiter wt;
+	struct wait_node n;
+	uint32_t v = SEL_ABORT;
+
+	waiter_init(&wt);
+	n = WAIT_NODE(&wt, SEL_CASE0);
+	waitq_push(&p->idleq, &n);
+	s = at_add_seq_cst(&p->state, delta) + delta;
+	if (at_load_seq_cst(&p->stopping) ||
+	    (st_running(s) < p->target && pool_has_work(p)))
+		waiter_decide(&wt, SEL_ABORT);
+	else if (st_idle(s) == st_threads(s))
+		waitq_notify_all(&p->idle_waiters); /* the pool went idle */
+	if (waiter_peek(&wt) == SEL_WAITING) {
+		qsbr_offline();
+		waiter_set_block_hook(NULL);
+		v = waiter_park(&wt, KN_FOREVER, NULL);
+		waiter_set_block_hook(&w->hook);
+		qsbr_online();
+		if (v != SEL_ABORT)
+			stat_inc(&w->n_park);
+	}
+	waitq_remove(&p->idleq, &n);
+	at_sub_seq_cst(&p->state, ST_IDLE_ONE);
+	return v != SEL_ABORT;
+}
+
+static struct kn_task *next_task(struct worker *w)
+{
+	kn_pool *p = w->pool;
+	struct backoff b = { 0 };
+	struct kn_task *t;
+	bool searching;
+
+	for (;;) {
+		if (at_load_acquire(&p->stopping))
+			return NULL;
+		if (++w->tick % INJECTOR_EVERY == 0 && (t = inj_take(w)))
+			return t;
+		t = deque_pop(&w->dq);
+		if (t)
+			return t;
+		searching = st_running(at_load_relaxed(&p->state)) <= p->target &&
+			    start_search(p);
+		if (searching) {
+			t = search(w);
+			if (t) {
+				stop_search(p);
+				return t;
+			}
+		}
+		if (park(w, searching)) {
+			b.step = 0;
+			continue;
+		}
+		/* Withdrew: work is visible. Take it even if searchers
+		 * abound, or wait for the half-done enqueue behind it. */
+		t = scan(w);
+		if (t)
+			return t;
+		backoff_snooze(&b);
+	}
+}
+
+/* ---- running ---------------------------------------------------------- */
+
+static void task_done(struct kn_task *t, uint32_t how)
+{
+	if (!t->joinable) {
+		task_free(t);
+		return;
+	}
+	at_store_seq_cst(&t->state, how);
+	waitq_notify_all(&t->joinq);
+	task_put(t);
+}
+
+static void run_task(struct worker *w, struct kn_task *t)
+{
+	t->fn(t->arg);
+	stat_inc(&w->n_run);
+	task_done(t, TASK_DONE);
+}
+
+static void drop_task(kn_pool *p, struct kn_task *t)
+{
+	if (t->drop)
+		t->drop(t->arg);
+	at_add_relaxed(&p->dropped, 1);
+	task_done(t, TASK_DROPPED);
+}
+
+static void worker_block(void *arg)
+{
+	struct worker *w = arg;
+
+	qsbr_offline();
+	kick_if_needed(w->pool, at_add_seq_cst(&w->pool->state, ST_BLOCKED_ONE) +
+					ST_BLOCKED_ONE);
+}
+
+static void worker_unblock(void *arg)
+{
+	struct worker *w = arg;
+
+	at_sub_seq_cst(&w->pool->state, ST_BLOCKED_ONE);
+	qsbr_online();
+}
+
+static void name_thread(kn_pool *p, unsigned idx)
+{
+	char suffix[16], name[32];
+	int k = snprintf(suffix, sizeof(suffix), "-%u", idx);
+
+	/* Linux keeps 15 bytes: cut the prefix, not the number. */
+	snprintf(name, sizeof(name), "%.*s%s", 15 - k, p->name, suffix);
+	pthread_setname_np(pthread_self(), name);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	kn_pool *p = w->pool;
+	struct kn_task *t;
+	uint64_t s;
+
+	qsbr_register();
+	self = w;
+	name_thread(p, w->index);
+	at_store_release(&p->slots[w->index], w);
+	waiter_set_block_hook(&w->hook);
+	if (p->on_start)
+		p->on_start(p, w->index, p->hook_arg);
+	while ((t = next_task(w)) != NULL) {
+		run_task(w, t);
+		qsbr_quiescent();
+	}
+	/* Stopping: what is left here is dropped now, so that a join
+	 * waiting for it (on another worker) returns and lets that worker
+	 * stop too. Draining shutdowns leave nothing. */
+	while ((t = deque_pop(&w->dq)) != NULL)
+		drop_task(p, t);
+	if (p->on_stop)
+		p->on_stop(p, w->index, p->hook_arg);
+	waiter_set_block_hook(NULL);
+	self = NULL;
+	qsbr_unregister();
+	/* An exited worker counts as idle for good. */
+	s = at_add_seq_cst(&p->state, ST_IDLE_ONE) + ST_IDLE_ONE;
+	if (st_idle(s) == st_threads(s))
+		waitq_notify_all(&p->idle_waiters);
+	return NULL;
+}
+
+/* ---- spawning ----------------------------------------------------------- */
+
+static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
+		      void *arg, void (*drop)(void *))
+{
+	t->fn = fn;
+	t->arg = arg;
+	t->drop = drop;
+	t->pool = p;
+	t->joinable = false;
+	at_store_relaxed(&t->thief, -1);
+}
+
+static int submit(kn_pool *p, struct kn_task *t)
+{
+	if (on_own_worker(p)) {
+		if (deque_push(&self->dq, t))
+			return ENOMEM;
+	} else {
+		/* pending first: it covers the task from now on (invariant
+		 * 3), and the shutdown's closing store cannot miss it. */
+		at_add_seq_cst(&p->pending, 1);
+		if (unlikely(at_load_seq_cst(&p->closing))) {
+			at_sub_seq_cst(&p->pending, 1);
+			return EPIPE;
+		}
+		cds_wfcq_node_init(&t->link.inj);
+		tsan_release(t);
+		cds_wfcq_enqueue(&p->inj_head, &p->inj_tail, &t->link.inj);
+	}
+	notify_work(p);
+	return 0;
+}
+
+int pool_submit(kn_pool *p, struct kn_task *t, void (*fn)(void *), void *arg,
+		void (*drop)(void *))
+{
+	int err;
+
+	task_init(t, p, fn, arg, drop);
+	err = submit(p, t);
+	if (err)
+		task_free(t);
+	return err;
+}
+
+int kn_pool_spawn(kn_pool *p, void (*fn)(void *), void *arg)
+{
+	struct kn_task *t;
+
+	if (!p || !fn)
+		return EINVAL;
+	t = task_alloc();
+	if (!t)
+		return ENOMEM;
+	return pool_submit(p, t, fn, arg, NULL);
+}
+
+kn_task *kn_pool_spawn_task(kn_pool *p, void (*fn)(void *), void *arg)
+{
+	struct kn_task *t;
+	int err;
+
+	if (!p || !fn) {
+		errno = EINVAL;
+		return NULL;
+	}
+	t = task_alloc();
+	if (!t)
+		return NULL;
+	task_init(t, p, fn, arg, NULL);
+	t->joinable = true;
+	at_store_relaxed(&t->refs, 2);
+	at_store_relaxed(&t->state, TASK_PENDING);
+	waitq_init(&t->joinq);
+	err = submit(p, t);
+	if (err) {
+		task_free(t);
+		errno = err;
+		return NULL;
+	}
+	return t;
+}
+
+/* ---- joining ------------------------------------------------------------ */
+
+/* Steal from the worker that took t: its deque holds t's subtasks. */
+static struct kn_task *leapfrog(struct worker *w, struct kn_task *t)
+{
+	int32_t i = at_load_relaxed(&t->thief);
+	struct worker *v;
+	struct kn_task *x;
+	bool retry;
+
+	if (i < 0 || (unsigned)i == w->index)
+		return NULL;
+	v = at_load_acquire(&w->pool->slots[i]);
+	do {
+		retry = false;
+		x = steal_from(w, v, &retry);
+	} while (!x && retry && at_load_acquire(&t->state) == TASK_PENDING);
+	return x;
+}
+
+static void help(struct worker *w, struct kn_task *t)
+{
+	struct kn_task *x;
+
+	while (at_load_acquire(&t->state) == TASK_PENDING) {
+		x = deque_pop(&w->dq);
+		if (!x)
+			x = leapfrog(w, t);
+		if (!x)
+			return;
+		run_task(w, x);
+		qsbr_quiescent();
+	}
+}
+
+static uint32_t wait_task(struct kn_task *t)
+{
+	struct waiter wt;
+	struct wait_node n;
+	uint32_t st;
+
+	for (;;) {
+		st = at_load_acquire(&t->state);
+		if (st != TASK_PENDING)
+			return st;
+		waiter_init(&wt);
+		n = WAIT_NODE(&wt, SEL_CASE0);
+		waitq_push(&t->joinq, &n);
+		if (at_load_seq_cst(&t->state) != TASK_PENDING)
+			waiter_decide(&wt, SEL_ABORT);
+		waiter_park(&wt, KN_FOREVER, NULL);
+		waitq_remove(&t->joinq, &n);
+	}
+}
+
+int kn_task_join(kn_task *t)
+{
+	uint32_t st;
+
+	if (!t)
+		return EINVAL;
+	if (on_own_worker(t->pool))
+		help(self, t);
+	st = wait_task(t);
+	task_put(t);
+	return st == TASK_DONE ? 0 : ECANCELED;
+}
+
+/* ---- idleness and shutdown --------------------------------------------- */
+
+static bool pool_idle(kn_pool *p)
+{
+	uint64_t s;
+
+	if (at_load_seq_cst(&p->pending) > 0)
+		return false;
+	s = at_load_seq_cst(&p->state);
+	return st_idle(s) == st_threads(s);
+}
+
+int kn_pool_wait_idle(kn_pool *p)
+{
+	struct waiter wt;
+	struct wait_node n;
+
+	if (!p || on_own_worker(p))
+		return EINVAL;
+	for (;;) {
+		waiter_init(&wt);
+		n = WAIT_NODE(&wt, SEL_CASE0);
+		waitq_push(&p->idle_waiters, &n);
+		if (pool_idle(p))
+			waiter_decide(&wt, SEL_ABORT);
+		if (waiter_park(&wt, KN_FOREVER, NULL) == SEL_ABORT)
+			break;
+		waitq_remove(&p->idle_waiters, &n);
+	}
+	waitq_remove(&p->idle_waiters, &n);
+	return 0;
+}
+
+/* Drop what is left in the injector (the workers have stopped taking). */
+static void drop_injected(kn_pool *p)
+{
+	struct backoff b = { 0 };
+	struct cds_wfcq_node *node;
+	struct kn_task *t;
+
+	while (at_load_seq_cst(&p->pending) > 0) {
+		lock_acquire(&p->inj_lock);
+		node = __cds_wfcq_dequeue_nonblocking(&p->inj_head, &p->inj_tail);
+		lock_release(&p->inj_lock);
+		if (!node || node == CDS_WFCQ_WOULDBLOCK) {
+			/* An enqueue (or a refused spawn's pending) is in
+			 * flight: it settles in a few instructions. */
+			backoff_snooze(&b);
+			continue;
+		}
+		t = caa_container_of(node, struct kn_task, link.inj);
+		tsan_acquire(t);
+		at_sub_seq_cst(&p->pending, 1);
+		drop_task(p, t);
+	}
+}
+
+static void stop_threads(kn_pool *p)
+{
+	unsigned i, n;
+
+	at_store_seq_cst(&p->stopping, 1);
+	waitq_notify_all(&p->idleq);
+	/* No thread starts after this: start_spare checks stopping under
+	 * the lock. */
+	lock_acquire(&p->threads_lock);
+	n = at_load_relaxed(&p->nstarted);
+	lock_release(&p->threads_lock);
+	for (i = 0; i < n; i++)
+		pthread_join(p->owned[i]->thread, NULL);
+}
+
+int kn_pool_shutdown(kn_pool *p, bool drain, size_t *dropped)
+{
+	unsigned i, n;
+	struct kn_task *t;
+
+	if (dropped)
+		*dropped = 0;
+	if (!p || on_own_worker(p))
+		return EINVAL;
+	if (at_xchg_seq_cst(&p->closing, 1))
+		return EPIPE;
+	if (drain)
+		kn_pool_wait_idle(p);
+	else
+		drop_injected(p); /* early: joins of these tasks return */
+	stop_threads(p);
+	/* The workers are gone (joined): this thread may pop their deques. */
+	drop_injected(p);
+	n = at_load_relaxed(&p->nstarted);
+	for (i = 0; i < n; i++)
+		while ((t = deque_pop(&p->owned[i]->dq)) != NULL)
+			drop_task(p, t);
+	if (dropped)
+		*dropped = (size_t)at_load_relaxed(&p->dropped);
+	return 0;
+}
+
+static void pool_release(kn_pool *p)
+{
+	unsigned i, n = at_load_relaxed(&p->nstarted);
+	bool retired = false;
+
+	for (i = 0; i < n; i++) {
+		retired |= p->owned[i]->dq.retired;
+		deque_destroy(&p->owned[i]->dq);
+		kn_free(p->owned[i]);
+	}
+	/* Let the grace periods of the rings handed to call_rcu end, so
+	 * that the pool's memory is all back when free returns. */
+	if (retired)
+		qsbr_barrier();
+	kn_free(p->owned);
+	kn_free(p->slots);
+	kn_free(p);
+}
+
+void kn_pool_free(kn_pool *p)
+{
+	if (!p || on_own_worker(p))
+		return;
+	if (!at_load_acquire(&p->closing))
+		kn_pool_shutdown(p, true, NULL);
+	pool_release(p);
+}
+
+/* ---- creation ------------------------------------------------------------ */
+
+kn_pool *kn_pool_new(const struct kn_pool_opts *opts)
+{
+	struct kn_pool_opts o = opts ? *opts : (struct kn_pool_opts){ 0 };
+	unsigned n = o.workers ? o.workers : (unsigned)kn_ncpu(), i;
+	unsigned spare = o.max_spare == 0 ? KN_POOL_DEFAULT_SPARE :
+			 o.max_spare < 0 ? 0 : (unsigned)o.max_spare;
+	kn_pool *p;
+	int err = ENOMEM;
+
+	if (n > MAX_THREADS || spare > MAX_THREADS - n) {
+		errno = EINVAL;
+		return NULL;
+	}
+	p = kn_alloc_aligned(KN_PAD, sizeof(*p));
+	if (!p)
+		goto fail;
+	memset(p, 0, sizeof(*p));
+	p->target = (int)n;
+	p->max_search = n / 2 ? (int)(n / 2) : 1;
+	p->max_threads = n + spare;
+	snprintf(p->name, sizeof(p->name), "%s", o.name ? o.name : "kanal");
+	p->on_start = o.on_start;
+	p->on_stop = o.on_stop;
+	p->hook_arg = o.hook_arg;
+	__cds_wfcq_init(&p->inj_head, &p->inj_tail);
+	waitq_init(&p->idleq);
+	waitq_init(&p->idle_waiters);
+	p->slots = kn_calloc(p->max_threads, sizeof(p->slots[0]));
+	p->owned = kn_calloc(p->max_threads, sizeof(p->owned[0]));
+	if (!p->slots || !p->owned)
+		goto fail;
+	/* All N count from the start, so that the first parks keep
+	 * threads >= idle (invariant 1). */
+	at_store_relaxed(&p->state, n * ST_THREADS_ONE);
+	lock_acquire(&p->threads_lock);
+	for (i = 0; i < n; i++) {
+		err = worker_start(p, i);
+		if (err)
+			break;
+	}
+	lock_release(&p->threads_lock);
+	if (i == n)
+		return p;
+	stop_threads(p);
+	pool_release(p);
+	errno = err;
+	return NULL;
+fail:
+	if (p) {
+		kn_free(p->slots);
+		kn_free(p->owned);
+	}
+	kn_free(p);
+	errno = err;
+	return NULL;
+}
+
+int kn_pool_stats(kn_pool *p, struct kn_pool_stats *st)
+{
+	unsigned i, n;
+	struct worker *w;
+
+	if (!p || !st)
+		return EINVAL;
+	memset(st, 0, sizeof(*st));
+	n = at_load_acquire(&p->nstarted);
+	for (i = 0; i < n; i++) {
+		w = at_load_acquire(&p->slots[i]);
+		if (!w)
+			continue;
+		st->tasks_run += at_load_relaxed(&w->n_run);
+		st->steals += at_load_relaxed(&w->n_steal);
+		st->parks += at_load_relaxed(&w->n_park);
+	}
+	st->spares_started = at_load_relaxed(&p->spares_started);
+	st->workers = (unsigned)p->target;
+	st->threads = n;
+	return 0;
+}
+
+kn_pool *kn_pool_current(void)
+{
+	return self ? self->pool : NULL;
+}
+
+/* ---- the default pool --------------------------------------------------- */
+
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static kn_pool *default_pool;
+static int default_err;
+
+static void default_make(void)
+{
+	struct kn_pool_opts o = { .name = "kn-go" };
+
+	default_pool = kn_pool_new(&o);
+	if (!default_pool)
+		default_err = errno;
+}
+
+kn_pool *pool_default(void)
+{
+	pthread_once(&default_once, default_make);
+	if (!default_pool)
+		errno = default_err;
+	return default_pool;
+}
+
+int kn_go(void (*fn)(void *), void *arg)
+{
+	kn_pool *p;
+
+	if (!fn)
+		return EINVAL;
+	p = pool_default();
+	return p ? kn_pool_spawn(p, fn, arg) : default_err;
+}

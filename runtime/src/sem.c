@@ -1,0 +1,298 @@
+/*
+ * sem.c - the weighted FIFO semaphore.
+ *
+ * Algorithm. One 64-bit word holds the free token count in its low 63 bits
+ * and a flag WAITERS in the top bit. Behind it, a wait queue (waiter.h) of
+ * nodes living on the waiters' stacks, each pointing at its request.
+ *
+ *   fast acquire   while WAITERS is clear and count >= n: CAS count -> count - n
+ *   fast release   while WAITERS is clear: CAS count -> count + n (after the
+ *                  overflow check)
+ *
+ * Everything else happens under the queue lock. A slow acquire, under the
+ * lock, either takes its tokens (queue empty, enough tokens: the fast path
+ * raced with a release) or sets WAITERS (if the queue was empty) and appends
+ * its node, then parks through the waiter layer. A release that sees
+ * WAITERS adds its tokens under the lock and then serves the queue from the
+ * head: while the head's request fits, it claims the head's waiter
+ * (waiter_claim: a CAS that fails if a timeout or cancellation decided it
+ * first, in which case the node is just dropped), subtracts its tokens and
+ * moves the node to a private list; it stops at the first request that does
+ * not fit (head-of-line rule), clears WAITERS if the queue is empty, drops
+ * the lock, and only then publishes SEL_CASE0 to each claimed waiter. A
+ * waiter that timed out or was cancelled takes its node out under the lock
+ * and serves the queue the same way, since the requests behind it may fit
+ * now.
+ *
+ * Why no wake-up is lost: every change of the word is an RMW on that one
+ * word, so they are totally ordered. A slow acquire sets WAITERS with a CAS
+ * based on the count it read under the lock; a fast release whose CAS comes
+ * later fails (the word changed), sees WAITERS and goes to the lock, where
+ * it finds the node; one whose CAS came earlier has left a count the
+ * acquirer's CAS was based on, so the acquirer took the tokens instead of
+ * queueing.
+ *
+ * Why FIFO holds: a fast acquire needs WAITERS clear, i.e. an empty queue,
+ * so nobody overtakes a queued request; grants go strictly from the head.
+ *
+ * BZ 12674 (a granted waiter frees the semaphore at once): the releaser
+ * publishes the grants after it has unlocked, and its only accesses after
+ * a publish are the next claimed nodes (still blocked, so alive) and the
+ * waiter's futex word (a wake on a dead word is harmless, waiter.c). A
+ * granted waiter never touches the semaphore again.
+ *
+ * Linearization: a fast acquire or release at its successful CAS; a slow
+ * release at its add under the lock; a served acquire at the subtraction
+ * made for it (in the same critical section as its claim); a timed-out or
+ * cancelled acquire at the CAS that decided its waiter.
+ *
+ * Invariants
+ *
+ *  1. WAITERS is set iff the queue is non-empty, whenever the lock is free.
+ *  2. While WAITERS is set only lock holders change the word.
+ *  3. count <= size; count + tokens held by users + tokens of claimed but
+ *     unpublished grants == size.
+ *  4. A queued request has 0 < n <= size, so the head is served once
+ *     enough tokens come back.
+ *  5. A node leaves the queue once: claimed and granted by a server (and
+ *     then its owner returns 0 holding the tokens), or dropped because its
+ *     waiter was decided by a timeout/cancel (and then its owner returns
+ *     the error holding nothing). The waiter's decision CAS arbitrates.
+ *  6. After a publish the releaser touches neither the semaphore nor that
+ *     node.
+ */
+#include "kanal/sem.h"
+
+#include "ctx_internal.h"
+#include "waiter.h"
+
+#define WAITERS (UINT64_C(1) << 63)
+#define COUNT(v) ((v) & ~WAITERS)
+
+struct kn_sem {
+	/* The hot line: the word, and the size every call checks. */
+	_Atomic uint64_t word KN_ALIGNED;
+	uint64_t size;
+	struct waitq q KN_ALIGNED;
+};
+
+/* A waiting request, on the waiter's stack. */
+struct request {
+	uint64_t n;
+	uint32_t prev;  /* the waiter's state when claimed: wake it if PARKED */
+};
+
+kn_sem *kn_sem_new(uint64_t n)
+{
+	kn_sem *s;
+
+	if (n == 0 || n > KN_SEM_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	s = kn_alloc_aligned(KN_PAD, sizeof(*s));
+	if (!s) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	at_store_relaxed(&s->word, n);
+	s->size = n;
+	waitq_init(&s->q);
+	return s;
+}
+
+void kn_sem_free(kn_sem *s)
+{
+	kn_free(s);
+}
+
+uint64_t kn_sem_available(const kn_sem *s)
+{
+	return s ? COUNT(at_load_acquire(&((kn_sem *)s)->word)) : 0;
+}
+
+uint64_t kn_sem_size(const kn_sem *s)
+{
+	return s ? s->size : 0;
+}
+
+/* Take n tokens if nobody waits and they are there. */
+static bool take_fast(kn_sem *s, uint64_t n)
+{
+	uint64_t v = at_load_relaxed(&s->word);
+
+	while (!(v & WAITERS) && v >= n)
+		if (at_cas_acquire(&s->word, &v, v - n))
+			return true;
+	return false;
+}
+
+/*
+ * With the lock: claim the head requests that fit, in order, subtract their
+ * tokens, and return them as a list for publish(); clear WAITERS once the
+ * queue is empty.
+ */
+static struct wait_node *serve_locked(kn_sem *s)
+{
+	struct wait_node *head, *granted = NULL, **tail = &granted;
+	uint64_t v = at_load_relaxed(&s->word);
+
+	while ((head = s->q.head) != NULL) {
+		struct request *r = head->data;
+
+		if (COUNT(v) < r->n)
+			break;
+		waitq_unlink_locked(&s->q, head);
+		if (!waiter_claim(head->w, &r->prev))
+			continue; /* timed out or cancelled: nothing to give */
+		/* acq_rel: the releases whose tokens these are happen-before
+		 * the publish, which the waiter acquires. */
+		v = at_sub_acq_rel(&s->word, r->n) - r->n;
+		head->next = NULL;
+		*tail = head;
+		tail = &head->next;
+	}
+	while (!s->q.head && (v & WAITERS))
+		at_cas_acq_rel(&s->word, &v, v & ~WAITERS);
+	return granted;
+}
+
+/* After unlocking: hand the grants over (invariant 6). */
+static void publish(struct wait_node *granted)
+{
+	while (granted) {
+		struct wait_node *n = granted;
+		struct waiter *w = n->w;
+		uint32_t prev = ((struct request *)n->data)->prev;
+
+		granted = n->next;
+		waiter_publish(w, SEL_CASE0, prev);
+	}
+}
+
+/* With the lock: take the tokens (true) or queue node (false). */
+static bool take_or_queue_locked(kn_sem *s, struct wait_node *node, uint64_t n)
+{
+	uint64_t v = at_load_relaxed(&s->word);
+
+	/* Invariant 1: an empty queue means WAITERS is clear. */
+	while (!s->q.head) {
+		if (v >= n) {
+			if (at_cas_acquire(&s->word, &v, v - n))
+				return true;
+		} else if (at_cas_relaxed(&s->word, &v, v | WAITERS)) {
+			break;
+		}
+	}
+	waitq_push_locked(&s->q, node);
+	return false;
+}
+
+/* A timed-out or cancelled waiter leaves; those behind it may fit now. */
+static void withdraw(kn_sem *s, struct wait_node *node)
+{
+	struct wait_node *granted;
+
+	waitq_lock(&s->q);
+	if (node->linked)
+		waitq_unlink_locked(&s->q, node);
+	granted = serve_locked(s);
+	waitq_unlock(&s->q);
+	publish(granted);
+}
+
+static int acquire_slow(kn_sem *s, uint64_t n, uint64_t deadline, kn_ctx *ctx)
+{
+	struct request r = { .n = n };
+	struct waiter w;
+	struct wait_node node = WAIT_NODE(&w, SEL_CASE0);
+	uint32_t sel;
+	bool taken;
+
+	waiter_init(&w);
+	node.data = &r;
+	waitq_lock(&s->q);
+	taken = take_or_queue_locked(s, &node, n);
+	waitq_unlock(&s->q);
+	if (taken)
+		return 0;
+	sel = waiter_park(&w, deadline, ctx);
+	if (sel == SEL_CASE0)
+		return 0; /* served: the server unlinked node */
+	withdraw(s, &node);
+	return sel == SEL_CANCEL ? ECANCELED : ETIMEDOUT;
+}
+
+static int acquire(kn_sem *s, uint64_t n, uint64_t deadline, kn_ctx *ctx)
+{
+	if (unlikely(!s || n > s->size))
+		return EINVAL;
+	if (ctx && ctx_done(ctx))
+		return ECANCELED;
+	if (likely(n == 0 || take_fast(s, n)))
+		return 0;
+	if (deadline != KN_FOREVER && deadline_left(deadline) == 0)
+		return ETIMEDOUT;
+	return acquire_slow(s, n, deadline, ctx);
+}
+
+int kn_sem_acquire(kn_sem *s, uint64_t n)
+{
+	return acquire(s, n, KN_FOREVER, NULL);
+}
+
+int kn_sem_acquire_until(kn_sem *s, uint64_t n, uint64_t deadline)
+{
+	return acquire(s, n, deadline, NULL);
+}
+
+int kn_sem_acquire_ctx(kn_sem *s, uint64_t n, kn_ctx *ctx)
+{
+	return acquire(s, n, KN_FOREVER, ctx);
+}
+
+int kn_sem_try_acquire(kn_sem *s, uint64_t n)
+{
+	if (!s || n > s->size)
+		return EINVAL;
+	return n == 0 || take_fast(s, n) ? 0 : EAGAIN;
+}
+
+static int release_slow(kn_sem *s, uint64_t n)
+{
+	struct wait_node *granted;
+	uint64_t v;
+
+	waitq_lock(&s->q);
+	v = at_load_relaxed(&s->word);
+	/* WAITERS may have been cleared meanwhile: fast paths can race. */
+	do {
+		if (n > s->size - COUNT(v)) {
+			waitq_unlock(&s->q);
+			return EINVAL;
+		}
+	} while (!at_cas_release(&s->word, &v, v + n));
+	granted = serve_locked(s);
+	waitq_unlock(&s->q);
+	publish(granted);
+	return 0;
+}
+
+int kn_sem_release(kn_sem *s, uint64_t n)
+{
+	uint64_t v;
+
+	if (unlikely(!s))
+		return EINVAL;
+	if (n == 0)
+		return 0;
+	v = at_load_relaxed(&s->word);
+	for (;;) {
+		if (unlikely(n > s->size - COUNT(v)))
+			return EINVAL;
+		if (v & WAITERS)
+			return release_slow(s, n);
+		if (at_cas_release(&s->word, &v, v + n))
+			return 0;
+	}
+}

@@ -1,0 +1,141 @@
+/*
+ * task.c - recycling of task records (internal).
+ *
+ * Algorithm
+ *
+ * Two levels. Each thread has a private LIFO list of free records. The
+ * shared level is a Treiber stack (liburcu lfstack) whose entries are whole
+ * batches: a batch head record carries its chain (next) and its length.
+ * Threads only ever push one batch (cds_lfs_push) or take the whole stack
+ * (__cds_lfs_pop_all, a single exchange). Single-entry pop is never used,
+ * so the stack has no ABA problem and needs neither a lock nor RCU
+ * (liburcu's synchronization table for lfstack: push and pop_all need no
+ * external synchronization).
+ *
+ * Linearization points: a batch becomes shared at the push's successful CAS
+ * inside liburcu and is taken at the exchange of pop_all.
+ *
+ * Invariants
+ *
+ *  1. A free record is in exactly one place: one thread's list, or one
+ *     batch on the shared stack.
+ *  2. A thread's list is touched only by that thread, and holds at most
+ *     TASK_CACHE_MAX records when task_free returns.
+ *  3. Everything a thread wrote to the records of a batch happens-before
+ *     the reads of the thread that takes the batch (liburcu's push and
+ *     pop_all order the batch contents; tsan.h states that edge).
+ *
+ * The thread-exit hand-back uses a pthread key whose value is non-NULL
+ * once the thread has a list; the key's destructor pushes the list.
+ */
+#include "task.h"
+
+#include <pthread.h>
+
+#include "tsan.h"
+
+#define TASK_CACHE_MAX 256
+#define TASK_CACHE_BATCH 128
+
+struct task_cache {
+	struct kn_task *head;
+	uint32_t n;
+	bool keyed; /* the exit destructor is armed */
+};
+
+static _Thread_local struct task_cache cache;
+static struct __cds_lfs_stack shared; /* zero is the empty stack */
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+/* Push the chain head..(n records) as one batch. */
+static void share(struct kn_task *head, uint32_t n)
+{
+	head->nbatch = n;
+	tsan_release(head);
+	cds_lfs_push(&shared, &head->link.stack);
+}
+
+static void cache_exit(void *arg)
+{
+	struct task_cache *c = arg;
+
+	if (c->head)
+		share(c->head, c->n);
+	c->head = NULL;
+	c->n = 0;
+	c->keyed = false;
+}
+
+static void exit_key_init(void)
+{
+	/* Without the key a thread's list is stranded at its exit, not lost
+	 * for correctness: only the hand-back is skipped. */
+	(void)pthread_key_create(&exit_key, cache_exit);
+}
+
+static void arm_exit(void)
+{
+	pthread_once(&exit_once, exit_key_init);
+	cache.keyed = pthread_setspecific(exit_key, &cache) == 0;
+}
+
+/* Take every shared batch into this thread's (empty) list. */
+static bool refill(void)
+{
+	struct cds_lfs_head *all = __cds_lfs_pop_all(&shared);
+	struct cds_lfs_node *node, *next;
+	struct kn_task *b, *tail;
+
+	if (!all)
+		return false;
+	cds_lfs_for_each_safe(all, node, next) {
+		b = caa_container_of(node, struct kn_task, link.stack);
+		tsan_acquire(b);
+		for (tail = b; tail->next; tail = tail->next)
+			;
+		tail->next = cache.head;
+		cache.head = b;
+		cache.n += b->nbatch;
+	}
+	return true;
+}
+
+struct kn_task *task_alloc(void)
+{
+	struct kn_task *t = cache.head;
+
+	if (likely(t)) {
+		cache.head = t->next;
+		cache.n--;
+		return t;
+	}
+	if (unlikely(!cache.keyed))
+		arm_exit();
+	if (refill())
+		return task_alloc();
+	t = kn_alloc_aligned(KN_CACHE_LINE, sizeof(*t));
+	if (!t)
+		errno = ENOMEM;
+	return t;
+}
+
+void task_free(struct kn_task *t)
+{
+	struct kn_task *head, *last;
+	uint32_t i;
+
+	if (unlikely(!cache.keyed))
+		arm_exit();
+	t->next = cache.head;
+	cache.head = t;
+	if (likely(++cache.n <= TASK_CACHE_MAX))
+		return;
+	/* Keep the newest (warm) records, share the older part. */
+	for (last = cache.head, i = 1; i < cache.n - TASK_CACHE_BATCH; i++)
+		last = last->next;
+	head = last->next;
+	last->next = NULL;
+	share(head, TASK_CACHE_BATCH);
+	cache.n -= TASK_CACHE_BATCH;
+}

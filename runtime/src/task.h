@@ -1,0 +1,82 @@
+/*
+ * task.h - task records and their recycling (internal).
+ *
+ * A task record carries one call through a pool: the function and its
+ * argument, optionally a drop callback (run instead of the function when
+ * an immediate shutdown discards the task), a small payload for internal
+ * callers (the error group keeps its call there, so that a group task costs
+ * no allocation either), and, for joinable tasks, the join state.
+ *
+ * Records are recycled, process-wide: each thread keeps a free list of its
+ * own (no synchronization); a list that grows past TASK_CACHE_MAX moves a
+ * batch of TASK_CACHE_BATCH records onto a shared lock-free stack (liburcu's
+ * lfstack, one push per batch), and a thread whose list is empty takes the
+ * whole stack with one exchange (__cds_lfs_pop_all: no ABA, no lock). A
+ * thread that exits gives its list back. So in steady state a spawn neither
+ * allocates nor touches a shared line for its record, even when the tasks
+ * are spawned on one thread and run on others. Records are never returned
+ * to malloc: the cache keeps the high-water mark of live records.
+ *
+ * Synchronization table
+ *
+ *   call          may run concurrently with   barrier / cost
+ *   task_alloc    everything                  none; refill: one xchg
+ *                                             (+ one allocation if empty)
+ *   task_free     everything                  none; overflow: one CAS push
+ */
+#ifndef KN_TASK_H
+#define KN_TASK_H
+
+#include <urcu/lfstack.h>
+#include <urcu/wfcqueue.h>
+
+#include "kanal/pool.h"
+#include "waiter.h"
+
+/* Room for an internal caller's data in the record (3 pointers). */
+#define TASK_PAYLOAD 24
+
+enum {
+	TASK_PENDING = 0,
+	TASK_DONE = 1,    /* ran */
+	TASK_DROPPED = 2, /* discarded by an immediate shutdown */
+};
+
+struct kn_task {
+	union {
+		struct cds_wfcq_node inj;  /* queued in a pool's injector */
+		struct cds_lfs_node stack; /* a batch on the shared free stack */
+	} link;
+	struct kn_task *next; /* free lists and batches */
+	uint32_t nbatch;      /* records in the batch this one heads */
+	bool joinable;
+	_Atomic int32_t thief; /* worker that took it from a shared queue, -1 */
+
+	void (*fn)(void *);
+	void *arg;
+	void (*drop)(void *);
+	kn_pool *pool;
+
+	/* Joinable tasks: one reference for the runner, one for the joiner;
+	 * the last to let go frees the record. */
+	_Atomic uint32_t refs;
+	_Atomic uint32_t state;
+	struct waitq joinq;
+
+	_Alignas(void *) unsigned char payload[TASK_PAYLOAD];
+};
+
+/* A record from this thread's cache (or new); NULL with errno ENOMEM.
+ * Its fields are left as they were: the caller sets every one it uses. */
+struct kn_task *task_alloc(void);
+/* Back into this thread's cache. */
+void task_free(struct kn_task *t);
+
+/* Drop one reference to a joinable record, freeing it with the last. */
+static inline void task_put(struct kn_task *t)
+{
+	if (at_sub_acq_rel(&t->refs, 1) == 1)
+		task_free(t);
+}
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * timer.h - the process-wide timer thread (internal).
+ *
+ * One thread, started by the first timer_add, keeps the pending entries in a
+ * min-heap by time and parks through the waiter layer until the earliest
+ * one is due (forever while the heap is empty: an idle process never wakes
+ * it). A due entry is taken out of the heap and its fire function runs on
+ * the timer thread, outside every lock.
+ *
+ * Ownership: from a successful timer_add until either timer_remove returns
+ * true or fire is called, the entry belongs to the timer; exactly one of
+ * the two happens. Callers typically hold a reference on the entry's owner
+ * for the timer and drop it in both places.
+ *
+ * Synchronization table
+ *
+ *   call            may run concurrently with    blocks  cost
+ *   timer_add       everything                   no      heap lock, O(log n);
+ *                                                        a wake only if the
+ *                                                        entry is the earliest
+ *   timer_remove    everything                   no      heap lock, O(log n)
+ */
+#ifndef KN_TIMER_H
+#define KN_TIMER_H
+
+#include "platform.h"
+
+struct timer_entry {
+	uint64_t when;                          /* absolute, CLOCK_MONOTONIC ns */
+	void (*fire)(struct timer_entry *e);    /* runs on the timer thread */
+	size_t idx;     /* heap slot or TIMER_NOT_QUEUED; under the heap lock */
+};
+
+#define TIMER_NOT_QUEUED SIZE_MAX
+
+/* Schedule e->fire at when. 0, ENOMEM (heap growth) or EAGAIN (the timer
+ * thread could not be started); on error e is not scheduled. */
+int timer_add(struct timer_entry *e, uint64_t when,
+	      void (*fire)(struct timer_entry *e));
+
+/* Unschedule e: true if it was pending (fire will not run), false if it had
+ * been taken out to fire (or its timer_add failed). */
+bool timer_remove(struct timer_entry *e);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * tsan.h - telling ThreadSanitizer about synchronization it cannot see
+ * (internal).
+ *
+ * liburcu is not instrumented: its queue, stack and grace periods order
+ * memory with atomics and fences that ThreadSanitizer never observes. Where
+ * kanal relies on them, it states the happens-before edge they provide with
+ * a release on the sending side and an acquire on the receiving side, on
+ * the same address. This is a statement of the library's documented
+ * guarantee (a node's content is visible to whoever dequeues it; a grace
+ * period follows every reader's earlier quiescent state), not a
+ * suppression: an access that lacks the edge is still reported. Outside a
+ * ThreadSanitizer build the macros compile to nothing.
+ */
+#ifndef KN_TSAN_H
+#define KN_TSAN_H
+
+#if defined(__SANITIZE_THREAD__)
+#define KN_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KN_TSAN 1
+#endif
+#endif
+
+#ifdef KN_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define tsan_acquire(p) __tsan_acquire((void *)(p))
+#define tsan_release(p) __tsan_release((void *)(p))
+#else
+#define tsan_acquire(p) ((void)(p))
+#define tsan_release(p) ((void)(p))
+#endif
+
+#endif

@@ -1,0 +1,710 @@
+/*
+ * test_pool.c - the work-stealing deque and the pool (kanal/pool.h).
+ *
+ * Behaviour only: which thread ran what, counts, return values, the
+ * pool's own counters. Where a test needs a task to hold its worker, it
+ * blocks on a wait group used as a gate (gate_open releases it).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+
+#include "deque.h"
+#include "kanal/chan.h"
+#include "kanal/group.h"
+#include "kanal/pool.h"
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static kn_pool *pool_of(unsigned workers, int max_spare)
+{
+	struct kn_pool_opts o = { .workers = workers, .max_spare = max_spare };
+	kn_pool *p = kn_pool_new(&o);
+
+	cr_assert_not_null(p, "kn_pool_new: %s", strerror(errno));
+	return p;
+}
+
+static void count_task(void *arg)
+{
+	at_add_relaxed((_Atomic uint64_t *)arg, 1);
+}
+
+/* A gate: tasks that call gate_wait block (through kanal) until opened. */
+static kn_waitgroup gate;
+
+static void gate_close(void)
+{
+	kn_waitgroup_init(&gate);
+	kn_waitgroup_add(&gate, 1);
+}
+
+static void gate_open(void)
+{
+	kn_waitgroup_done(&gate);
+}
+
+static void gate_task(void *arg)
+{
+	(void)arg;
+	kn_waitgroup_wait(&gate);
+}
+
+/* ---- the deque ---------------------------------------------------------- */
+
+Test(deque, lifo_for_owner_fifo_for_thief_and_growth)
+{
+	struct deque d;
+	uintptr_t i;
+	void *x;
+
+	qsbr_register();
+	cr_assert_eq(deque_init(&d, 2), 0);
+	for (i = 1; i <= 1000; i++) /* grows 4 -> 1024 on the way */
+		cr_assert_eq(deque_push(&d, (void *)i), 0);
+	cr_assert_eq(deque_steal(&d, &x), STEAL_OK);
+	cr_assert_eq((uintptr_t)x, 1);
+	cr_assert_eq(deque_steal(&d, &x), STEAL_OK);
+	cr_assert_eq((uintptr_t)x, 2);
+	for (i = 1000; i >= 3; i--)
+		cr_assert_eq((uintptr_t)deque_pop(&d), i);
+	cr_assert_null(deque_pop(&d));
+	cr_assert_eq(deque_steal(&d, &x), STEAL_EMPTY);
+	cr_assert(deque_empty(&d));
+	deque_destroy(&d);
+	qsbr_unregister();
+	qsbr_barrier();
+}
+
+#define DQ_ITEMS 200000
+#define DQ_THIEVES 2
+
+struct dq_run {
+	struct deque d;
+	_Atomic uint8_t seen[DQ_ITEMS + 1];
+	_Atomic bool done;
+	_Atomic uint64_t dup;
+};
+
+static void dq_take(struct dq_run *r, void *x)
+{
+	if (at_add_relaxed(&r->seen[(uintptr_t)x], 1) != 0)
+		at_add_relaxed(&r->dup, 1);
+}
+
+static void *dq_thief(void *arg)
+{
+	struct dq_run *r = arg;
+	void *x;
+	unsigned n = 0;
+
+	qsbr_register();
+	for (;;) {
+		bool done = at_load_acquire(&r->done);
+
+		if (deque_steal(&r->d, &x) == STEAL_OK)
+			dq_take(r, x);
+		else if (done && deque_empty(&r->d))
+			break;
+		if (++n % 64 == 0)
+			qsbr_quiescent();
+	}
+	qsbr_unregister();
+	return NULL;
+}
+
+Test(deque, concurrent_owner_and_thieves_take_each_item_once)
+{
+	static struct dq_run r;
+	pthread_t th[DQ_THIEVES];
+	uintptr_t i;
+	void *x;
+	int k;
+
+	qsbr_register();
+	cr_assert_eq(deque_init(&r.d, 2), 0); /* grows under the thieves */
+	for (k = 0; k < DQ_THIEVES; k++)
+		cr_assert_eq(pthread_create(&th[k], NULL, dq_thief, &r), 0);
+	for (i = 1; i <= DQ_ITEMS; i++) {
+		cr_assert_eq(deque_push(&r.d, (void *)i), 0);
+		if (i % 3 == 0 && (x = deque_pop(&r.d)) != NULL)
+			dq_take(&r, x);
+		if (i % 256 == 0)
+			qsbr_quiescent();
+	}
+	while ((x = deque_pop(&r.d)) != NULL)
+		dq_take(&r, x);
+	at_store_release(&r.done, true);
+	qsbr_offline(); /* joining: let the rings' grace periods end */
+	for (k = 0; k < DQ_THIEVES; k++)
+		pthread_join(th[k], NULL);
+	qsbr_online();
+	cr_assert_eq(at_load_relaxed(&r.dup), 0, "an item was taken twice");
+	for (i = 1; i <= DQ_ITEMS; i++)
+		cr_assert_eq(at_load_relaxed(&r.seen[i]), 1, "item %lu lost",
+			     (unsigned long)i);
+	deque_destroy(&r.d);
+	qsbr_unregister();
+	qsbr_barrier();
+}
+
+/* ---- spawning and running ------------------------------------------------ */
+
+Test(pool, spawn_from_outside_runs_every_task)
+{
+	kn_pool *p = pool_of(2, 0);
+	static _Atomic uint64_t n;
+	struct kn_pool_stats st;
+	int i;
+
+	for (i = 0; i < 10000; i++)
+		cr_assert_eq(kn_pool_spawn(p, count_task, &n), 0);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert_eq(at_load_relaxed(&n), 10000);
+	cr_assert_eq(kn_pool_stats(p, &st), 0);
+	cr_assert_eq(st.tasks_run, 10000);
+	cr_assert_eq(st.workers, 2);
+	kn_pool_free(p);
+}
+
+Test(pool, bad_arguments)
+{
+	struct kn_pool_opts o = { .workers = 5000 };
+	struct kn_pool_stats st;
+	kn_pool *p;
+
+	errno = 0;
+	cr_assert_null(kn_pool_new(&o));
+	cr_assert_eq(errno, EINVAL);
+	p = pool_of(1, 0);
+	cr_assert_eq(kn_pool_spawn(NULL, count_task, NULL), EINVAL);
+	cr_assert_eq(kn_pool_spawn(p, NULL, NULL), EINVAL);
+	errno = 0;
+	cr_assert_null(kn_pool_spawn_task(p, NULL, NULL));
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(kn_task_join(NULL), EINVAL);
+	cr_assert_eq(kn_pool_wait_idle(NULL), EINVAL);
+	cr_assert_eq(kn_pool_shutdown(NULL, true, NULL), EINVAL);
+	cr_assert_eq(kn_pool_stats(NULL, &st), EINVAL);
+	cr_assert_eq(kn_go(NULL, NULL), EINVAL);
+	kn_pool_free(NULL);
+	kn_pool_free(p);
+}
+
+struct fib {
+	int n;
+	long r;
+};
+
+static long fib_serial(int n)
+{
+	return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+static void fib_task(void *arg);
+
+/* fork-join: fib(n-1) as a task, fib(n-2) here, join. */
+static long fib(int n, int cutoff)
+{
+	struct fib c = { n - 1, 0 };
+	kn_task *t;
+	long y;
+
+	if (n < cutoff)
+		return fib_serial(n);
+	t = kn_pool_spawn_task(kn_pool_current(), fib_task, &c);
+	cr_assert_not_null(t);
+	y = fib(n - 2, cutoff);
+	cr_assert_eq(kn_task_join(t), 0);
+	return c.r + y;
+}
+
+static void fib_task(void *arg)
+{
+	struct fib *f = arg;
+
+	f->r = fib(f->n, 8);
+}
+
+Test(pool, nested_fork_join_on_one_worker_without_spares)
+{
+	/* The only worker runs the root, whose joins can only finish by
+	 * running the subtasks themselves: a spawn inside a task goes to
+	 * the local deque and join helps. */
+	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
+	struct fib root = { 20, 0 };
+	struct kn_pool_stats st;
+	kn_task *t = kn_pool_spawn_task(p, fib_task, &root);
+
+	cr_assert_not_null(t);
+	cr_assert_eq(kn_task_join(t), 0);
+	cr_assert_eq(root.r, 6765);
+	kn_pool_stats(p, &st);
+	cr_assert_eq(st.spares_started, 0);
+	cr_assert_eq(st.steals, 0);
+	cr_assert_eq(st.threads, 1);
+	kn_pool_free(p);
+}
+
+Test(pool, nested_fork_join_on_many_workers)
+{
+	kn_pool *p = pool_of(4, 0);
+	struct fib root = { 25, 0 };
+	kn_task *t = kn_pool_spawn_task(p, fib_task, &root);
+
+	cr_assert_not_null(t);
+	cr_assert_eq(kn_task_join(t), 0);
+	cr_assert_eq(root.r, 75025);
+	kn_pool_free(p);
+}
+
+struct spawner {
+	kn_pool *pool;
+	_Atomic uint64_t *count;
+	int children;
+};
+
+static void spawn_children(void *arg)
+{
+	struct spawner *s = arg;
+	int i;
+
+	for (i = 0; i < s->children; i++)
+		cr_assert_eq(kn_pool_spawn(s->pool, count_task, s->count), 0);
+	/* Hold the worker until the children ran: the other worker can only
+	 * get them by stealing from this one's deque. */
+	while (at_load_relaxed(s->count) < (uint64_t)s->children)
+		kn_waitgroup_wait_until(&gate, kn_deadline_in(100000));
+}
+
+Test(pool, spawn_inside_a_task_goes_to_the_local_deque)
+{
+	kn_pool *p = pool_of(2, KN_POOL_NO_SPARE);
+	static _Atomic uint64_t n;
+	struct spawner s = { p, &n, 200 };
+	struct kn_pool_stats st;
+
+	gate_close();
+	cr_assert_eq(kn_pool_spawn(p, spawn_children, &s), 0);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	gate_open();
+	kn_pool_stats(p, &st);
+	cr_assert_eq(at_load_relaxed(&n), 200);
+	cr_assert_eq(st.steals, 200, "steals %llu", (unsigned long long)st.steals);
+	cr_assert_eq(st.tasks_run, 201);
+	kn_pool_free(p);
+}
+
+static void set_flag(void *arg)
+{
+	at_store_release((_Atomic int *)arg, 1);
+}
+
+Test(pool, join_from_outside_waits_for_the_task)
+{
+	kn_pool *p = pool_of(2, 0);
+	static _Atomic int flag;
+	kn_task *t;
+
+	gate_close();
+	cr_assert_eq(kn_pool_spawn(p, gate_task, NULL), 0);
+	t = kn_pool_spawn_task(p, set_flag, &flag);
+	cr_assert_not_null(t);
+	gate_open();
+	cr_assert_eq(kn_task_join(t), 0);
+	cr_assert_eq(at_load_acquire(&flag), 1);
+	kn_pool_free(p);
+}
+
+struct tree {
+	kn_pool *pool;
+	_Atomic uint64_t *count;
+	int depth;
+};
+
+static void tree_task(void *arg)
+{
+	struct tree *t = arg;
+	static struct tree next[16];
+
+	at_add_relaxed(t->count, 1);
+	if (t->depth == 0)
+		return;
+	/* One shared argument per level: depth is all a node needs. */
+	next[t->depth - 1] = (struct tree){ t->pool, t->count, t->depth - 1 };
+	cr_assert_eq(kn_pool_spawn(t->pool, tree_task, &next[t->depth - 1]), 0);
+	cr_assert_eq(kn_pool_spawn(t->pool, tree_task, &next[t->depth - 1]), 0);
+}
+
+Test(pool, wait_idle_waits_for_subtasks_too)
+{
+	kn_pool *p = pool_of(2, 0);
+	static _Atomic uint64_t n;
+	struct tree root = { p, &n, 12 };
+
+	cr_assert_eq(kn_pool_spawn(p, tree_task, &root), 0);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert_eq(at_load_relaxed(&n), (1u << 13) - 1);
+	kn_pool_free(p);
+}
+
+static void wait_idle_inside(void *arg)
+{
+	at_store_release((_Atomic int *)arg, kn_pool_wait_idle(kn_pool_current()));
+}
+
+Test(pool, wait_idle_or_shutdown_from_own_task_is_einval)
+{
+	kn_pool *p = pool_of(1, 0);
+	static _Atomic int r = -1;
+	kn_task *t = kn_pool_spawn_task(p, wait_idle_inside, (void *)&r);
+
+	cr_assert_eq(kn_task_join(t), 0);
+	cr_assert_eq(at_load_acquire(&r), EINVAL);
+	kn_pool_free(p);
+}
+
+/* ---- shutdown ------------------------------------------------------------- */
+
+struct shut {
+	kn_pool *pool;
+	bool drain;
+	size_t dropped;
+	int ret;
+};
+
+static void *shutdown_thread(void *arg)
+{
+	struct shut *s = arg;
+
+	s->ret = kn_pool_shutdown(s->pool, s->drain, &s->dropped);
+	return NULL;
+}
+
+static void wait_closed(kn_pool *p)
+{
+	while (kn_pool_spawn(p, count_task, NULL) != EPIPE)
+		nap_ms(1);
+}
+
+Test(pool, drain_shutdown_runs_every_queued_task)
+{
+	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
+	static _Atomic uint64_t n;
+	struct shut s = { p, true, 99, -1 };
+	pthread_t th;
+	int i;
+
+	gate_close();
+	cr_assert_eq(kn_pool_spawn(p, gate_task, NULL), 0);
+	for (i = 0; i < 100; i++)
+		cr_assert_eq(kn_pool_spawn(p, count_task, &n), 0);
+	cr_assert_eq(pthread_create(&th, NULL, shutdown_thread, &s), 0);
+	wait_closed(p);
+	gate_open();
+	pthread_join(th, NULL);
+	cr_assert_eq(s.ret, 0);
+	cr_assert_eq(s.dropped, 0);
+	cr_assert_eq(at_load_relaxed(&n), 100);
+	cr_assert_eq(kn_pool_shutdown(p, true, NULL), EPIPE);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	kn_pool_free(p);
+}
+
+Test(pool, immediate_shutdown_drops_unstarted_tasks)
+{
+	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
+	static _Atomic uint64_t n;
+	struct shut s = { p, false, 0, -1 };
+	pthread_t th;
+	kn_task *t;
+	int i;
+
+	gate_close();
+	cr_assert_eq(kn_pool_spawn(p, gate_task, NULL), 0);
+	for (i = 0; i < 50; i++)
+		cr_assert_eq(kn_pool_spawn(p, count_task, &n), 0);
+	t = kn_pool_spawn_task(p, count_task, &n);
+	cr_assert_not_null(t);
+	cr_assert_eq(pthread_create(&th, NULL, shutdown_thread, &s), 0);
+	/* The handle was queued last: once its join reports the drop, the
+	 * whole queue is gone, while the gate still holds the worker. */
+	cr_assert_eq(kn_task_join(t), ECANCELED);
+	gate_open();
+	pthread_join(th, NULL);
+	cr_assert_eq(s.ret, 0);
+	cr_assert_eq(s.dropped, 51);
+	cr_assert_eq(at_load_relaxed(&n), 0);
+	errno = 0;
+	cr_assert_null(kn_pool_spawn_task(p, count_task, &n));
+	cr_assert_eq(errno, EPIPE);
+	kn_pool_free(p);
+}
+
+/* ---- blocking tasks and spare threads ------------------------------------ */
+
+static void wg_done_task(void *arg)
+{
+	kn_waitgroup_done(arg);
+}
+
+static void wg_wait_task(void *arg)
+{
+	kn_waitgroup_wait(arg);
+}
+
+Test(pool, a_blocked_task_lets_a_spare_run_the_rest)
+{
+	kn_pool *p = pool_of(1, 1);
+	kn_waitgroup wg = KN_WAITGROUP_INIT;
+	struct kn_pool_stats st;
+
+	kn_waitgroup_add(&wg, 1);
+	cr_assert_eq(kn_pool_spawn(p, wg_wait_task, &wg), 0);
+	cr_assert_eq(kn_pool_spawn(p, wg_done_task, &wg), 0);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	kn_pool_stats(p, &st);
+	cr_assert_eq(st.tasks_run, 2);
+	cr_assert_leq(st.spares_started, 1);
+	cr_assert_leq(st.threads, 2);
+	kn_pool_free(p);
+}
+
+Test(pool, blocked_tasks_start_spares_up_to_the_cap)
+{
+	kn_pool *p = pool_of(1, 3);
+	kn_waitgroup wg = KN_WAITGROUP_INIT;
+	struct kn_pool_stats st;
+	int i;
+
+	kn_waitgroup_add(&wg, 1);
+	for (i = 0; i < 6; i++)
+		cr_assert_eq(kn_pool_spawn(p, wg_wait_task, &wg), 0);
+	/* 1 worker + 3 spares, all blocked: 2 tasks must still be queued. */
+	do {
+		nap_ms(1);
+		kn_pool_stats(p, &st);
+	} while (st.threads < 4);
+	nap_ms(20);
+	kn_pool_stats(p, &st);
+	cr_assert_eq(st.threads, 4);
+	cr_assert_eq(st.spares_started, 3);
+	kn_waitgroup_done(&wg);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	kn_pool_stats(p, &st);
+	cr_assert_eq(st.tasks_run, 6);
+	cr_assert_eq(st.threads, 4);
+	kn_pool_free(p);
+}
+
+struct stage {
+	kn_chan *in, *out;
+	int64_t mul, add;
+};
+
+static void stage_task(void *arg)
+{
+	struct stage *s = arg;
+	int64_t v;
+
+	while (kn_chan_recv(s->in, &v) == 0)
+		cr_assert_eq(kn_chan_send(s->out, &(int64_t){ v * s->mul + s->add }), 0);
+	kn_chan_close(s->out);
+}
+
+struct source {
+	kn_chan *out;
+	int64_t n;
+};
+
+static void source_task(void *arg)
+{
+	struct source *s = arg;
+	int64_t i;
+
+	for (i = 0; i < s->n; i++)
+		cr_assert_eq(kn_chan_send(s->out, &i), 0);
+	kn_chan_close(s->out);
+}
+
+Test(pool, four_stage_blocking_pipeline_on_two_workers)
+{
+	kn_pool *p = pool_of(2, 0);
+	kn_chan *ch[4];
+	struct source src;
+	struct stage st[3];
+	int64_t v, sum = 0, i, n = 2000, want = 0;
+	int k;
+
+	for (k = 0; k < 4; k++)
+		cr_assert_not_null(ch[k] = kn_chan_new(sizeof(int64_t), 0));
+	src = (struct source){ ch[0], n };
+	st[0] = (struct stage){ ch[0], ch[1], 2, 0 };
+	st[1] = (struct stage){ ch[1], ch[2], 1, 1 };
+	st[2] = (struct stage){ ch[2], ch[3], 3, 0 };
+	cr_assert_eq(kn_pool_spawn(p, source_task, &src), 0);
+	for (k = 0; k < 3; k++)
+		cr_assert_eq(kn_pool_spawn(p, stage_task, &st[k]), 0);
+	while (kn_chan_recv(ch[3], &v) == 0)
+		sum += v;
+	for (i = 0; i < n; i++)
+		want += (i * 2 + 1) * 3;
+	cr_assert_eq(sum, want);
+	kn_pool_wait_idle(p);
+	kn_pool_free(p);
+	for (k = 0; k < 4; k++)
+		kn_chan_free(ch[k]);
+}
+
+/* ---- identity: names, hooks, current pool, default pool ----------------- */
+
+static char names[4][16];
+static _Atomic int starts[4], stops[4];
+static kn_pool *hook_pool[4];
+
+static void on_start(kn_pool *p, unsigned i, void *arg)
+{
+	cr_assert_eq(arg, (void *)names);
+	pthread_getname_np(pthread_self(), names[i], sizeof(names[i]));
+	hook_pool[i] = kn_pool_current();
+	at_add_relaxed(&starts[i], 1);
+	(void)p;
+}
+
+static void on_stop(kn_pool *p, unsigned i, void *arg)
+{
+	(void)p;
+	(void)arg;
+	at_add_relaxed(&stops[i], 1);
+}
+
+Test(pool, thread_names_and_start_stop_hooks)
+{
+	struct kn_pool_opts o = { .workers = 3, .name = "tpool",
+				  .on_start = on_start, .on_stop = on_stop,
+				  .hook_arg = names };
+	kn_pool *p = kn_pool_new(&o);
+	int i;
+
+	cr_assert_not_null(p);
+	kn_pool_shutdown(p, true, NULL);
+	for (i = 0; i < 3; i++) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "tpool-%d", i);
+		cr_assert_str_eq(names[i], want);
+		cr_assert_eq(hook_pool[i], p);
+		cr_assert_eq(at_load_relaxed(&starts[i]), 1);
+		cr_assert_eq(at_load_relaxed(&stops[i]), 1);
+	}
+	kn_pool_free(p);
+}
+
+Test(pool, long_name_prefixes_are_cut_to_keep_the_number)
+{
+	struct kn_pool_opts o = { .workers = 1, .name = "averyveryverylongprefix",
+				  .on_start = on_start, .hook_arg = names };
+	kn_pool *p = kn_pool_new(&o);
+
+	cr_assert_not_null(p);
+	kn_pool_wait_idle(p);
+	cr_assert_str_eq(names[0], "averyveryvery-0");
+	kn_pool_free(p);
+}
+
+static void record_current(void *arg)
+{
+	*(kn_pool **)arg = kn_pool_current();
+}
+
+Test(pool, current_is_the_pool_of_the_calling_worker)
+{
+	kn_pool *p = pool_of(1, 0), *seen = NULL;
+	kn_task *t = kn_pool_spawn_task(p, record_current, &seen);
+
+	cr_assert_null(kn_pool_current());
+	cr_assert_eq(kn_task_join(t), 0);
+	cr_assert_eq(seen, p);
+	kn_pool_free(p);
+}
+
+static kn_waitgroup go_wg = KN_WAITGROUP_INIT;
+static _Atomic int go_ran;
+
+static void go_leaf(void *arg)
+{
+	(void)arg;
+	at_add_relaxed(&go_ran, 1);
+	kn_waitgroup_done(&go_wg);
+}
+
+static void go_parent(void *arg)
+{
+	(void)arg;
+	cr_assert_not_null(kn_pool_current());
+	cr_assert_eq(kn_go(go_leaf, NULL), 0);
+	go_leaf(NULL);
+}
+
+Test(pool, go_uses_a_default_pool)
+{
+	kn_waitgroup_add(&go_wg, 2);
+	cr_assert_eq(kn_go(go_parent, NULL), 0);
+	cr_assert_eq(kn_waitgroup_wait(&go_wg), 0);
+	cr_assert_eq(at_load_relaxed(&go_ran), 2);
+}
+
+/* ---- steady state: no allocation, no wake-up when idle ------------------ */
+
+Test(pool, spawning_allocates_nothing_in_steady_state)
+{
+	kn_pool *p = pool_of(2, 0);
+	static _Atomic uint64_t n;
+	uint64_t before;
+	int round, i;
+
+	/* Warm-up: more records in circulation than the workers' private
+	 * caches can hold, so that the spawner always finds some. */
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < 2000; i++)
+			cr_assert_eq(kn_pool_spawn(p, count_task, &n), 0);
+		kn_pool_wait_idle(p);
+	}
+	before = kn_stat_allocs();
+	for (round = 0; round < 50; round++) {
+		for (i = 0; i < 100; i++)
+			cr_assert_eq(kn_pool_spawn(p, count_task, &n), 0);
+		kn_pool_wait_idle(p);
+	}
+	cr_assert_eq(kn_stat_allocs() - before, 0);
+	cr_assert_eq(at_load_relaxed(&n), 6000 + 5000);
+	kn_pool_free(p);
+}
+
+Test(pool, an_idle_pool_makes_no_system_call)
+{
+	kn_pool *p = pool_of(2, 0);
+	static _Atomic uint64_t n;
+	struct kn_pool_stats st;
+	uint64_t before;
+	int i;
+
+	for (i = 0; i < 1000; i++)
+		kn_pool_spawn(p, count_task, &n);
+	kn_pool_wait_idle(p);
+	nap_ms(50); /* any spinning has long ended */
+	before = kn_stat_syscalls();
+	nap_ms(300);
+	cr_assert_eq(kn_stat_syscalls(), before, "an idle pool woke up");
+	kn_pool_stats(p, &st);
+	cr_assert_geq(st.parks, 2);
+	kn_pool_free(p);
+}
