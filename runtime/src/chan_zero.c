@@ -41,7 +41,7 @@ int zero_try_locked(struct op *o, bool *unlocked)
 
 	if (at_load_relaxed(&ch->closed))
 		return EPIPE;
-	for (n = partners->head; n; n = n->next) {
+	while ((n = waitq_pick_locked(partners)) != NULL) {
 		if (!waiter_claim(n->w, &prev))
 			continue;
 		waitq_unlink_locked(partners, n);

@@ -232,19 +232,23 @@ static int worker_start(kn_pool *p, unsigned idx)
 	w->index = idx;
 	w->rng = 0x9e3779b97f4a7c15ull * (idx + 1);
 	w->hook = (struct block_hook){ worker_block, worker_unblock, w };
+	/* Counted before it runs, so that it sees itself among the workers
+	 * (its slot stays NULL until it publishes it). */
+	p->owned[idx] = w;
+	at_store_release(&p->nstarted, idx + 1);
 	err = pthread_create(&w->thread, NULL, worker_main, w);
 	if (err) {
+		at_store_release(&p->nstarted, idx);
 		deque_destroy(&w->dq);
 		kn_free(w);
 		return err;
 	}
-	p->owned[idx] = w;
-	at_store_release(&p->nstarted, idx + 1);
 	return 0;
 }
 
-/* A spare thread, if the pool is below its target and the cap allows. It
- * starts running: it will search. */
+/* A spare thread, if blocked tasks hold so many threads that fewer than N
+ * remain (idle ones included: those are woken, not replaced) and the cap
+ * allows. It starts running: it will search. */
 static bool start_spare(kn_pool *p)
 {
 	bool started = false;
@@ -253,7 +257,8 @@ static bool start_spare(kn_pool *p)
 	if (!lock_try(&p->threads_lock))
 		return false; /* another start (or the shutdown) is under way */
 	s = at_load_seq_cst(&p->state);
-	if (!at_load_seq_cst(&p->stopping) && st_running(s) < p->target &&
+	if (!at_load_seq_cst(&p->stopping) &&
+	    st_threads(s) - st_blocked(s) < p->target &&
 	    (unsigned)st_threads(s) < p->max_threads) {
 		at_add_seq_cst(&p->state, ST_THREADS_ONE);
 		started = worker_start(p, (unsigned)st_threads(s)) == 0;
@@ -440,13 +445,12 @@ static bool park(struct worker *w, bool searching)
 	else if (st_idle(s) == st_threads(s))
 		waitq_notify_all(&p->idle_waiters); /* the pool went idle */
 	if (waiter_peek(&wt) == SEL_WAITING) {
+		stat_inc(&w->n_park);
 		qsbr_offline();
 		waiter_set_block_hook(NULL);
 		v = waiter_park(&wt, KN_FOREVER, NULL);
 		waiter_set_block_hook(&w->hook);
 		qsbr_online();
-		if (v != SEL_ABORT)
-			stat_inc(&w->n_park);
 	}
 	waitq_remove(&p->idleq, &n);
 	at_sub_seq_cst(&p->state, ST_IDLE_ONE);

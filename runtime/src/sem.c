@@ -9,6 +9,10 @@
  *   fast release   while WAITERS is clear: CAS count -> count + n (after the
  *                  overflow check)
  *
+ * (A CAS rather than a fetch_add: an over-release must be refused before it
+ * changes the word, or the excess tokens could be taken in between. When
+ * uncontended it is still a single RMW.)
+ *
  * Everything else happens under the queue lock. A slow acquire, under the
  * lock, either takes its tokens (queue empty, enough tokens: the fast path
  * raced with a release) or sets WAITERS (if the queue was empty) and appends

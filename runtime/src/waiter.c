@@ -261,9 +261,7 @@ void waitq_remove(struct waitq *q, struct wait_node *n)
 	lock_release(&q->lock);
 }
 
-/* The node to decide: the first whose owner is awake, else the first one
- * still undecided. Lock held. */
-static struct wait_node *pick_locked(struct waitq *q)
+struct wait_node *waitq_pick_locked(struct waitq *q)
 {
 	struct wait_node *n, *asleep = NULL;
 
@@ -290,7 +288,7 @@ bool waitq_notify_one(struct waitq *q)
 	/* A node whose waiter is decided elsewhere stays linked: its owner
 	 * unlinks it on the way out. A pick can lose its CAS to a timeout
 	 * or another queue's notifier: then pick again. */
-	while ((n = pick_locked(q)) != NULL) {
+	while ((n = waitq_pick_locked(q)) != NULL) {
 		if (decide_quiet(n->w, n->token, &prev)) {
 			woken = n->w;
 			waitq_unlink_locked(q, n);

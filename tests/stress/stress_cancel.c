@@ -13,7 +13,8 @@
  * cancelled (ECANCELED, never a deadline) and every detached leaf is not;
  * each after_func that was not stopped ran exactly once; the semaphore and
  * the channels are as they were. Nothing may leak: the AddressSanitizer
- * build reports it at exit.
+ * build reports it at exit (the arrays that held the contexts are cleared,
+ * so that they do not make leaked ones look reachable).
  *
  * Usage: stress_cancel [--seconds S]   (rounds for S seconds, at least one)
  */
@@ -281,8 +282,13 @@ static int round_once(struct tree *t, struct blocked *b, pthread_t *th)
 		t->node[i] = t->node[j];
 		t->node[j] = x;
 	}
-	for (int i = 0; i < NODES; i++)
+	for (int i = 0; i < NODES; i++) {
 		kn_ctx_release(t->node[i]);
+		t->node[i] = NULL;
+	}
+	for (int i = 0; i < WAITERS; i++)
+		b[i].ctx = NULL;
+	memset(t->stop, 0, sizeof(t->stop));
 	return bad;
 }
 

@@ -117,6 +117,40 @@ static inline bool kt_readable(int fd)
 	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
+/* A channel the test cannot do without. */
+static inline kn_chan *kt_chan(size_t esize, size_t cap)
+{
+	kn_chan *ch = kn_chan_new(esize, cap);
+
+	cr_assert_not_null(ch, "kn_chan_new(%zu, %zu): errno %d", esize, cap, errno);
+	return ch;
+}
+
+/* Blocking send/receive of an 8-byte value that must succeed. */
+static inline void kt_put(kn_chan *ch, int64_t v)
+{
+	cr_assert_eq(kn_chan_send(ch, &v), 0);
+}
+
+static inline int64_t kt_get(kn_chan *ch)
+{
+	int64_t v = -1;
+
+	cr_assert_eq(kn_chan_recv(ch, &v), 0);
+	return v;
+}
+
+/* Select cases. */
+static inline struct kn_case kt_rc(kn_chan *ch, int64_t *v)
+{
+	return (struct kn_case){ ch, KN_RECV, v };
+}
+
+static inline struct kn_case kt_sc(kn_chan *ch, int64_t *v)
+{
+	return (struct kn_case){ ch, KN_SEND, v };
+}
+
 /* One 8-byte channel operation on a helper thread: kt_spawn(&t, kt_send,
  * &op); the status comes back from kt_join, a received value in op.val. */
 struct kt_op {

@@ -1,13 +1,14 @@
 /*
  * test_chan.c - the channel's rules (issue 2), on buffered and rendezvous
  * channels: bad input, element sizes, len/cap/closed, the try and _until
- * forms, close, batches, wrap-around, FIFO per producer, the fast path and
- * NULL contexts. Blocked-ness is checked through helpers.h, never by time.
+ * forms, close, batches, wrap-around, FIFO per producer, the fast path,
+ * NULL and cancelled contexts. Blocked-ness is checked through helpers.h, never by time.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kanal/chan.h"
+#include "kanal/ctx.h"
 #include "helpers.h"
 
 /* A failed huge allocation must come back as ENOMEM, not as a sanitizer
@@ -23,27 +24,6 @@ const char *__tsan_default_options(void)
 }
 
 #define MS (1000u * 1000u)
-
-static kn_chan *mk(size_t esize, size_t cap)
-{
-	kn_chan *ch = kn_chan_new(esize, cap);
-
-	cr_assert_not_null(ch, "kn_chan_new(%zu, %zu): errno %d", esize, cap, errno);
-	return ch;
-}
-
-static void send_ok(kn_chan *ch, int64_t v)
-{
-	cr_assert_eq(kn_chan_send(ch, &v), 0);
-}
-
-static int64_t recv_ok(kn_chan *ch)
-{
-	int64_t v = -1;
-
-	cr_assert_eq(kn_chan_recv(ch, &v), 0);
-	return v;
-}
 
 /* ---- creation and bad input ------------------------------------------- */
 
@@ -97,7 +77,7 @@ Test(chan, new_reports_its_shape)
 	size_t i;
 
 	for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
-		kn_chan *ch = mk(shapes[i][0], shapes[i][1]);
+		kn_chan *ch = kt_chan(shapes[i][0], shapes[i][1]);
 
 		cr_expect_eq(kn_chan_elem_size(ch), shapes[i][0]);
 		cr_expect_eq(kn_chan_cap(ch), shapes[i][1]);
@@ -156,19 +136,19 @@ static void expect_null_value_einval(kn_chan *ch)
 
 Test(chan, null_value_is_einval_buffered)
 {
-	kn_chan *ch = mk(8, 4);
+	kn_chan *ch = kt_chan(8, 4);
 
 	/* One value in and room left: both directions could complete. */
-	send_ok(ch, 42);
+	kt_put(ch, 42);
 	expect_null_value_einval(ch);
 	cr_expect_eq(kn_chan_len(ch), 1);
-	cr_expect_eq(recv_ok(ch), 42);
+	cr_expect_eq(kt_get(ch), 42);
 	kn_chan_free(ch);
 }
 
 Test(chan, null_value_is_einval_rendezvous)
 {
-	kn_chan *ch = mk(8, 0);
+	kn_chan *ch = kt_chan(8, 0);
 	struct kt_thread t;
 	struct kt_op op = { ch, 7 };
 
@@ -179,7 +159,7 @@ Test(chan, null_value_is_einval_rendezvous)
 	expect_null_value_einval(ch);
 	cr_expect_not(kt_done(&t));
 	cr_expect_eq(kt_queued(ch, KN_SEND), 1);
-	cr_expect_eq(recv_ok(ch), 7);
+	cr_expect_eq(kt_get(ch), 7);
 	cr_expect_eq(kt_join(&t), 0);
 	kn_chan_free(ch);
 }
@@ -190,7 +170,7 @@ static const uint64_t past[] = { 0, 1, 1000 };
 
 Test(chan, past_deadline_buffered)
 {
-	kn_chan *ch = mk(8, 1);
+	kn_chan *ch = kt_chan(8, 1);
 	size_t i, n;
 	int64_t v, buf[3] = { 1, 2, 3 };
 
@@ -215,7 +195,7 @@ Test(chan, past_deadline_buffered)
 	cr_expect_eq(kn_chan_recv_batch(ch, buf, 3, &n, 0, NULL), ETIMEDOUT);
 	cr_expect_eq(n, 0);
 	/* A closed channel answers EPIPE, not ETIMEDOUT. */
-	send_ok(ch, 5);
+	kt_put(ch, 5);
 	cr_assert_eq(kn_chan_close(ch), 0);
 	cr_expect_eq(kn_chan_send_until(ch, &v, 0), EPIPE);
 	cr_expect_eq(kn_chan_recv_until(ch, &v, 0), 0);
@@ -226,7 +206,7 @@ Test(chan, past_deadline_buffered)
 
 Test(chan, past_deadline_rendezvous)
 {
-	kn_chan *ch = mk(8, 0);
+	kn_chan *ch = kt_chan(8, 0);
 	struct kt_thread t;
 	struct kt_op op = { ch, 31 };
 	int64_t v = -1;
@@ -315,7 +295,7 @@ Test(chan, odd_sizes_round_trip_buffered)
 	for (s = 0; s < 4; s++) {
 		for (c = 0; c < 3; c++) {
 			size_t esize = odd_sizes[s], cap = caps[c];
-			kn_chan *ch = mk(esize, cap);
+			kn_chan *ch = kt_chan(esize, cap);
 
 			seed = 0;
 			/* Fill, then drain, several laps: neighbouring slots
@@ -356,7 +336,7 @@ Test(chan, odd_sizes_round_trip_rendezvous)
 	unsigned i;
 
 	for (s = 0; s < 4; s++) {
-		struct sized_sender a = { mk(odd_sizes[s], 0), odd_sizes[s], 50 };
+		struct sized_sender a = { kt_chan(odd_sizes[s], 0), odd_sizes[s], 50 };
 		struct kt_thread t;
 
 		kt_spawn(&t, send_patterns, &a);
@@ -371,7 +351,7 @@ Test(chan, odd_sizes_round_trip_rendezvous)
 
 Test(chan, len_cap_closed)
 {
-	kn_chan *ch = mk(4, 5);
+	kn_chan *ch = kt_chan(4, 5);
 	int32_t v;
 	int i;
 
@@ -402,7 +382,7 @@ Test(chan, len_cap_closed)
 	cr_expect(kn_chan_is_closed(ch));
 	kn_chan_free(ch);
 
-	ch = mk(4, 0);
+	ch = kt_chan(4, 0);
 	cr_expect_eq(kn_chan_len(ch), 0);
 	cr_expect_eq(kn_chan_cap(ch), 0);
 	cr_expect_not(kn_chan_is_closed(ch));
@@ -418,7 +398,7 @@ Test(chan, try_on_full_and_empty_is_eagain)
 	int64_t i, v;
 
 	for (c = 0; c < 3; c++) {
-		kn_chan *ch = mk(8, caps[c]);
+		kn_chan *ch = kt_chan(8, caps[c]);
 
 		v = -1;
 		cr_expect_eq(kn_chan_try_recv(ch, &v), EAGAIN);
@@ -440,7 +420,7 @@ Test(chan, try_on_full_and_empty_is_eagain)
 
 Test(chan, try_on_rendezvous_without_partner_is_eagain)
 {
-	kn_chan *ch = mk(8, 0);
+	kn_chan *ch = kt_chan(8, 0);
 	int64_t v = -1;
 
 	cr_expect_eq(kn_chan_try_send(ch, &(int64_t){ 1 }), EAGAIN);
@@ -455,7 +435,7 @@ Test(chan, try_on_rendezvous_without_partner_is_eagain)
 
 Test(chan, until_times_out_buffered)
 {
-	kn_chan *ch = mk(8, 1);
+	kn_chan *ch = kt_chan(8, 1);
 	int64_t v = -1;
 	uint64_t d;
 
@@ -463,19 +443,19 @@ Test(chan, until_times_out_buffered)
 	cr_expect_eq(kn_chan_recv_until(ch, &v, d), ETIMEDOUT);
 	cr_expect_geq(kn_now(), d, "timed out before the deadline");
 	cr_expect_eq(v, -1);
-	send_ok(ch, 1);
+	kt_put(ch, 1);
 	d = kn_deadline_in(2 * MS);
 	cr_expect_eq(kn_chan_send_until(ch, &(int64_t){ 2 }, d), ETIMEDOUT);
 	cr_expect_geq(kn_now(), d);
 	cr_expect_eq(kn_chan_len(ch), 1);
-	cr_expect_eq(recv_ok(ch), 1);
+	cr_expect_eq(kt_get(ch), 1);
 	cr_expect_eq(kt_queued(ch, KN_SEND) + kt_queued(ch, KN_RECV), 0);
 	kn_chan_free(ch);
 }
 
 Test(chan, until_times_out_rendezvous)
 {
-	kn_chan *ch = mk(8, 0);
+	kn_chan *ch = kt_chan(8, 0);
 	int64_t v = -1;
 	uint64_t d;
 
@@ -513,23 +493,23 @@ Test(chan, until_completes_with_partner)
 	size_t cap;
 
 	for (cap = 0; cap < 2; cap++) {
-		kn_chan *ch = mk(8, cap);
+		kn_chan *ch = kt_chan(8, cap);
 		struct until_op r = { ch, -1, 0 }, s = { ch, 77, 1 };
 		struct kt_thread t;
 
 		kt_spawn(&t, until_op, &r);
 		cr_assert(kt_wait_queued(ch, KN_RECV, 1, &t, 1));
-		send_ok(ch, 5);
+		kt_put(ch, 5);
 		cr_expect_eq(kt_join(&t), 0);
 		cr_expect_eq(r.val, 5);
 
 		if (cap)
-			send_ok(ch, 6); /* full: the next send must wait */
+			kt_put(ch, 6); /* full: the next send must wait */
 		kt_spawn(&t, until_op, &s);
 		cr_assert(kt_wait_queued(ch, KN_SEND, 1, &t, 1));
 		if (cap)
-			cr_expect_eq(recv_ok(ch), 6);
-		cr_expect_eq(recv_ok(ch), 77);
+			cr_expect_eq(kt_get(ch), 6);
+		cr_expect_eq(kt_get(ch), 77);
 		cr_expect_eq(kt_join(&t), 0);
 		kn_chan_free(ch);
 	}
@@ -568,7 +548,7 @@ Test(chan, until_timeouts_never_lose_or_duplicate)
 	size_t cap;
 
 	for (cap = 0; cap < 3; cap += 2) {
-		struct retry_sender a = { mk(8, cap), 20000, 0 };
+		struct retry_sender a = { kt_chan(8, cap), 20000, 0 };
 		struct kt_thread t;
 		uint64_t rng = 777;
 		int64_t v, want = 0;
@@ -603,11 +583,11 @@ Test(chan, close_semantics)
 	size_t n;
 
 	for (cap = 0; cap < 4; cap += 3) {
-		kn_chan *ch = mk(8, cap);
+		kn_chan *ch = kt_chan(8, cap);
 
 		if (cap) {
-			send_ok(ch, 1);
-			send_ok(ch, 2);
+			kt_put(ch, 1);
+			kt_put(ch, 2);
 		}
 		cr_expect_eq(kn_chan_close(ch), 0);
 		cr_expect_eq(kn_chan_close(ch), EPIPE, "second close");
@@ -622,7 +602,7 @@ Test(chan, close_semantics)
 		cr_expect_eq(n, 0);
 		if (cap) {
 			cr_expect_eq(kn_chan_len(ch), 2, "a send after close went in");
-			cr_expect_eq(recv_ok(ch), 1);
+			cr_expect_eq(kt_get(ch), 1);
 			cr_expect_eq(kn_chan_try_recv(ch, &v), 0);
 			cr_expect_eq(v, 2);
 		}
@@ -641,10 +621,10 @@ Test(chan, close_semantics)
 
 Test(chan, try_send_on_full_closed_is_epipe)
 {
-	kn_chan *ch = mk(8, 2);
+	kn_chan *ch = kt_chan(8, 2);
 
-	send_ok(ch, 1);
-	send_ok(ch, 2);
+	kt_put(ch, 1);
+	kt_put(ch, 2);
 	cr_assert_eq(kn_chan_close(ch), 0);
 	cr_expect_eq(kn_chan_try_send(ch, &(int64_t){ 3 }), EPIPE);
 	cr_expect_eq(kn_chan_send_until(ch, &(int64_t){ 3 }, 0), EPIPE);
@@ -695,14 +675,14 @@ static int blocked_recv(void *p)
 
 static void close_wakes(size_t cap, int kind)
 {
-	kn_chan *ch = mk(8, cap);
+	kn_chan *ch = kt_chan(8, cap);
 	struct blocked_op ops[FORMS];
 	struct kt_thread t[FORMS];
 	size_t i;
 
 	if (kind == KN_SEND)
 		for (i = 0; i < cap; i++)
-			send_ok(ch, 100 + (int64_t)i);
+			kt_put(ch, 100 + (int64_t)i);
 	for (i = 0; i < FORMS; i++) {
 		ops[i] = (struct blocked_op){ ch, (int)i, { -1, -1 }, 99 };
 		kt_spawn(&t[i], kind == KN_SEND ? blocked_send : blocked_recv, &ops[i]);
@@ -716,7 +696,7 @@ static void close_wakes(size_t cap, int kind)
 	/* Receivers still get what was buffered before the close. */
 	if (kind == KN_SEND)
 		for (i = 0; i < cap; i++)
-			cr_expect_eq(recv_ok(ch), 100 + (int64_t)i);
+			cr_expect_eq(kt_get(ch), 100 + (int64_t)i);
 	cr_expect_eq(kn_chan_recv(ch, &ops[0].val[0]), EPIPE);
 	cr_expect_eq(kt_queued(ch, KN_SEND) + kt_queued(ch, KN_RECV), 0);
 	kn_chan_free(ch);
@@ -738,7 +718,7 @@ Test(chan, close_wakes_blocked_senders)
 
 Test(chan, free_with_buffered_values)
 {
-	kn_chan *ch = mk(24, 4);
+	kn_chan *ch = kt_chan(24, 4);
 	unsigned char v[24] = { 1 };
 
 	cr_assert_eq(kn_chan_send(ch, v), 0);
@@ -750,7 +730,7 @@ Test(chan, free_with_buffered_values)
 
 Test(chan, send_batch_partial_on_timeout)
 {
-	kn_chan *ch = mk(8, 4);
+	kn_chan *ch = kt_chan(8, 4);
 	int64_t in[10], out[10];
 	size_t i, n = 99;
 
@@ -775,13 +755,14 @@ struct batch_arg {
 	int64_t *vals;
 	size_t n;
 	size_t done;
+	kn_ctx *ctx;
 };
 
 static int batch_sender(void *p)
 {
 	struct batch_arg *a = p;
 
-	return kn_chan_send_batch(a->ch, a->vals, a->n, &a->done, KN_FOREVER, NULL);
+	return kn_chan_send_batch(a->ch, a->vals, a->n, &a->done, KN_FOREVER, a->ctx);
 }
 
 Test(chan, send_batch_epipe_mid_batch)
@@ -790,21 +771,21 @@ Test(chan, send_batch_epipe_mid_batch)
 
 	for (cap = 0; cap < 3; cap += 2) {
 		int64_t vals[10] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
-		struct batch_arg a = { mk(8, cap), vals, 10, 99 };
+		struct batch_arg a = { kt_chan(8, cap), vals, 10, 99 };
 		struct kt_thread t;
 		size_t i;
 
 		kt_spawn(&t, batch_sender, &a);
 		/* Rendezvous: take three by hand, then the fourth send waits. */
 		for (i = 0; i < (cap ? 0 : 3); i++)
-			cr_expect_eq(recv_ok(a.ch), (int64_t)i);
+			cr_expect_eq(kt_get(a.ch), (int64_t)i);
 		/* Queued means everything before it went in. */
 		cr_assert(kt_wait_queued(a.ch, KN_SEND, 1, &t, 1));
 		cr_assert_eq(kn_chan_close(a.ch), 0);
 		cr_expect_eq(kt_join(&t), EPIPE);
 		cr_expect_eq(a.done, cap ? cap : 3);
 		for (i = 0; i < cap; i++)
-			cr_expect_eq(recv_ok(a.ch), (int64_t)i);
+			cr_expect_eq(kt_get(a.ch), (int64_t)i);
 		cr_expect_eq(kn_chan_recv(a.ch, &vals[0]), EPIPE);
 		kn_chan_free(a.ch);
 	}
@@ -812,12 +793,12 @@ Test(chan, send_batch_epipe_mid_batch)
 
 Test(chan, recv_batch_takes_what_is_there)
 {
-	kn_chan *ch = mk(8, 8);
+	kn_chan *ch = kt_chan(8, 8);
 	int64_t out[10];
 	size_t i, n;
 
 	for (i = 0; i < 5; i++)
-		send_ok(ch, (int64_t)i);
+		kt_put(ch, (int64_t)i);
 	cr_expect_eq(kn_chan_recv_batch(ch, out, 2, &n, KN_FOREVER, NULL), 0);
 	cr_expect_eq(n, 2);
 	cr_expect_eq(out[0], 0);
@@ -827,8 +808,8 @@ Test(chan, recv_batch_takes_what_is_there)
 	for (i = 0; i < 3; i++)
 		cr_expect_eq(out[i], (int64_t)i + 2);
 	/* Closed with values left: they come first, then EPIPE. */
-	send_ok(ch, 50);
-	send_ok(ch, 51);
+	kt_put(ch, 50);
+	kt_put(ch, 51);
 	cr_assert_eq(kn_chan_close(ch), 0);
 	cr_expect_eq(kn_chan_recv_batch(ch, out, 10, &n, KN_FOREVER, NULL), 0);
 	cr_expect_eq(n, 2);
@@ -844,7 +825,7 @@ static int batch_receiver(void *p)
 {
 	struct batch_arg *a = p;
 
-	return kn_chan_recv_batch(a->ch, a->vals, a->n, &a->done, KN_FOREVER, NULL);
+	return kn_chan_recv_batch(a->ch, a->vals, a->n, &a->done, KN_FOREVER, a->ctx);
 }
 
 Test(chan, recv_batch_waits_for_the_first_value)
@@ -853,12 +834,12 @@ Test(chan, recv_batch_waits_for_the_first_value)
 
 	for (cap = 0; cap < 5; cap += 4) {
 		int64_t out[4] = { -1, -1, -1, -1 };
-		struct batch_arg a = { mk(8, cap), out, 4, 99 };
+		struct batch_arg a = { kt_chan(8, cap), out, 4, 99 };
 		struct kt_thread t;
 
 		kt_spawn(&t, batch_receiver, &a);
 		cr_assert(kt_wait_queued(a.ch, KN_RECV, 1, &t, 1));
-		send_ok(a.ch, 11);
+		kt_put(a.ch, 11);
 		cr_expect_eq(kt_join(&t), 0);
 		cr_expect_eq(a.done, 1);
 		cr_expect_eq(out[0], 11);
@@ -875,7 +856,7 @@ Test(chan, batches_stream_in_order)
 
 	for (c = 0; c < 4; c++) {
 		int64_t *vals = malloc(5000 * sizeof(*vals)), out[7];
-		struct batch_arg a = { mk(8, caps[c]), vals, 5000, 0 };
+		struct batch_arg a = { kt_chan(8, caps[c]), vals, 5000, 0 };
 		struct kt_thread t;
 		int r;
 
@@ -910,7 +891,7 @@ Test(chan, wrap_around_many_laps)
 
 	for (c = 0; c < 4; c++) {
 		size_t cap = wrap_caps[c];
-		kn_chan *ch = mk(8, cap);
+		kn_chan *ch = kt_chan(8, cap);
 		int64_t next_in = 0, next_out = 0;
 
 		/* Fill levels vary with the lap, so every slot meets every
@@ -924,7 +905,7 @@ Test(chan, wrap_around_many_laps)
 			if (k == cap)
 				cr_assert_eq(kn_chan_try_send(ch, &next_in), EAGAIN);
 			for (j = 0; j < k; j++)
-				cr_assert_eq(recv_ok(ch), next_out++, "cap %zu lap %zu", cap, lap);
+				cr_assert_eq(kt_get(ch), next_out++, "cap %zu lap %zu", cap, lap);
 			cr_assert_eq(kn_chan_len(ch), 0);
 		}
 		kn_chan_free(ch);
@@ -954,12 +935,12 @@ Test(chan, wrap_around_two_threads)
 	int64_t i;
 
 	for (c = 0; c < 4; c++) {
-		struct counter_arg a = { mk(8, wrap_caps[c]), 10000 };
+		struct counter_arg a = { kt_chan(8, wrap_caps[c]), 10000 };
 		struct kt_thread t;
 
 		kt_spawn(&t, send_counter, &a);
 		for (i = 0; i < a.n; i++)
-			cr_assert_eq(recv_ok(a.ch), i, "cap %zu", wrap_caps[c]);
+			cr_assert_eq(kt_get(a.ch), i, "cap %zu", wrap_caps[c]);
 		cr_expect_eq(kt_join(&t), 0);
 		cr_expect_eq(kn_chan_len(a.ch), 0);
 		kn_chan_free(a.ch);
@@ -1029,7 +1010,7 @@ Test(chan, fifo_per_producer)
 
 	cr_assert(sh);
 	for (c = 0; c < 3; c++) {
-		sh->ch = mk(8, caps[c]);
+		sh->ch = kt_chan(8, caps[c]);
 		for (i = 0; i < FP_PRODUCERS * FP_ITEMS; i++)
 			atomic_init(&sh->seen[i], 0);
 		for (i = 0; i < FP_CONSUMERS; i++) {
@@ -1059,7 +1040,7 @@ Test(chan, fifo_per_producer)
 
 Test(chan, fast_path_allocates_and_sleeps_nothing)
 {
-	kn_chan *ch = mk(8, 16);
+	kn_chan *ch = kt_chan(8, 16);
 	int64_t i, v, batch[4] = { 1, 2, 3, 4 };
 	uint64_t allocs, calls;
 	size_t n;
@@ -1123,7 +1104,7 @@ Test(chan, null_ctx_behaves_like_plain)
 	int64_t v;
 
 	for (cap = 0; cap < 2; cap++) {
-		kn_chan *ch = mk(8, cap);
+		kn_chan *ch = kt_chan(8, cap);
 		struct ctx_op r = { ch, -1 }, s = { ch, 9 };
 		struct kt_thread t;
 
@@ -1134,7 +1115,7 @@ Test(chan, null_ctx_behaves_like_plain)
 		cr_expect_eq(r.val, 8);
 
 		if (cap)
-			send_ok(ch, 1);
+			kt_put(ch, 1);
 		kt_spawn(&t, send_ctx_null, &s);
 		cr_assert(kt_wait_queued(ch, KN_SEND, 1, &t, 1));
 		if (cap) {
@@ -1150,4 +1131,126 @@ Test(chan, null_ctx_behaves_like_plain)
 		cr_expect_eq(kn_chan_recv_ctx(ch, &v, NULL), EPIPE);
 		kn_chan_free(ch);
 	}
+}
+
+/* ---- cancelled contexts --------------------------------------------------- */
+
+static kn_ctx *cancelled_ctx(void)
+{
+	kn_ctx *ctx = kn_ctx_with_cancel(NULL);
+
+	cr_assert_not_null(ctx);
+	cr_assert_eq(kn_ctx_cancel(ctx, 0, NULL), 0);
+	return ctx;
+}
+
+/* Cancellation is checked before anything else: it fails even when the
+ * operation could complete at once, and moves nothing. */
+Test(chan, cancelled_ctx_fails_even_when_ready)
+{
+	kn_ctx *ctx = cancelled_ctx();
+	kn_chan *ch = kt_chan(8, 2), *zero = kt_chan(8, 0);
+	struct kt_op op = { zero, 3 };
+	struct kt_thread t;
+	int64_t v = -1, two[2] = { 1, 2 };
+	size_t n = 9;
+
+	kt_put(ch, 5);
+	cr_expect_eq(kn_chan_send_ctx(ch, &v, ctx), ECANCELED, "room, but cancelled");
+	cr_expect_eq(kn_chan_recv_ctx(ch, &v, ctx), ECANCELED, "a value, but cancelled");
+	cr_expect_eq(v, -1);
+	cr_expect_eq(kn_chan_send_batch(ch, two, 1, &n, KN_FOREVER, ctx), ECANCELED);
+	cr_expect_eq(n, 0);
+	n = 9;
+	cr_expect_eq(kn_chan_recv_batch(ch, two, 2, &n, KN_FOREVER, ctx), ECANCELED);
+	cr_expect_eq(n, 0);
+	cr_expect_eq(kn_chan_len(ch), 1);
+
+	kt_spawn(&t, kt_send, &op);
+	cr_assert(kt_wait_queued(zero, KN_SEND, 1, &t, 1));
+	cr_expect_eq(kn_chan_recv_ctx(zero, &v, ctx), ECANCELED, "a partner, but cancelled");
+	cr_expect_eq(v, -1);
+	cr_expect_not(kt_done(&t));
+	cr_expect_eq(kt_get(zero), 3);
+	cr_expect_eq(kt_join(&t), 0);
+	kn_chan_free(ch);
+	kn_chan_free(zero);
+	kn_ctx_release(ctx);
+}
+
+struct ctx_blocked {
+	kn_chan *ch;
+	kn_ctx *ctx;
+	int kind;
+	int64_t val;
+};
+
+static int op_with_ctx(void *p)
+{
+	struct ctx_blocked *a = p;
+
+	return a->kind == KN_SEND ? kn_chan_send_ctx(a->ch, &a->val, a->ctx)
+				  : kn_chan_recv_ctx(a->ch, &a->val, a->ctx);
+}
+
+/* Cancelling wakes a blocked operation, which then moved nothing. */
+static void cancel_wakes(size_t cap, int kind)
+{
+	kn_ctx *ctx = kn_ctx_with_cancel(NULL);
+	kn_chan *ch = kt_chan(8, cap);
+	struct ctx_blocked a = { ch, ctx, kind, kind == KN_SEND ? 50 : -1 };
+	struct kt_thread t;
+	int64_t v;
+
+	cr_assert_not_null(ctx);
+	if (kind == KN_SEND && cap)
+		kt_put(ch, 1);
+	kt_spawn(&t, op_with_ctx, &a);
+	cr_assert(kt_wait_queued(ch, kind, 1, &t, 1), "cap %zu: did not block", cap);
+	cr_assert_eq(kn_ctx_cancel(ctx, 0, NULL), 0);
+	cr_expect_eq(kt_join(&t), ECANCELED, "cap %zu kind %d", cap, kind);
+	cr_expect_eq(kt_queued(ch, kind), 0);
+	if (kind == KN_SEND) {
+		if (cap)
+			cr_expect_eq(kt_get(ch), 1);
+		cr_expect_eq(kn_chan_try_recv(ch, &v), EAGAIN, "a cancelled send delivered");
+	} else {
+		cr_expect_eq(a.val, -1);
+		if (cap) {
+			kt_put(ch, 2);
+			cr_expect_eq(kt_get(ch), 2, "a cancelled receive took a value");
+		} else {
+			cr_expect_eq(kn_chan_try_send(ch, &(int64_t){ 2 }), EAGAIN,
+				     "a cancelled receive still takes values");
+		}
+	}
+	kn_chan_free(ch);
+	kn_ctx_release(ctx);
+}
+
+Test(chan, cancel_wakes_blocked_operations)
+{
+	cancel_wakes(0, KN_RECV);
+	cancel_wakes(0, KN_SEND);
+	cancel_wakes(1, KN_RECV);
+	cancel_wakes(1, KN_SEND);
+}
+
+Test(chan, cancel_mid_batch_reports_the_count)
+{
+	int64_t vals[6] = { 0, 1, 2, 3, 4, 5 };
+	struct batch_arg a = { kt_chan(8, 2), vals, 6, 99, kn_ctx_with_cancel(NULL) };
+	struct kt_thread t;
+
+	cr_assert_not_null(a.ctx);
+	kt_spawn(&t, batch_sender, &a);
+	cr_assert(kt_wait_queued(a.ch, KN_SEND, 1, &t, 1));
+	cr_assert_eq(kn_ctx_cancel(a.ctx, 0, NULL), 0);
+	cr_expect_eq(kt_join(&t), ECANCELED);
+	cr_expect_eq(a.done, 2);
+	cr_expect_eq(kt_get(a.ch), 0);
+	cr_expect_eq(kt_get(a.ch), 1);
+	cr_expect_eq(kn_chan_try_recv(a.ch, vals), EAGAIN);
+	kn_chan_free(a.ch);
+	kn_ctx_release(a.ctx);
 }

@@ -77,13 +77,14 @@ static void *acq_main(void *arg)
 	return NULL;
 }
 
-/* Start a and wait until it is queued and asleep. */
+/* Start a and wait until it is queued and asleep (or has already
+ * returned: a deadline may pass before it gets to sleep). */
 static void start_queued(struct acq *a)
 {
 	atomic_init(&a->parked, 0);
 	atomic_init(&a->done, false);
 	cr_assert_eq(pthread_create(&a->t, NULL, acq_main, a), 0);
-	while (!atomic_load(&a->parked))
+	while (!atomic_load(&a->parked) && !atomic_load(&a->done))
 		usleep(100);
 }
 

@@ -1,0 +1,266 @@
+/*
+ * kanal_pattern.c - impl "kanal" of the pattern workloads (bench/WORKLOADS.md),
+ * written with the pattern library (kanal/pattern.h), so that what is
+ * measured is the library a user would call: its tasks on the default
+ * pool, its stages, its merge. The pthread versions (chan_workloads.c) use
+ * one thread per actor.
+ *
+ * The default pool is made before the clock starts (Go's runtime is up
+ * before main); the flow's tasks are started inside the timed region, as
+ * the goroutines and threads of the other versions are. The clock stops
+ * when the consumer has seen the last value; waiting for the flow's tasks
+ * to end comes after, as the other versions join their threads after.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kanal/pattern.h>
+
+#include "bench.h"
+
+/* ---- pieces ---------------------------------------------------------------- */
+
+/* What the consumer saw. */
+struct tally {
+	uint64_t count, sum;
+	const uint64_t *stamps; /* latency: generation time by index */
+	uint64_t (*origin)(int64_t);
+	struct bench_lat *lat;
+};
+
+static void consume(kn_chan *ch, struct tally *t)
+{
+	int64_t v;
+
+	while (kn_chan_recv(ch, &v) == 0) {
+		if (t->lat)
+			bench_lat_record(t->lat, bench_now() -
+					 t->stamps[t->origin(v)]);
+		t->count++;
+		t->sum += (uint64_t)v;
+	}
+}
+
+static char message[160];
+
+/* Sums wrap modulo 2^64 on both sides. */
+static const char *verdict(const struct tally *t, uint64_t want_count,
+			   uint64_t want_sum, int flow_err)
+{
+	if (flow_err)
+		snprintf(message, sizeof(message), "flow failed: %s",
+			 strerror(flow_err));
+	else if (t->count != want_count)
+		snprintf(message, sizeof(message), "count %llu, want %llu",
+			 (unsigned long long)t->count,
+			 (unsigned long long)want_count);
+	else if (t->sum != want_sum)
+		snprintf(message, sizeof(message), "sum %llu, want %llu",
+			 (unsigned long long)t->sum, (unsigned long long)want_sum);
+	else
+		return "ok";
+	return message;
+}
+
+/* A flow on the default pool, which this makes if it is not up yet. */
+static kn_flow *flow_or_fail(struct bench_result *r)
+{
+	kn_flow *f = kn_flow_new(NULL, NULL);
+
+	if (!f)
+		r->check = "cannot create the flow";
+	return f;
+}
+
+/* The flow's end: wait for its tasks, then free it (and its channels). */
+static int flow_end(kn_flow *f)
+{
+	int err = kn_flow_wait(f);
+
+	kn_flow_free(f);
+	return err;
+}
+
+/* Generator body: 0..n-1, stamping each value's generation time if asked. */
+struct range {
+	uint64_t n;
+	uint64_t *stamps;
+};
+
+static int send_range(kn_ctx *ctx, kn_chan *out, void *arg)
+{
+	const struct range *rg = arg;
+	int64_t v;
+	int err;
+
+	for (v = 0; (uint64_t)v < rg->n; v++) {
+		if (rg->stamps)
+			rg->stamps[v] = bench_now();
+		err = kn_chan_send_ctx(out, &v, ctx);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+#define MAP(name, expr)                                                        \
+	static int name(kn_ctx *ctx, const void *in, void *out, void *arg)    \
+	{                                                                      \
+		int64_t x = *(const int64_t *)in;                              \
+		(void)ctx;                                                     \
+		(void)arg;                                                     \
+		*(int64_t *)out = (expr);                                      \
+		return 0;                                                      \
+	}
+MAP(twice, x * 2)
+MAP(plus_one, x + 1)
+MAP(thrice, x * 3)
+MAP(square, x * x)
+
+static kn_chan *stage(kn_flow *f, kn_chan *in, kn_stage_fn fn, size_t cap)
+{
+	struct kn_stage_spec spec = { .fn = fn, .out_size = sizeof(int64_t),
+				      .out_cap = cap, .workers = 1 };
+
+	return in ? kn_stage(f, in, &spec) : NULL;
+}
+
+/* ---- workloads ------------------------------------------------------------- */
+
+BENCH(generator, kanal)
+{
+	struct range rg = { a->items, NULL };
+	struct tally t = { 0 };
+	kn_flow *f = flow_or_fail(r);
+	kn_chan *out;
+	uint64_t t0;
+
+	if (!f)
+		return;
+	t0 = bench_now();
+	out = kn_generate(f, sizeof(int64_t), 0, send_range, &rg);
+	if (out)
+		consume(out, &t);
+	r->ns = bench_now() - t0;
+	r->check = verdict(&t, a->items, bench_sum_upto(a->items), flow_end(f));
+}
+
+/* The inverse of the pipeline: y = (2i + 1) * 3. */
+static uint64_t pipeline_origin(int64_t y)
+{
+	return ((uint64_t)y / 3 - 1) / 2;
+}
+
+static void pipeline3(size_t cap, const struct bench_args *a,
+		      struct bench_result *r)
+{
+	uint64_t n = a->items, t0;
+	struct range rg = { n, calloc(n ? n : 1, sizeof(uint64_t)) };
+	struct tally t = { .stamps = rg.stamps, .origin = pipeline_origin };
+	kn_flow *f = rg.stamps ? flow_or_fail(r) : NULL;
+	kn_chan *out;
+
+	if (!f) {
+		free(rg.stamps);
+		return;
+	}
+	r->lat = t.lat = bench_lat_new(n);
+	t0 = bench_now();
+	out = kn_generate(f, sizeof(int64_t), cap, send_range, &rg);
+	out = stage(f, stage(f, stage(f, out, twice, cap), plus_one, cap),
+		    thrice, cap);
+	if (out)
+		consume(out, &t);
+	r->ns = bench_now() - t0;
+	r->check = verdict(&t, n, 6 * bench_sum_upto(n) + 3 * n, flow_end(f));
+	free(rg.stamps);
+}
+
+BENCH(pipeline_3stage, kanal) { pipeline3(0, a, r); }
+BENCH(pipeline_3stage_buf, kanal) { pipeline3(64, a, r); }
+
+BENCH(fanout4_fanin, kanal)
+{
+	enum { WORKERS = 4, CAP = 64 };
+	struct range rg = { a->items, NULL };
+	kn_chan *in, *outs[WORKERS], *merged = NULL;
+	struct tally t = { 0 };
+	kn_flow *f = flow_or_fail(r);
+	uint64_t t0;
+	int k;
+
+	if (!f)
+		return;
+	t0 = bench_now();
+	in = kn_generate(f, sizeof(int64_t), CAP, send_range, &rg);
+	for (k = 0; k < WORKERS; k++)
+		outs[k] = stage(f, in, twice, CAP);
+	if (outs[0] && outs[1] && outs[2] && outs[3])
+		merged = kn_merge(f, outs, WORKERS, CAP);
+	if (merged)
+		consume(merged, &t);
+	r->ns = bench_now() - t0;
+	r->check = verdict(&t, a->items, 2 * bench_sum_upto(a->items),
+			   flow_end(f));
+}
+
+/* 0^2 + ... + (n-1)^2 modulo 2^64. */
+static uint64_t sum_squares_upto(uint64_t n)
+{
+	unsigned __int128 m = n;
+
+	return n ? (uint64_t)((m - 1) * m * (2 * m - 1) / 6) : 0;
+}
+
+BENCH(worker_pool, kanal)
+{
+	enum { WORKERS = 4, CAP = 100 };
+	struct range rg = { a->items, NULL };
+	kn_chan *results = kn_chan_new(sizeof(int64_t), CAP), *jobs;
+	struct tally t = { 0 };
+	kn_flow *f = results ? flow_or_fail(r) : NULL;
+	uint64_t t0;
+
+	if (!f) {
+		kn_chan_free(results);
+		return;
+	}
+	t0 = bench_now();
+	/* The sender is a generator feeding the jobs channel. */
+	jobs = kn_generate(f, sizeof(int64_t), CAP, send_range, &rg);
+	if (jobs && !kn_worker_pool(f, jobs, results, WORKERS, square, NULL))
+		consume(results, &t);
+	r->ns = bench_now() - t0;
+	r->check = verdict(&t, a->items, sum_squares_upto(a->items),
+			   flow_end(f));
+	kn_chan_free(results);
+}
+
+static int add_index(kn_ctx *ctx, size_t i, void *arg)
+{
+	(void)ctx;
+	atomic_fetch_add_explicit((_Atomic uint64_t *)arg, i,
+				  memory_order_relaxed);
+	return 0;
+}
+
+BENCH(bounded_foreach, kanal)
+{
+	_Atomic uint64_t sum = 0;
+	struct tally t = { 0 };
+	kn_flow *f = flow_or_fail(r); /* only to have the default pool up */
+	uint64_t t0;
+	int err;
+
+	if (!f)
+		return;
+	kn_flow_free(f);
+	t0 = bench_now();
+	err = kn_foreach_bounded(NULL, a->items, 20, add_index, &sum);
+	r->ns = bench_now() - t0;
+	t.count = err ? 0 : a->items;
+	t.sum = atomic_load(&sum);
+	r->check = verdict(&t, a->items, bench_sum_upto(a->items), err);
+}

@@ -1,0 +1,58 @@
+/*
+ * generator.c - the seed's generator: the values are produced by their own
+ * task (the goroutine) and sent on a rendezvous channel, which the
+ * generator, its sender, closes; the consumer receives until then.
+ *
+ * Go original: examples/go/generator/main.go. kn_generate_array is Go's
+ * generator(input []int). The flow runs on a pool of the program's own
+ * (Go's runtime), shut down before exit.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <kanal/pattern.h>
+
+#include "log.h"
+
+/*
+ * Wait for the flow's tasks, free it, then shut the pool down (joining
+ * every thread it started) and check that exactly the expected tasks ran,
+ * each to its end: nothing the program started outlives it.
+ */
+static int finish(kn_flow *f, kn_pool *pool, uint64_t tasks)
+{
+	struct kn_pool_stats st;
+	int err = kn_flow_wait(f);
+
+	kn_flow_free(f);
+	kn_pool_shutdown(pool, false, NULL);
+	kn_pool_stats(pool, &st);
+	kn_pool_free(pool);
+	if (err || st.tasks_run != tasks) {
+		fprintf(stderr, "flow: %s; %llu tasks ran, want %llu\n",
+			strerror(err), (unsigned long long)st.tasks_run,
+			(unsigned long long)tasks);
+		return 1;
+	}
+	return 0;
+}
+
+int main(void)
+{
+	static const int input[] = { 1, 2, 3, 4 };
+	kn_pool *pool = kn_pool_new(NULL);
+	kn_flow *f = pool ? kn_flow_new(NULL, pool) : NULL;
+	kn_chan *in_ch = f ? kn_generate_array(f, input, sizeof(input[0]), 4, 0)
+			   : NULL;
+	int data;
+
+	if (!in_ch) {
+		perror("kanal");
+		return 1;
+	}
+	/* The consumer ranges over the channel until the generator closes
+	 * it (the generator owns in_ch: it closes it, the flow frees it). */
+	while (kn_chan_recv(in_ch, &data) == 0)
+		kn_log("%d", data);
+	return finish(f, pool, 1);
+}
