@@ -45,7 +45,7 @@
  * connection and returns.
  *
  * Usage: epoll_server [--max-conns N] [--requests N] [--capacity N]
- * Prints "listening on 127.0.0.1:PORT" first, "served N requests" last.
+ * Prints "listening on 127.0.0.1:PORT" first, "served N requests, ..." last.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -115,6 +115,7 @@ struct echo_server {
 	bool worker_done, room_watched;
 	uint64_t deadline_ms;       /* closing: when to drop slow readers */
 	uint64_t accepted, forwarded, served;
+	uint64_t stalls;            /* times a connection waited for room */
 	unsigned nconns, nfree;
 	struct conn *conns[MAX_CONNS];
 	uint32_t free_slots[MAX_CONNS];
@@ -164,6 +165,7 @@ static void stalled_add(struct echo_server *s, struct conn *c)
 	*(c->prev ? &c->prev->next : &s->stalled) = c;
 	s->stalled_tail = c;
 	c->stalled = true;
+	s->stalls++;
 }
 
 static void stalled_del(struct echo_server *s, struct conn *c)
@@ -186,6 +188,15 @@ static void conn_close(struct echo_server *s, struct conn *c)
 	s->conns[slot] = NULL;
 	s->free_slots[s->nfree++] = slot;
 	s->nconns--;
+}
+
+static void close_all(struct echo_server *s)
+{
+	unsigned i;
+
+	for (i = 0; i < MAX_CONNS; i++)
+		if (s->conns[i])
+			conn_close(s, s->conns[i]);
 }
 
 /* Write what fits; false if the peer is gone. */
@@ -308,12 +319,13 @@ static void conn_settle(struct echo_server *s, struct conn *c)
 
 static void on_conn(struct echo_server *s, struct conn *c, uint32_t events)
 {
-	bool ok = !(events & EPOLLERR);
+	/* We never shut down our side: a hang-up is a reset, the peer is gone. */
+	bool ok = !(events & (EPOLLERR | EPOLLHUP));
 
 	if (ok && (events & EPOLLIN))
 		ok = conn_read(s, c);
-	if (ok && (events & (EPOLLOUT | EPOLLHUP)))
-		ok = conn_flush(c) && !(events & EPOLLHUP);
+	if (ok && (events & EPOLLOUT))
+		ok = conn_flush(c);
 	if (ok)
 		conn_settle(s, c);
 	else
@@ -433,13 +445,14 @@ static void begin_shutdown(struct echo_server *s)
 	for (i = 0; i < MAX_CONNS; i++) {
 		struct conn *c = s->conns[i];
 
-		if (c && c->stalled) {
+		if (!c)
+			continue;
+		if (c->stalled) {
 			stalled_del(s, c);
 			free(c->pending);
 			c->pending = NULL;
 		}
-		if (c)
-			conn_settle(s, c);
+		conn_settle(s, c);
 	}
 }
 
@@ -515,9 +528,7 @@ static int echo_server_run(struct echo_server *s)
 		if (!s->closing && should_stop(s))
 			begin_shutdown(s);
 		if (s->closing && now_ms() >= s->deadline_ms)
-			for (i = 0; i < MAX_CONNS; i++)
-				if (s->conns[i])
-					conn_close(s, s->conns[i]);
+			close_all(s); /* the slow readers */
 		room_watch(s);
 	}
 	return 0;
@@ -528,7 +539,6 @@ static int echo_server_run(struct echo_server *s)
 static void echo_server_free(struct echo_server *s)
 {
 	struct msg *m;
-	unsigned i;
 
 	if (!s)
 		return;
@@ -539,9 +549,7 @@ static void echo_server_free(struct echo_server *s)
 			free(m);
 		pthread_join(s->worker, NULL);
 	}
-	for (i = 0; i < MAX_CONNS; i++)
-		if (s->conns[i])
-			conn_close(s, s->conns[i]);
+	close_all(s);
 	stop_listening(s);
 	if (s->ep >= 0)
 		close(s->ep);
@@ -679,7 +687,8 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	r = echo_server_run(the_server);
-	printf("served %" PRIu64 " requests\n", the_server->served);
+	printf("served %" PRIu64 " requests, %" PRIu64 " stalls on a full request channel\n",
+	       the_server->served, the_server->stalls);
 	echo_server_free(the_server);
 	if (r) {
 		fprintf(stderr, "epoll_server: epoll: %s\n", strerror(r));

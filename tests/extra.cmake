@@ -16,3 +16,12 @@ if(TARGET kn-bench)
   add_test(NAME bench_smoke COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_bench $<TARGET_FILE:kn-bench>)
   set_tests_properties(bench_smoke PROPERTIES LABELS "bench;nosan" TIMEOUT 900)
 endif()
+
+# The epoll echo server example as a process: the stress driver reads the
+# port from its first line, drives it and checks that each budget and
+# signal ends it cleanly (tests/stress/stress_epoll.c).
+if(TARGET example_epoll_server AND TARGET stress_epoll)
+  add_test(NAME example_epoll_server
+    COMMAND stress_epoll --seconds 0 --exec $<TARGET_FILE:example_epoll_server>)
+  set_tests_properties(example_epoll_server PROPERTIES LABELS example TIMEOUT 600)
+endif()

@@ -27,11 +27,17 @@
  * decision orders them). So each operation moves its value exactly once or
  * not at all.
  *
+ * A select that returns without waiting (default, or a deadline already
+ * passed) must be right for one instant although it tried its ring cases
+ * one after another, without locks: it records each ring case's head and
+ * tail before trying it and, when all failed, re-reads them. Unchanged
+ * positions mean nothing moved on that channel, so every case was not
+ * ready at once between the last record and the first re-read (rendezvous
+ * cases are under their locks throughout); moved ones mean "try again".
+ *
  * fd signals: a channel that was asked for a descriptor keeps an eventfd per
  * direction whose counter mirrors readiness (1 = ready); every operation
- * that changes readiness re-evaluates it after the change. Raise and
- * settle each flip "raised" with a seq_cst exchange and re-check after
- * settling, so a concurrent change is never missed.
+ * that changes readiness re-syncs it after the change (fdsig_update).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -148,33 +154,33 @@ static bool chan_ready(kn_chan *ch, int kind)
 	return !waitq_empty(chan_queue(ch, kind == KN_SEND ? KN_RECV : KN_SEND));
 }
 
-static void fdsig_raise(struct fdsig *s)
-{
-	uint64_t one = 1;
-
-	if (at_xchg_seq_cst(&s->raised, 1) == 0 &&
-	    write(s->fd, &one, sizeof(one)) < 0) {
-		/* The counter cannot overflow at 1: nothing to do. */
-	}
-}
-
+/* Make the fd show the current readiness. Syncs are combined: every
+ * caller marks the state dirty; one at a time (busy) clears the mark, reads
+ * readiness and fixes the counter, and loops while someone marked it again
+ * meanwhile. So the last sync reads readiness after the last change. */
 static void fdsig_update(kn_chan *ch, int kind)
 {
 	struct fdsig *s = at_load_acquire(&ch->fds[kind == KN_SEND]);
-	uint64_t drain;
+	uint64_t one = 1;
+	bool ready;
 
 	if (likely(!s))
 		return;
-	if (chan_ready(ch, kind)) {
-		fdsig_raise(s);
-		return;
-	}
-	if (at_xchg_seq_cst(&s->raised, 0) == 1) {
-		if (read(s->fd, &drain, sizeof(drain)) < 0) {
-			/* Already drained by a racing settle. */
+	at_store_seq_cst(&s->dirty, 1);
+	while (at_load_seq_cst(&s->dirty)) {
+		if (at_xchg_acquire(&s->busy, 1))
+			return; /* the holder will see dirty */
+		at_store_seq_cst(&s->dirty, 0);
+		ready = chan_ready(ch, kind);
+		if (ready != s->level) {
+			/* The counter is 0 or 1 and only the holder moves it,
+			 * so neither call can fail or block. */
+			if (ready ? write(s->fd, &one, sizeof(one)) < 0
+				  : read(s->fd, &one, sizeof(one)) < 0)
+				ready = s->level;
+			s->level = ready;
 		}
-		if (chan_ready(ch, kind))
-			fdsig_raise(s);
+		at_store_release(&s->busy, 0);
 	}
 }
 
@@ -203,7 +209,9 @@ int kn_chan_fd(kn_chan *ch, int op)
 		s = kn_alloc(sizeof(*s));
 		if (s) {
 			s->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-			at_store_relaxed(&s->raised, 0);
+			at_store_relaxed(&s->dirty, 0);
+			at_store_relaxed(&s->busy, 0);
+			s->level = false;
 			if (s->fd < 0) {
 				kn_free(s);
 				s = NULL;
@@ -226,7 +234,7 @@ int kn_chan_fd(kn_chan *ch, int op)
 void chan_signal(kn_chan *ch, int kind_done)
 {
 	waitq_notify_one(chan_queue(ch, kind_done == KN_SEND ? KN_RECV : KN_SEND));
-	if (unlikely(at_load_relaxed(&ch->fds[0]) || at_load_relaxed(&ch->fds[1])))
+	if (unlikely(at_load_acquire(&ch->fds[0]) || at_load_acquire(&ch->fds[1])))
 		fd_update_both(ch);
 }
 
@@ -268,6 +276,7 @@ static int ring_op(struct op *o)
 struct wait_case {
 	struct op op;
 	struct wait_node node;
+	uint64_t head, tail; /* ring: positions before the last failed try */
 };
 
 /* The distinct rendezvous channels of a wait, sorted by address. */
@@ -362,6 +371,10 @@ static int try_pass(struct wait_case *wc, const size_t *order, size_t n,
 
 		if (!o->ch)
 			continue;
+		if (o->ch->cap) {
+			wc[order[k]].head = at_load_seq_cst(&o->ch->head);
+			wc[order[k]].tail = at_load_seq_cst(&o->ch->tail);
+		}
 		r = o->ch->cap ? ring_op(o) : zero_try_locked(o, &dropped);
 		if (r != EAGAIN) {
 			zlocks_release(z, dropped ? o->ch : NULL);
@@ -374,12 +387,30 @@ static int try_pass(struct wait_case *wc, const size_t *order, size_t n,
 	return EAGAIN;
 }
 
-static void register_all(struct wait_case *wc, size_t n, struct waiter *w)
+/* In the try order: partners pick the oldest node, so two cases on the
+ * same rendezvous channel must not always queue in index order. */
+/* Did any ring case's channel move since its failed try? */
+static bool rings_moved(const struct wait_case *wc, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		struct op *o = &wc[i].op;
+		kn_chan *ch = wc[i].op.ch;
+
+		if (ch && ch->cap && (at_load_seq_cst(&ch->head) != wc[i].head ||
+				      at_load_seq_cst(&ch->tail) != wc[i].tail))
+			return true;
+	}
+	return false;
+}
+
+static void register_all(struct wait_case *wc, const size_t *order, size_t n,
+			 struct waiter *w)
+{
+	size_t k, i;
+
+	for (k = 0; k < n; k++) {
+		struct op *o = &wc[i = order[k]].op;
 
 		wc[i].node = WAIT_NODE(w, CASE_TOKEN(i));
 		if (!o->ch)
@@ -448,20 +479,20 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 		r = try_pass(wc, order, n, z, fired);
 		if (r != EAGAIN)
 			return r;
-		if (flags & KN_SELECT_DEFAULT) {
-			zlocks_release(z, NULL);
-			return EAGAIN;
-		}
 		if (ctx && ctx_done(ctx)) {
 			zlocks_release(z, NULL);
 			return ECANCELED;
 		}
-		if (deadline_left(deadline) == 0) {
+		if ((flags & KN_SELECT_DEFAULT) || deadline_left(deadline) == 0) {
+			bool moved = rings_moved(wc, n);
+
 			zlocks_release(z, NULL);
-			return ETIMEDOUT;
+			if (moved)
+				continue;
+			return (flags & KN_SELECT_DEFAULT) ? EAGAIN : ETIMEDOUT;
 		}
 		waiter_init(&w);
-		register_all(wc, n, &w);
+		register_all(wc, order, n, &w);
 		zlocks_release(z, NULL);
 		update_zero_fds(wc, n);
 		if (any_ring_ready(wc, n))

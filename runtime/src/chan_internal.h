@@ -15,7 +15,9 @@
 /* An eventfd mirroring one readiness condition (see chan.c). */
 struct fdsig {
 	int fd;
-	_Atomic uint32_t raised;
+	_Atomic uint32_t dirty; /* readiness may have changed since the last sync */
+	_Atomic uint32_t busy;  /* a thread is syncing the fd */
+	bool level;             /* what the fd shows; owned by the busy holder */
 };
 
 struct kn_chan {

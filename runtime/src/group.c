@@ -23,6 +23,22 @@
  * Lifetime: a task touches the group last in its decrement, which is a
  * busy add (it has a slot queue to wake), so kn_group_wait returning means
  * every task is done with the group: it may be freed.
+ *
+ * Linearization points: go at the counter's CAS that takes the slot (a
+ * skipped go at its load of the context); the first error at the CAS on
+ * the error word; a task's end at its decrement.
+ *
+ * Invariants
+ *
+ *  1. count = slots taken and not released = tasks submitted and not
+ *     finished or dropped (a go that fails after taking its slot releases
+ *     it before returning).
+ *  2. With a limit n >= 0, a slot is only taken by a CAS from count < n.
+ *  3. err changes at most once, from 0, and before the decrement of the
+ *     task that set it; the context is cancelled with that error by the
+ *     same task, before that decrement too.
+ *  4. Every go or try_go returns 0 exactly when its task was submitted,
+ *     and that task then runs or is dropped (counted as skipped).
  */
 #include <string.h>
 

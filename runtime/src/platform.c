@@ -173,7 +173,7 @@ void *kn_alloc_aligned(size_t align, size_t size)
 {
 	void *p;
 
-	if (fault_alloc_should_fail())
+	if (fault_alloc_should_fail() || size > SIZE_MAX - (align - 1))
 		return NULL;
 	at_add_relaxed(&stat_allocs, 1);
 	size = (size + align - 1) & ~(align - 1);

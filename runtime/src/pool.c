@@ -81,8 +81,9 @@
  *
  *  1. threads >= idle + blocked; threads only grows, under threads_lock,
  *     except the undo of a thread that could not be started.
- *  2. A worker counted in idle has a node on idleq (pushed before the
- *     RMW, removed after the decrement... the node outlives the count).
+ *  2. A live worker counted in idle has a node on idleq: pushed before
+ *     the increment, removed before the decrement. (An exited worker stays
+ *     counted idle with no node: stopping is set, nobody wakes it.)
  *  3. pending >= the number of tasks in the injector: incremented before
  *     the enqueue, decremented after the dequeued tasks are on a deque.
  *  4. Every queued task runs or is dropped exactly once: it leaves the
@@ -316,9 +317,12 @@ static void stop_search(kn_pool *p)
 
 /* ---- taking tasks ------------------------------------------------------- */
 
+/* Record the thief for a join to leapfrog to. Only joinable tasks need
+ * it: a detached record stays clean in its spawner's cache. */
 static struct kn_task *took(struct worker *w, struct kn_task *t)
 {
-	at_store_relaxed(&t->thief, (int32_t)w->index);
+	if (at_load_relaxed(&t->state) != TASK_DETACHED)
+		at_store_relaxed(&t->thief, (int32_t)w->index);
 	return t;
 }
 
@@ -498,7 +502,7 @@ static struct kn_task *next_task(struct worker *w)
 
 static void task_done(struct kn_task *t, uint32_t how)
 {
-	if (!t->joinable) {
+	if (at_load_relaxed(&t->state) == TASK_DETACHED) {
 		task_free(t);
 		return;
 	}
@@ -593,7 +597,7 @@ static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
 	t->arg = arg;
 	t->drop = drop;
 	t->pool = p;
-	t->joinable = false;
+	at_store_relaxed(&t->state, TASK_DETACHED);
 	at_store_relaxed(&t->thief, -1);
 }
 
@@ -655,7 +659,6 @@ kn_task *kn_pool_spawn_task(kn_pool *p, void (*fn)(void *), void *arg)
 	if (!t)
 		return NULL;
 	task_init(t, p, fn, arg, NULL);
-	t->joinable = true;
 	at_store_relaxed(&t->refs, 2);
 	at_store_relaxed(&t->state, TASK_PENDING);
 	waitq_init(&t->joinq);

@@ -34,11 +34,16 @@
 
 #include "tsan.h"
 
+/* Two cache lines, allocated line-aligned: no false sharing between the
+ * records of different threads. */
+_Static_assert(sizeof(struct kn_task) <= 2 * KN_CACHE_LINE,
+	       "task records are two cache lines");
+
 #define TASK_CACHE_MAX 256
 #define TASK_CACHE_BATCH 128
 
 struct task_cache {
-	struct kn_task *head;
+	struct kn_task *head, *tail; /* tail: the oldest, NULL when empty */
 	uint32_t n;
 	bool keyed; /* the exit destructor is armed */
 };
@@ -48,9 +53,10 @@ static struct __cds_lfs_stack shared; /* zero is the empty stack */
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
-/* Push the chain head..(n records) as one batch. */
-static void share(struct kn_task *head, uint32_t n)
+/* Push the chain head..tail (n records) as one batch. */
+static void share(struct kn_task *head, struct kn_task *tail, uint32_t n)
 {
+	head->tail = tail;
 	head->nbatch = n;
 	tsan_release(head);
 	cds_lfs_push(&shared, &head->link.stack);
@@ -61,8 +67,8 @@ static void cache_exit(void *arg)
 	struct task_cache *c = arg;
 
 	if (c->head)
-		share(c->head, c->n);
-	c->head = NULL;
+		share(c->head, c->tail, c->n);
+	c->head = c->tail = NULL;
 	c->n = 0;
 	c->keyed = false;
 }
@@ -85,16 +91,20 @@ static bool refill(void)
 {
 	struct cds_lfs_head *all = __cds_lfs_pop_all(&shared);
 	struct cds_lfs_node *node, *next;
-	struct kn_task *b, *tail;
+	struct kn_task *b;
 
 	if (!all)
 		return false;
-	cds_lfs_for_each_safe(all, node, next) {
+	/* Not cds_lfs_for_each_safe: it reads a node's link before the loop
+	 * body could state the edge for that node. The batches' records are
+	 * cold here (another thread freed them): splice, do not walk. */
+	for (node = &all->node; node; node = next) {
 		b = caa_container_of(node, struct kn_task, link.stack);
 		tsan_acquire(b);
-		for (tail = b; tail->next; tail = tail->next)
-			;
-		tail->next = cache.head;
+		next = node->next;
+		if (!cache.head)
+			cache.tail = b->tail;
+		b->tail->next = cache.head;
 		cache.head = b;
 		cache.n += b->nbatch;
 	}
@@ -107,7 +117,10 @@ struct kn_task *task_alloc(void)
 
 	if (likely(t)) {
 		cache.head = t->next;
-		cache.n--;
+		if (!--cache.n)
+			cache.tail = NULL;
+		else
+			__builtin_prefetch(cache.head, 1); /* the next spawn's */
 		return t;
 	}
 	if (unlikely(!cache.keyed))
@@ -127,6 +140,8 @@ void task_free(struct kn_task *t)
 
 	if (unlikely(!cache.keyed))
 		arm_exit();
+	if (!cache.head)
+		cache.tail = t;
 	t->next = cache.head;
 	cache.head = t;
 	if (likely(++cache.n <= TASK_CACHE_MAX))
@@ -136,6 +151,7 @@ void task_free(struct kn_task *t)
 		last = last->next;
 	head = last->next;
 	last->next = NULL;
-	share(head, TASK_CACHE_BATCH);
+	share(head, cache.tail, TASK_CACHE_BATCH);
+	cache.tail = last;
 	cache.n -= TASK_CACHE_BATCH;
 }

@@ -36,10 +36,13 @@
 /* Room for an internal caller's data in the record (3 pointers). */
 #define TASK_PAYLOAD 24
 
+/* state: a joinable task goes PENDING -> DONE or DROPPED; a task spawned
+ * without a handle stays DETACHED. */
 enum {
 	TASK_PENDING = 0,
-	TASK_DONE = 1,    /* ran */
-	TASK_DROPPED = 2, /* discarded by an immediate shutdown */
+	TASK_DONE = 1,     /* ran */
+	TASK_DROPPED = 2,  /* discarded by an immediate shutdown */
+	TASK_DETACHED = 3, /* no handle: nobody joins it */
 };
 
 struct kn_task {
@@ -48,8 +51,8 @@ struct kn_task {
 		struct cds_lfs_node stack; /* a batch on the shared free stack */
 	} link;
 	struct kn_task *next; /* free lists and batches */
+	struct kn_task *tail; /* the last record of the batch this one heads */
 	uint32_t nbatch;      /* records in the batch this one heads */
-	bool joinable;
 	_Atomic int32_t thief; /* worker that took it from a shared queue, -1 */
 
 	void (*fn)(void *);

@@ -27,7 +27,11 @@
  *  3. A node is linked into at most one queue, and it is unlinked (by a
  *     notifier or by its owner, under the queue lock) before its owner's
  *     frame ends.
- *  4. n equals the number of linked nodes whenever the lock is free.
+ *  4. A notifier unlinks a node before its owner can see the decision
+ *     made through it: it decides while unlinking under the lock (notify
+ *     all), or claims, unlinks, and publishes after (notify one, hand-off).
+ *     So an owner decided through a node may reuse or drop it at once.
+ *  5. n equals the number of linked nodes whenever the lock is free.
  *
  * No lost wake-up. The blocking side does: push (n++ under the lock, a
  * seq_cst RMW), then re-read the condition with seq_cst loads, then park.
@@ -88,17 +92,23 @@ void lock_release(struct lock *l)
 
 /* ---- waiter -------------------------------------------------------------- */
 
-bool waiter_claim(struct waiter *w, uint32_t *prev)
+/* Move sel from undecided (WAITING or PARKED) to v; *prev gets which. */
+static bool cas_undecided(struct waiter *w, uint32_t v, uint32_t *prev)
 {
-	uint32_t v = at_load_relaxed(&w->sel);
+	uint32_t cur = at_load_relaxed(&w->sel);
 
-	while (v == SEL_WAITING || v == SEL_PARKED) {
-		if (at_cas_acq_rel(&w->sel, &v, SEL_CLAIMED)) {
-			*prev = v;
+	while (cur == SEL_WAITING || cur == SEL_PARKED) {
+		if (at_cas_acq_rel(&w->sel, &cur, v)) {
+			*prev = cur;
 			return true;
 		}
 	}
 	return false;
+}
+
+bool waiter_claim(struct waiter *w, uint32_t *prev)
+{
+	return cas_undecided(w, SEL_CLAIMED, prev);
 }
 
 void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev)
@@ -108,25 +118,11 @@ void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev)
 		sys_futex_wake(&w->sel, 1);
 }
 
-/* Decide without waking; *prev says whether the owner sleeps. */
-static bool decide_quiet(struct waiter *w, uint32_t token, uint32_t *prev)
-{
-	uint32_t v = at_load_relaxed(&w->sel);
-
-	while (v == SEL_WAITING || v == SEL_PARKED) {
-		if (at_cas_acq_rel(&w->sel, &v, token)) {
-			*prev = v;
-			return true;
-		}
-	}
-	return false;
-}
-
 bool waiter_decide(struct waiter *w, uint32_t token)
 {
 	uint32_t prev;
 
-	if (!decide_quiet(w, token, &prev))
+	if (!cas_undecided(w, token, &prev))
 		return false;
 	if (prev == SEL_PARKED)
 		sys_futex_wake(&w->sel, 1);
@@ -279,28 +275,31 @@ struct wait_node *waitq_pick_locked(struct waitq *q)
 bool waitq_notify_one(struct waitq *q)
 {
 	struct wait_node *n;
-	struct waiter *woken = NULL;
-	uint32_t prev = SEL_WAITING;
+	struct waiter *w = NULL;
+	uint32_t token = 0, prev = SEL_WAITING;
 
 	if (likely(at_load_seq_cst(&q->n) == 0) || at_load_seq_cst(&q->spinning))
 		return false;
 	lock_acquire(&q->lock);
-	/* A node whose waiter is decided elsewhere stays linked: its owner
-	 * unlinks it on the way out. A pick can lose its CAS to a timeout
-	 * or another queue's notifier: then pick again. */
+	/* Claim, unlink, and only then publish: the owner may reuse or free
+	 * the node as soon as it sees the decision. A node whose waiter is
+	 * decided elsewhere stays linked for its owner to unlink; a pick can
+	 * lose its claim to a racing decision: then pick again. */
 	while ((n = waitq_pick_locked(q)) != NULL) {
-		if (decide_quiet(n->w, n->token, &prev)) {
-			woken = n->w;
+		if (waiter_claim(n->w, &prev)) {
+			w = n->w;
+			token = n->token;
 			waitq_unlink_locked(q, n);
 			break;
 		}
 	}
 	lock_release(&q->lock);
-	/* Wake outside the lock, so the woken thread does not at once block
-	 * on it; the futex word may be gone by now (see the essay). */
-	if (woken && prev == SEL_PARKED)
-		sys_futex_wake(&woken->sel, 1);
-	return woken != NULL;
+	/* Published outside the lock, so the woken thread does not at once
+	 * block on it; the futex word may be gone after the store (see the
+	 * essay). */
+	if (w)
+		waiter_publish(w, token, prev);
+	return w != NULL;
 }
 
 void waitq_notify_all(struct waitq *q)
@@ -311,7 +310,7 @@ void waitq_notify_all(struct waitq *q)
 		return;
 	lock_acquire(&q->lock);
 	while ((n = q->head) != NULL) {
-		waitq_unlink_locked(q, n);
+		waitq_unlink_locked(q, n); /* before deciding: invariant 4 */
 		waiter_decide(n->w, n->token);
 	}
 	lock_release(&q->lock);

@@ -1,327 +1,132 @@
 /*
  * waiter.pml - the park/notify protocol of runtime/src/waiter.c, as the
- * ring channel (runtime/src/chan.c) uses it for its receivers.
+ * ring channel's receivers use it (runtime/src/chan.c).
  *
- * What is modelled
+ * The waiter layer itself is in waitq.inc: the word sel (one decision by
+ * CAS, WAITING -> PARKED by the owner), the futex (sleeps only while sel is
+ * PARKED, a deadline ends the sleep), the wait queue (FIFO under a lock,
+ * its count n read without it) and notify_one (n == 0 or a spinner
+ * announced: nothing; else pick, CAS, unlink, wake outside the lock).
  *
- *   - the waiter word sel: WAITING -> PARKED by its owner, and exactly one
- *     decision by a CAS away from WAITING/PARKED (a notifier's token, the
- *     owner's timeout, the owner's own withdrawal SEL_ABORT);
- *   - the futex: futex_wait(&sel, PARKED) sleeps only if sel is still
- *     PARKED (checked atomically by the kernel), futex_wake wakes it, a
- *     deadline ends the sleep with ETIMEDOUT; optionally (-DSPURIOUS)
- *     spurious returns, which also stand for the late wake of a decider
- *     that hits the next round's sleep (wake after free, glibc BZ 12674);
- *   - the wait queue: a FIFO of nodes under a lock, and its count n that
- *     notify_one reads without the lock; notify_one's pick (first waiter
- *     awake, else first asleep), its retry when the pick's CAS loses, the
- *     unlink, and the wake outside the lock;
- *   - the receive side of chan.c's wait loop: try, register (push: n++),
- *     re-check the condition and withdraw (SEL_ABORT), park, unregister,
- *     retry; the deadline check before registering and in waiter_park;
- *   - ring_spin: the "spinning" announcement (waitq_spin_enter/exit) that
- *     makes notify_one skip the queue, and the pass-the-baton rule.
+ * This file adds the condition, "a value is buffered" (items > 0), and
+ * the two sides of chan.c around it:
  *
- * The condition is "a value is buffered" (items > 0): producers put values
- * (ring_try_send then chan_signal -> notify_one on the receive queue) and
- * consumers take them. Every access the no-lost-wake-up argument relies on
- * is seq_cst in the C code (the ring's CASes and loads, n, spinning), so
- * Promela's interleaving semantics (sequential consistency) is faithful
- * for them; pick_locked's scan is one atomic step (its reads are only hints:
- * the CAS that follows re-validates), and the queue lock is one atomic
- * test-and-set (the futex mutex itself is not modelled).
+ *   producer: put a value (ring_try_send's CAS), then chan_signal, i.e.
+ *             notify_one on the receive queue;
+ *   consumer: kn_chan_recv ("lone": a fast try, then ring_spin: announce
+ *             itself in spinning, poll, withdraw, pass the baton if it
+ *             succeeded and values are still there), or kn_select ("sel":
+ *             no spinning); then wait_cases: try, check the deadline,
+ *             register (push: n++), re-check the condition (ring_ready)
+ *             and withdraw with SEL_ABORT, park, unregister (the node a
+ *             notifier decided is its to unlink), retry.
  *
- * Processes: two "select" consumers (kn_select: no spinning), one of them
- * with a deadline, and one "lone" consumer (kn_chan_recv: fast try, then
- * ring_spin, then the wait loop); two producers putting values. The
- * forever consumers need one value each, the deadline consumer one or
- * none; there are as many values as demands.
+ * Processes: consumer 0 (select, no deadline), consumer 1 (lone, no
+ * deadline), consumer 2 (lone with a deadline: it may time out, in the
+ * futex or before registering, racing a notification), and two producers
+ * with three values in all, one per consumer.
  *
- * Checked: assertions (below), invalid end states (a consumer blocked for
- * ever), and a global "no lost wake-up" assertion by a monitor process
- * that runs only when nothing else can (Promela's timeout): then no
- * forever consumer may still be waiting, and values taken plus values left
- * must equal values put. With -DNP: no cycle without progress (livelock).
+ * Checked: assertions, among them the waiter invariants (one decision per
+ * round; a node unlinked before its owner leaves: waiter.c invariant 3;
+ * n == linked nodes when the lock is free: invariant 4); invalid end
+ * states; and "no lost wake-up": a monitor that runs only when no other
+ * process can move (Promela's timeout, so at the end of every execution,
+ * deadlocked or not) asserts that every consumer without a deadline got
+ * its value, that no value is left while a consumer gave up only if it
+ * was the deadline's, and that values taken + left == values put.
+ * With -DNP (pan -l): no cycle without progress, i.e. no livelock.
  *
- * Options (tests/model/check runs the combinations):
- *   -DSPURIOUS        futex_wait may return spuriously (safety only)
- *   -DNOSPIN          no lone consumer spins (the register/recheck core)
- *   -DBATON_ALWAYS    ring_spin passes the baton whether or not its own
- *                     spin succeeded (the proposed fix, see check)
+ * Options (tests/model/check runs the combinations): those of waitq.inc,
+ * and
+ *   -DNOSPIN        consumers never spin (the register/re-check core alone)
+ *   -DFIX_BATON  ring_spin passes the baton after a failed spin too
  */
 
-#define NC 3            /* consumers */
-#define NONE 255
+#ifndef NW
+#define NW 3
+#endif
+#ifndef P0
+#define P0 2
+#endif
+#ifndef P1
+#define P1 1
+#endif
+#ifndef LONE2
+#define LONE2 true
+#endif
+#ifndef DL2
+#define DL2 true
+#endif
+#define NQ 1
+#define RECVQ 0
 
-#define WAITING 0
-#define PARKED 1
-#define TIMEOUT 3
-#define ABORT 5
-#define CASE0 8
+#include "waitq.inc"
 
 #ifndef SPINS
-#define SPINS 1         /* ring_spin polls before giving up */
+#define SPINS 1
 #endif
-
-byte sel[NC];
-byte ndec[NC];          /* decisions of the current round: at most one */
-bool asleep[NC];        /* inside futex_wait on sel[i] */
-bool expired[NC];       /* consumer i's deadline has passed (monotonic) */
-bool linked[NC];
-bool finished[NC];      /* returned 0 */
-bool gaveup[NC];        /* returned ETIMEDOUT */
-
-byte q[NC];             /* the FIFO of waiting consumers, under lk */
-byte qlen;
-byte n;                 /* waitq.n: read without the lock */
-byte spinning;          /* waitq.spinning */
-bit lk;                 /* the queue lock */
 
 byte items;             /* values buffered */
 byte produced, consumed;
+bool finished[NW];      /* returned 0 */
+bool gaveup[NW];        /* returned ETIMEDOUT */
 
-inline lock()
-{
-	atomic { lk == 0 -> lk = 1 }
-}
-
-/* Invariant 4 of waiter.c: n == linked nodes whenever the lock is free. */
-inline unlock()
-{
-	assert(n == qlen);
-	lk = 0
-}
-
-/* The ring operation (its linearization point, one atomic CAS). */
+/* ring_try_recv at its linearization point (the head CAS). */
 inline try_take(got)
 {
-	atomic {
-		if
-		:: items > 0 -> items--; consumed++; got = true
-		:: else -> got = false
-		fi
-	}
-}
-
-/* waitq_push: lock, link at the tail, n++ (the seq_cst registration). */
-inline push(id)
-{
-	lock();
-	d_step {
-		assert(!linked[id]);
-		q[qlen] = id; qlen++; linked[id] = true
-	};
-	n++;
-	unlock()
-}
-
-inline unlink_locked(id)
-{
-	d_step {
-		j = 0;
-		do
-		:: q[j] == id -> break
-		:: else -> j++
-		od;
-		do
-		:: j + 1 < qlen -> q[j] = q[j + 1]; j++
-		:: else -> break
-		od;
-		qlen--; q[qlen] = NONE; linked[id] = false; j = 0
-	};
-	n--
-}
-
-/* waitq_remove: unlink if still linked. */
-inline remove(id)
-{
-	lock();
 	if
-	:: linked[id] -> unlink_locked(id)
-	:: else -> skip
-	fi;
-	unlock()
-}
-
-/* decide_quiet: the one CAS away from WAITING/PARKED. */
-inline decide(w, token, ok, prv)
-{
-	atomic {
-		if
-		:: sel[w] == WAITING || sel[w] == PARKED ->
-			prv = sel[w]; sel[w] = token; ndec[w]++; ok = true;
-			assert(ndec[w] == 1)
-		:: else -> ok = false
-		fi
-	}
-}
-
-/* pick_locked: the first node whose owner is awake, else the first asleep. */
-inline pick(p)
-{
-	d_step {
-		p = NONE; j = 0;
-		do
-		:: j < qlen && sel[q[j]] == WAITING -> p = q[j]; break
-		:: j < qlen && sel[q[j]] == PARKED && p == NONE -> p = q[j]; j++
-		:: j < qlen && !(sel[q[j]] == WAITING) &&
-		   !(sel[q[j]] == PARKED && p == NONE) -> j++
-		:: j >= qlen -> break
-		od;
-		j = 0
-	}
-}
-
-/* waitq_notify_one on the receive queue. */
-inline notify_one()
-{
-	if
-	:: n == 0 -> skip
-	:: else ->
-		if
-		:: spinning > 0 -> skip
-		:: else ->
-			lock();
-			woken = NONE;
-			do
-			:: pick(p);
-				if
-				:: p == NONE -> break
-				:: else ->
-#ifdef FIX_UNLINK_FIRST
-					unlink_locked(p);
-					decide(p, CASE0, ok, prv);
-					if
-					:: ok -> woken = p; break
-					:: else -> skip
-					fi
-#else
-					decide(p, CASE0, ok, prv);
-					if
-					:: ok -> unlink_locked(p); woken = p; break
-					:: else -> skip
-					fi
-#endif
-				fi
-			od;
-			unlock();
-			if
-			:: woken != NONE && prv == PARKED -> asleep[woken] = false
-			:: else -> skip
-			fi
-		fi
+	:: items > 0 -> items--; consumed++; got = true
+	:: else -> got = false
 	fi
 }
 
-/* deadline_left(deadline) == 0: the deadline may pass at any moment. */
-inline past_deadline(id, dl, r)
-{
-	if
-	:: dl && !expired[id] -> expired[id] = true
-	:: true -> skip
-	fi;
-	r = expired[id]
-}
-
-/* sys_futex_wait(&sel, PARKED, deadline): 0 or ETIMEDOUT (timed). */
-inline futex_wait(id, dl, timed)
-{
-	timed = false;
-	atomic {
-		if
-		:: sel[id] == PARKED -> asleep[id] = true
-		:: else -> skip
-		fi
-	};
-	if
-	:: !asleep[id] -> skip
-	:: atomic { dl && asleep[id] -> asleep[id] = false; expired[id] = true; timed = true }
-#ifdef SPURIOUS
-	:: atomic { asleep[id] -> asleep[id] = false }
-#endif
-	fi
-}
-
-/* waiter_park (no context): returns the decision in v. */
-inline park(id, dl)
-{
-	past_deadline(id, dl, late);
-	if
-	:: dl && late -> decide(id, TIMEOUT, ok, prv)
-	:: else -> skip
-	fi;
-	/* spin_for_decision: a peek */
-	v = sel[id];
-	if
-	:: v != WAITING && v != PARKED -> skip
-	:: else ->
-		/* sleep_for_decision */
-		v = sel[id];
-		do
-		:: v == WAITING ->
-			atomic {
-				if
-				:: sel[id] == WAITING -> sel[id] = PARKED; v = PARKED
-				:: else -> v = sel[id]
-				fi
-			}
-		:: v == PARKED ->
-			futex_wait(id, dl, timed);
-			if
-			:: timed -> decide(id, TIMEOUT, ok, prv)
-			:: else -> skip
-			fi;
-			v = sel[id]
-		:: v != WAITING && v != PARKED -> break
-		od
-	fi
-}
-
-/* ring_spin: announce, poll, withdraw the announcement, pass the baton. */
+/* ring_spin: announce, poll, withdraw the announcement, pass the baton
+ * (a notifier that saw the announcement skipped the sleepers). */
 inline ring_spin(id, got)
 {
-	spinning++;
+	spinning[RECVQ]++;
 	k = 0;
 	do
-	:: k < SPINS ->
+	:: atomic {
+		k < SPINS ->
 		try_take(got);
 		if
-		:: got -> break
+		:: got -> k = 0; break
 		:: else -> k++
 		fi
-	:: else -> break
+	   }
+	:: atomic { k >= SPINS -> k = 0; break }
 	od;
-	k = 0;
-	spinning--;
-#ifdef BATON_ALWAYS
+	spinning[RECVQ]--;
+#ifndef FIX_BATON
 	if
-	:: items > 0 -> notify_one()
-	:: else -> skip
-	fi
-#else
-	if
-	:: got ->
+	:: !got -> skip
+	:: else ->
+#endif
 		if
-		:: items > 0 -> notify_one()
+		:: items > 0 -> notify_one(RECVQ)
 		:: else -> skip
 		fi
-	:: else -> skip
+#ifndef FIX_BATON
 	fi
 #endif
 }
 
 proctype consumer(byte id; bool lone; bool dl)
 {
-	bool got, ok, late, timed;
-	byte v, prv, p, woken, j, k;
+	WAITQ_LOCALS;
+	bool got, exp, notified;
+	byte k;
 
 	if
 	:: lone ->
-		try_take(got);
-		if
-		:: got -> goto done
-		:: else -> skip
-		fi;
+		atomic {
+			try_take(got);
+			if
+			:: got -> goto done
+			:: else -> skip
+			fi
+		};
 #ifndef NOSPIN
 		ring_spin(id, got);
 		if
@@ -333,72 +138,101 @@ proctype consumer(byte id; bool lone; bool dl)
 	fi;
 	/* wait_cases */
 	do
-	:: try_take(got);
+	:: atomic {
+		try_take(got);
 		if
-		:: got -> goto done
+		:: got -> goto taken
 		:: else -> skip
-		fi;
-		past_deadline(id, dl, late);
-		if
-		:: dl && late -> gaveup[id] = true; goto out
-		:: else -> skip
-		fi;
-		d_step { assert(!linked[id]); sel[id] = WAITING; ndec[id] = 0 };
-		push(id);
+		fi
+	   };
+		/* the deadline check, then register: one step, the first being
+		 * local */
+		atomic {
+			deadline_tick(dl, exp);
+			if
+			:: dl && exp -> gaveup[id] = true; goto out
+			:: else -> skip
+			fi;
+			waiter_init(id);
+			lock_acquire(qlk[RECVQ]);
+			push_locked(RECVQ, id);
+			lock_release(qlk[RECVQ], RECVQ)
+		};
 		/* the re-check after registering (ring_ready, seq_cst loads) */
+		atomic {
+			if
+			:: items > 0 -> decide_self(id, ABORT)
+			:: else -> skip
+			fi
+		};
+		park(id, dl, exp);
+		/* unregister_all: a notifier that decided the node unlinked it */
 		if
-		:: items > 0 -> decide(id, ABORT, ok, prv)
-		:: else -> skip
-		fi;
-		park(id, dl);
-		/* unregister_all: the node a notifier decided is unlinked */
-		if
-		:: v == CASE0 -> assert(!linked[id])
-		:: else -> remove(id)
+		:: v == CASE0 -> notified = true; v = 0
+		:: else -> v = 0; remove(RECVQ, id)
 		fi
 	od;
+taken:
+#ifdef FIX_BATON
+	/* a notified waiter may carry a notification that others skipped
+	 * for a spinner: pass it on while values are left */
+	if
+	:: notified ->
+		if
+		:: items > 0 -> notify_one(RECVQ)
+		:: else -> skip
+		fi
+	:: else -> skip
+	fi;
+#endif
 done:
 	finished[id] = true;
 out:
-	assert(!linked[id])
+	/* waiter.c invariant 3: unlinked before the owner's frame ends */
+	assert(lq[id] == 0)
 }
 
 proctype producer(byte k)
 {
-	bool ok;
-	byte prv, p, woken, j;
+	WAITQ_LOCALS;
 
 	do
 	:: k > 0 ->
-progress:
 		d_step { items++; produced++ };
-		notify_one();
+		notify_one(RECVQ);
 		k--
 	:: else -> break
 	od
 }
 
-/* Runs only once nothing else can move: the end of every execution. */
 proctype monitor()
 {
 	timeout;
-	/* No lost wake-up: nobody waits for ever while values are there,
-	 * and each forever consumer got its value. */
 	assert(finished[0] && finished[1]);
-	assert(finished[2] || gaveup[2]);
 	assert(consumed + items == produced);
-	assert(items == 0 || gaveup[2])
+#if NW > 2
+	assert(finished[2] || DL2 && gaveup[2]);
+	assert(items == 0 || DL2 && gaveup[2])
+#else
+	assert(items == produced - 2)
+#endif
 }
 
 init
 {
+	WAITQ_LOCALS;
+
 	atomic {
-		q[0] = NONE; q[1] = NONE; q[2] = NONE;
+		waitq_init_all();
 		run consumer(0, false, false);
 		run consumer(1, true, false);
-		run consumer(2, false, true);
-		run producer(2);
-		run producer(1);
+#if NW > 2
+		run consumer(2, LONE2, DL2);
+#endif
+		run producer(P0);
+#if P1 > 0
+		run producer(P1);
+#endif
 		run monitor()
 	}
 }

@@ -153,6 +153,8 @@ static int start_process(struct target *t, const char *path, const struct echo_c
 	if (!t->out || !fgets(line, sizeof(line), t->out) ||
 	    sscanf(line, "listening on 127.0.0.1:%d\n", &t->port) != 1) {
 		fprintf(stderr, "FAIL: %s: no \"listening on 127.0.0.1:PORT\" line\n", path);
+		kill(t->pid, SIGKILL);
+		waitpid(t->pid, NULL, 0);
 		return EINVAL;
 	}
 	return 0;
@@ -181,7 +183,7 @@ static void target_stop(struct target *t, int sig)
 }
 
 /* Wait for the server to end by itself; its count of replies served. */
-static uint64_t target_wait(struct target *t)
+static uint64_t target_wait(struct target *t, uint64_t *stalls)
 {
 	uint64_t served = 0;
 	char line[128];
@@ -191,11 +193,12 @@ static uint64_t target_wait(struct target *t)
 		pthread_join(t->loop, NULL);
 		CHECK(t->loop_result == 0, "echo_server_run: %s", strerror(t->loop_result));
 		served = t->s->served;
+		*stalls = t->s->stalls;
 		echo_server_free(t->s);
 		return served;
 	}
 	while (fgets(line, sizeof(line), t->out))
-		sscanf(line, "served %" SCNu64 " requests", &served);
+		sscanf(line, "served %" SCNu64 " requests, %" SCNu64, &served, stalls);
 	fclose(t->out);
 	waitpid(t->pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "server exit status %#x", status);
@@ -203,7 +206,7 @@ static uint64_t target_wait(struct target *t)
 }
 
 /* A round that stopped moving: what the server's channels look like. */
-static void diagnose(const struct target *t, struct client *cl)
+static void diagnose(const struct target *t, const struct client *cl)
 {
 	struct pollfd p[2];
 	int i;
@@ -212,8 +215,10 @@ static void diagnose(const struct target *t, struct client *cl)
 		if (cl[i].fd >= 0)
 			fprintf(stderr, "  client %d: sent %u, checked %u\n", i, cl[i].sent,
 				cl[i].checked);
-	if (!t->s)
+	if (!t->s) {
+		kill(t->pid, SIGKILL);
 		return;
+	}
 	p[0] = (struct pollfd){ .fd = t->s->reply_fd, .events = POLLIN };
 	p[1] = (struct pollfd){ .fd = t->s->room_fd, .events = POLLIN };
 	poll(p, 2, 0);
@@ -291,8 +296,8 @@ static int client_read(struct client *c, int id)
 		return 0;
 	for (i = 0; i < n; i++) {
 		if (c->checked == REQS || c->checked == c->sent) {
-			fprintf(stderr, "FAIL: client %d: a reply to request %u, not sent\n", id,
-				c->checked);
+			fprintf(stderr, "FAIL: client %d: a reply to request %u, not sent\n",
+				id, c->checked);
 			return -1;
 		}
 		if (buf[i] != c->rx[c->rx_off]) {
@@ -328,7 +333,8 @@ static uint64_t drive(struct target *t, struct client *cl, enum stop_mode mode)
 				pfd[k].events |= POLLOUT;
 			idx[k++] = i;
 		}
-		if (poll(pfd, k, 1000) == 0 && kn_now() - last_progress > WATCHDOG_S * 1000000000ull) {
+		if (poll(pfd, k, 1000) == 0 &&
+		    kn_now() - last_progress > WATCHDOG_S * 1000000000ull) {
 			fprintf(stderr, "FAIL: no progress for %d s\n", WATCHDOG_S);
 			diagnose(t, cl);
 			exit(1);
@@ -346,8 +352,8 @@ static uint64_t drive(struct target *t, struct client *cl, enum stop_mode mode)
 				failures++;
 			if (r <= 0) {
 				CHECK(r < 0 || mode == EARLY || c->checked == REQS,
-				      "client %d: the connection ended after %u replies", idx[i],
-				      c->checked);
+				      "client %d: the connection ended after %u replies",
+				      idx[i], c->checked);
 				client_close(c);
 				open--;
 			}
@@ -370,7 +376,7 @@ static void round_run(const char *exec, enum stop_mode mode, size_t capacity, un
 	struct echo_config cfg = { .capacity = capacity };
 	struct client *cl = calloc(CLIENTS, sizeof(*cl));
 	struct target t;
-	uint64_t served, checked;
+	uint64_t served, checked, stalls = 0;
 	int fds = count_fds(), i, r;
 
 	if (mode == REQUESTS)
@@ -392,7 +398,7 @@ static void round_run(const char *exec, enum stop_mode mode, size_t capacity, un
 	checked = drive(&t, cl, mode);
 	if (mode == STOP)
 		target_stop(&t, SIGTERM);
-	served = target_wait(&t);
+	served = target_wait(&t, &stalls);
 	if (mode == EARLY)
 		CHECK(served >= checked && checked >= CLIENTS * REQS / 2,
 		      "served %" PRIu64 ", checked %" PRIu64, served, checked);
@@ -401,10 +407,11 @@ static void round_run(const char *exec, enum stop_mode mode, size_t capacity, un
 		      "served %" PRIu64 ", checked %" PRIu64 " of %d", served, checked,
 		      CLIENTS * REQS);
 	if (!exec)
-		CHECK(count_fds() == fds, "descriptors open: %d before the round, %d after", fds,
-		      count_fds());
-	printf("%-9s capacity %-3zu %s: %" PRIu64 " replies checked, %" PRIu64 " served\n",
-	       mode_name[mode], capacity, exec ? "process" : "in process", checked, served);
+		CHECK(count_fds() == fds, "descriptors open: %d before the round, %d after",
+		      fds, count_fds());
+	printf("%-9s capacity %-3zu %s: %" PRIu64 " replies checked, %" PRIu64
+	       " served, %" PRIu64 " stalls\n", mode_name[mode], capacity,
+	       exec ? "process" : "in process", checked, served, stalls);
 	fflush(stdout);
 	free(cl);
 }

@@ -548,14 +548,9 @@ Test(go, pseudo_random_send_buffered)
 	pseudo_random_send(1000);
 }
 
-/* BUG: a select that blocks registers its cases in index order
- * (register_all in chan.c), and a rendezvous partner completes the first
- * queued node it can claim (zero_try_locked walks the queue from the
- * head). So whenever the select has to wait, case 0 wins every time: the
- * choice is random only when the receiver was already waiting. Here it
- * gives about 9% zeros, 91% ones. Go registers in its shuffled order (lock
- * order over a random poll order), which keeps this random. */
-Test(go, pseudo_random_send_rendezvous, .disabled = true)
+/* A select that has to wait on the same rendezvous channel twice must
+ * still fire each case at random: it registers in its shuffled order. */
+Test(go, pseudo_random_send_rendezvous)
 {
 	pseudo_random_send(0);
 }
@@ -728,25 +723,50 @@ Test(go, nonblock_recv_race)
  * c1 holds a value; a select with default over c1 and c2 races with the
  * main thread filling (or closing) c2 and only then draining c1. At every
  * instant one of the two is ready, so the default must never be taken.
+ * The wide form puts empty channels between c2 and c1, tried in order
+ * (biased): the same rule, with a longer pass; its two threads meet by
+ * polling (no parking: both must run at once) and the main thread varies
+ * its delay, so that its two steps land inside the worker's pass.
  */
+#define NBS_PAD 60
+
 struct nbs {
 	kn_chan *go, *done;
+	kn_chan *pad[NBS_PAD];
+	size_t npad;
 };
 
 struct nbs_round {
 	kn_chan *c1, *c2;
 };
 
+/* A receive on a hand-shake channel: blocking, or polling (wide form). */
+static int nbs_recv(struct nbs *w, kn_chan *ch, void *out)
+{
+	int r;
+
+	if (!w->npad)
+		return kn_chan_recv(ch, out);
+	while ((r = kn_chan_try_recv(ch, out)) == EAGAIN)
+		sched_yield();
+	return r;
+}
+
 static int nbs_worker(void *p)
 {
 	struct nbs *w = p;
 	struct nbs_round *rd;
+	struct kn_case c[NBS_PAD + 2];
+	unsigned flags = KN_SELECT_DEFAULT | (w->npad ? KN_SELECT_BIASED : 0);
 	int64_t v, ok;
-	size_t fired;
+	size_t fired, k;
 
-	while (kn_chan_recv(w->go, &rd) == 0) {
-		struct kn_case c[2] = { kt_rc(rd->c1, &v), kt_rc(rd->c2, &v) };
-		int r = kn_select(c, 2, KN_SELECT_DEFAULT, KN_FOREVER, NULL, &fired);
+	while (nbs_recv(w, w->go, &rd) == 0) {
+		c[0] = kt_rc(rd->c2, &v);
+		for (k = 0; k < w->npad; k++)
+			c[1 + k] = kt_rc(w->pad[k], &v);
+		c[1 + w->npad] = kt_rc(rd->c1, &v);
+		int r = kn_select(c, w->npad + 2, flags, KN_FOREVER, NULL, &fired);
 
 		ok = r == 0 || r == EPIPE;
 		if (kn_chan_send(w->done, &ok))
@@ -755,47 +775,66 @@ static int nbs_worker(void *p)
 	return 0;
 }
 
-static void nonblock_select_race(bool close_c2)
+static void nonblock_select_race(bool close_c2, size_t npad)
 {
-	struct nbs w = { kt_chan(sizeof(void *), 0), kt_chan(8, 0) };
+	struct nbs *w = calloc(1, sizeof(*w));
 	struct kt_thread t;
 	int64_t v, ok;
-	size_t fired;
+	size_t fired, k;
 	int i, fails = 0;
 
-	kt_spawn(&t, nbs_worker, &w);
+	cr_assert(w);
+	w->go = kt_chan(sizeof(void *), npad ? 1 : 0);
+	w->done = kt_chan(8, npad ? 1 : 0);
+	w->npad = npad;
+	for (k = 0; k < npad; k++)
+		w->pad[k] = kt_chan(8, 1);
+	kt_spawn(&t, nbs_worker, w);
 	for (i = 0; i < 10000; i++) {
 		struct nbs_round rd = { kt_chan(8, 1), kt_chan(8, 1) };
 		struct nbs_round *p = &rd;
 		struct kn_case c1 = kt_rc(rd.c1, &v);
 
 		kt_put(rd.c1, 1);
-		cr_assert_eq(kn_chan_send(w.go, &p), 0);
+		cr_assert_eq(kn_chan_send(w->go, &p), 0);
+		for (k = 0; npad && k < (size_t)(i % 64) * 8; k++)
+			cpu_relax();
 		if (close_c2)
 			cr_assert_eq(kn_chan_close(rd.c2), 0);
 		else
 			kt_put(rd.c2, 1);
 		cr_assert_neq(kn_select(&c1, 1, KN_SELECT_DEFAULT, 0, NULL, &fired), EINVAL);
-		cr_assert_eq(kn_chan_recv(w.done, &ok), 0);
+		cr_assert_eq(nbs_recv(w, w->done, &ok), 0);
 		fails += !ok;
 		kn_chan_free(rd.c1);
 		kn_chan_free(rd.c2);
 	}
-	cr_assert_eq(kn_chan_close(w.go), 0);
+	cr_assert_eq(kn_chan_close(w->go), 0);
 	cr_expect_eq(kt_join(&t), 0);
 	cr_expect_eq(fails, 0, "%d of 10000 selects found no channel ready", fails);
-	kn_chan_free(w.go);
-	kn_chan_free(w.done);
+	kn_chan_free(w->go);
+	kn_chan_free(w->done);
+	for (k = 0; k < npad; k++)
+		kn_chan_free(w->pad[k]);
+	free(w);
 }
 
+/* A select with a default must not take it when, at every instant, one of
+ * its cases was ready (Go's TestNonblockSelectRace): the pass over ring
+ * cases is validated (chan.c). */
 Test(go, nonblock_select_race)
 {
-	nonblock_select_race(false);
+	nonblock_select_race(false, 0);
 }
 
 Test(go, nonblock_select_race2)
 {
-	nonblock_select_race(true);
+	nonblock_select_race(true, 0);
+}
+
+Test(go, nonblock_select_race_wide)
+{
+	nonblock_select_race(false, NBS_PAD);
 }
 
 /* ---- the prime sieve (test/chan/sieve1.go) --------------------------------- */

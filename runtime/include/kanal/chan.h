@@ -139,7 +139,10 @@ KN_API int kn_select(const struct kn_case *cases, size_t n, unsigned flags,
  * A file descriptor (eventfd) that is readable while the channel has a value
  * to receive or is closed (KN_RECV), or has room to send or is closed
  * (KN_SEND). Level-style: poll/epoll it with EPOLLIN, then try_recv/try_send
- * until EAGAIN; the descriptor is re-armed automatically. The channel owns
+ * until EAGAIN; the descriptor is re-armed automatically. It may lag the
+ * channel for a moment while another thread is updating it (a wake-up then
+ * finds EAGAIN), but it never stays wrong: the last update of a change reads
+ * the final state. The channel owns
  * the descriptor (closed by kn_chan_free); the first call creates it, later
  * calls return the same one. Only channels that ask for a descriptor pay
  * for it (one extra atomic load per operation otherwise).

@@ -54,7 +54,8 @@
  *   call                 may run concurrently with         blocks   cost (steady state)
  *   kn_pool_spawn        everything but free                no       inside: a deque push (one
  *                                                                    seq_cst store) + one load;
- *                                                                    outside: 2 RMWs + 1 xchg;
+ *                                                                    outside: 1 RMW + the
+ *                                                                    injector's xchg;
  *                                                                    a wake-up only if nobody
  *                                                                    searches; no allocation
  *   kn_pool_spawn_task   as spawn                           no       as spawn
@@ -89,7 +90,8 @@ typedef struct kn_task kn_task;
 #define KN_POOL_NO_SPARE (-1)
 
 struct kn_pool_opts {
-	unsigned workers;   /* threads running tasks; 0 = kn CPU count */
+	unsigned workers;   /* N, threads running tasks; 0 = the CPUs of
+			       the process's affinity mask */
 	int max_spare;      /* 0 = KN_POOL_DEFAULT_SPARE; KN_POOL_NO_SPARE */
 	const char *name;   /* thread name prefix ("name-N"), NULL = "kanal";
 			       cut to fit the 15 bytes Linux keeps */

@@ -1,0 +1,221 @@
+/*
+ * kanal_pool.c - impl "kanal" of the pool and group workloads
+ * (bench/WORKLOADS.md, issue 5).
+ *
+ * Each workload makes its own pool with the default options (one worker
+ * per CPU) and wakes it with one task before the clock starts, as the TBB
+ * and Go versions have their schedulers up before theirs. The checks use
+ * the pool's own counter of tasks run, so the tasks stay empty.
+ */
+#include <stdio.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <kanal/group.h>
+#include <kanal/pool.h>
+
+#include "bench.h"
+
+static void nothing(void *arg)
+{
+	(void)arg;
+}
+
+static uint64_t tasks_run(kn_pool *p)
+{
+	struct kn_pool_stats st;
+
+	kn_pool_stats(p, &st);
+	return st.tasks_run;
+}
+
+/* A default pool, up and idle; NULL (and r->check set) if it cannot be. */
+static kn_pool *pool_up(struct bench_result *r)
+{
+	kn_pool *p = kn_pool_new(NULL);
+
+	if (!p || kn_pool_spawn(p, nothing, NULL) != 0) {
+		r->check = "cannot start the pool";
+		kn_pool_free(p);
+		return NULL;
+	}
+	kn_pool_wait_idle(p);
+	return p;
+}
+
+static char message[128];
+
+static const char *ran_verdict(uint64_t ran, uint64_t want)
+{
+	if (ran == want)
+		return "ok";
+	snprintf(message, sizeof(message), "%llu tasks ran, want %llu",
+		 (unsigned long long)ran, (unsigned long long)want);
+	return message;
+}
+
+/* ---- pool_spawn_wait ------------------------------------------------------ */
+
+BENCH(pool_spawn_wait, kanal)
+{
+	kn_pool *p = pool_up(r);
+	uint64_t i, before, t0;
+
+	if (!p)
+		return;
+	before = tasks_run(p);
+	t0 = bench_now();
+	for (i = 0; i < a->items; i++)
+		if (kn_pool_spawn(p, nothing, NULL) != 0)
+			break;
+	kn_pool_wait_idle(p);
+	r->ns = bench_now() - t0;
+	r->check = ran_verdict(tasks_run(p) - before, a->items);
+	kn_pool_free(p);
+}
+
+/* ---- pool_fib30 -------------------------------------------------------------- */
+
+#define FIB_SERIAL_BELOW 18
+
+static long fib_serial(int n)
+{
+	return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+struct fib {
+	int n;
+	long r;
+};
+
+static void fib_task(void *arg);
+
+/* fib(n - 1) as a task, fib(n - 2) here, join. */
+static long fib(int n)
+{
+	struct fib c = { n - 1, 0 };
+	kn_task *t;
+	long y;
+
+	if (n < FIB_SERIAL_BELOW)
+		return fib_serial(n);
+	t = kn_pool_spawn_task(kn_pool_current(), fib_task, &c);
+	y = fib(n - 2);
+	if (t)
+		kn_task_join(t);
+	else
+		fib_task(&c); /* no record: run it here */
+	return c.r + y;
+}
+
+static void fib_task(void *arg)
+{
+	struct fib *f = arg;
+
+	f->r = fib(f->n);
+}
+
+BENCH(pool_fib30, kanal)
+{
+	kn_pool *p = pool_up(r);
+	uint64_t i, wrong = 0, t0;
+
+	if (!p)
+		return;
+	t0 = bench_now();
+	for (i = 0; i < a->items; i++) {
+		struct fib root = { 30, 0 };
+		kn_task *t = kn_pool_spawn_task(p, fib_task, &root);
+
+		wrong += !t || kn_task_join(t) != 0 || root.r != 832040;
+	}
+	r->ns = bench_now() - t0;
+	r->check = wrong ? "fib(30) != 832040" : "ok";
+	kn_pool_free(p);
+}
+
+/* ---- group_limit20 ------------------------------------------------------------ */
+
+static int empty(kn_ctx *ctx, void *arg)
+{
+	(void)ctx;
+	(void)arg;
+	return 0;
+}
+
+BENCH(group_limit20, kanal)
+{
+	kn_pool *p = pool_up(r);
+	kn_group *g = p ? kn_group_new(NULL, p) : NULL;
+	uint64_t i, before, t0;
+	int err;
+
+	if (!g) {
+		r->check = "cannot make the group";
+		kn_pool_free(p);
+		return;
+	}
+	kn_group_set_limit(g, 20);
+	before = tasks_run(p);
+	t0 = bench_now();
+	for (i = 0; i < a->items; i++)
+		if (kn_group_go(g, empty, NULL) != 0)
+			break;
+	err = kn_group_wait(g);
+	r->ns = bench_now() - t0;
+	r->check = err ? "wait returned an error" :
+			 ran_verdict(tasks_run(p) - before, a->items);
+	kn_group_free(g);
+	kn_pool_free(p);
+}
+
+/* ---- pool_idle_cpu ---------------------------------------------------------------- */
+
+static void busy(void *arg)
+{
+	*(volatile long *)arg = fib_serial(20);
+}
+
+static uint64_t cpu_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) *
+		       1000000000u +
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+}
+
+static void nap(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* Wake every worker once, let the pool settle 100 ms, then measure the CPU
+ * time the idle process burns in one second. */
+BENCH(pool_idle_cpu, kanal)
+{
+	kn_pool *p = pool_up(r);
+	struct kn_pool_stats st;
+	volatile long sink[64];
+	unsigned i;
+	uint64_t c0;
+
+	(void)a; /* one idle second, whatever the items */
+	if (!p)
+		return;
+	kn_pool_stats(p, &st);
+	for (i = 0; i < st.workers && i < 64; i++)
+		kn_pool_spawn(p, busy, (void *)&sink[i]);
+	kn_pool_wait_idle(p);
+	nap(100);
+	c0 = cpu_ns();
+	nap(1000);
+	r->ns = cpu_ns() - c0;
+	r->items = 1;
+	r->check = "ok";
+	kn_pool_free(p);
+}
