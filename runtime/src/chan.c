@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "chan_internal.h"
+#include "chan_ring.h"
 #include "ctx_internal.h"
 
 #define MAX_CAP (1ull << 40)

@@ -1,7 +1,7 @@
 /*
  * chan_internal.h - the channel object and its two flavours (internal).
  *
- * ring (capacity > 0): chan_ring.c, lock-free bounded MPMC ring.
+ * ring (capacity > 0): chan_ring.h, lock-free bounded MPMC ring.
  * zero (capacity 0):   chan_zero.c, rendezvous under a channel lock.
  * chan.c holds what both share: creation, close, the one wait loop that
  * every blocking operation and select goes through, and the fd signals.
@@ -53,15 +53,6 @@ struct op {
 	int kind; /* KN_SEND or KN_RECV */
 	void *val;
 };
-
-/* ring flavour, lock-free: 0, EAGAIN, EPIPE. */
-int ring_try_send(kn_chan *ch, const void *val);
-int ring_try_recv(kn_chan *ch, void *out);
-/* Would an operation of this kind not block now (ready, or closed)?
- * seq_cst loads: the re-check after registering (waiter.c). */
-bool ring_ready(kn_chan *ch, int kind);
-size_t ring_len(const kn_chan *ch);
-int ring_close(kn_chan *ch);
 
 /* zero flavour, with ch->lock held: complete with a waiting partner.
  * 0, EAGAIN (no partner), EPIPE (closed). Drops the lock when it returns 0

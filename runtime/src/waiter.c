@@ -272,13 +272,13 @@ struct wait_node *waitq_pick_locked(struct waitq *q)
 	return asleep;
 }
 
-bool waitq_notify_one(struct waitq *q)
+bool waitq_notify_one_slow(struct waitq *q)
 {
 	struct wait_node *n;
 	struct waiter *w = NULL;
 	uint32_t token = 0, prev = SEL_WAITING;
 
-	if (likely(at_load_seq_cst(&q->n) == 0) || at_load_seq_cst(&q->spinning))
+	if (at_load_seq_cst(&q->spinning))
 		return false;
 	lock_acquire(&q->lock);
 	/* Claim, unlink, and only then publish: the owner may reuse or free

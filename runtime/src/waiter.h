@@ -154,7 +154,13 @@ void waitq_remove(struct waitq *q, struct wait_node *n);
  * awake (spinning: no system call needed), else the oldest asleep. One
  * seq_cst load when the queue is empty; nothing when a spinner is announced
  * (see waitq_spin_enter). True if a waiter was decided. */
-bool waitq_notify_one(struct waitq *q);
+bool waitq_notify_one_slow(struct waitq *q);
+static inline bool waitq_notify_one(struct waitq *q)
+{
+	if (likely(at_load_seq_cst(&q->n) == 0))
+		return false;
+	return waitq_notify_one_slow(q);
+}
 /* Decide every waiter; unlink every node. */
 void waitq_notify_all(struct waitq *q);
 

@@ -1,5 +1,8 @@
 /*
- * chan_ring.c - the bounded MPMC ring of buffered channels (internal).
+ * chan_ring.h - the bounded MPMC ring of buffered channels (internal).
+ *
+ * Included by chan.c only: the ring operations are the fast path of every
+ * send and receive, so they are inlined into it.
  *
  * Algorithm (Vyukov's bounded queue, in the array-channel form of
  * crossbeam): cap slots, each a sequence stamp followed by the value. head
@@ -39,6 +42,9 @@
  *
  * No mutex and no system call on these paths: blocking is chan.c's job.
  */
+#ifndef KN_CHAN_RING_H
+#define KN_CHAN_RING_H
+
 #include <string.h>
 
 #include "chan_internal.h"
@@ -80,7 +86,7 @@ static inline void copy_value(void *dst, const void *src, size_t n)
 	}
 }
 
-int ring_try_send(kn_chan *ch, const void *val)
+static inline int ring_try_send(kn_chan *ch, const void *val)
 {
 	struct backoff b = { 0 };
 	uint64_t tail = at_load_relaxed(&ch->tail);
@@ -117,7 +123,7 @@ int ring_try_send(kn_chan *ch, const void *val)
 	}
 }
 
-int ring_try_recv(kn_chan *ch, void *out)
+static inline int ring_try_recv(kn_chan *ch, void *out)
 {
 	struct backoff b = { 0 };
 	uint64_t head = at_load_relaxed(&ch->head);
@@ -149,7 +155,7 @@ int ring_try_recv(kn_chan *ch, void *out)
 	}
 }
 
-bool ring_ready(kn_chan *ch, int kind)
+static inline bool ring_ready(kn_chan *ch, int kind)
 {
 	uint64_t tail = at_load_seq_cst(&ch->tail);
 	uint64_t head = at_load_seq_cst(&ch->head);
@@ -161,7 +167,7 @@ bool ring_ready(kn_chan *ch, int kind)
 	return head != tail;
 }
 
-size_t ring_len(const kn_chan *ch)
+static inline size_t ring_len(const kn_chan *ch)
 {
 	for (;;) {
 		uint64_t tail = at_load_seq_cst(&ch->tail) & ~ch->mark_bit;
@@ -181,9 +187,11 @@ size_t ring_len(const kn_chan *ch)
 	}
 }
 
-int ring_close(kn_chan *ch)
+static inline int ring_close(kn_chan *ch)
 {
 	uint64_t old = at_or_seq_cst(&ch->tail, ch->mark_bit);
 
 	return (old & ch->mark_bit) ? EPIPE : 0;
 }
+
+#endif
