@@ -169,7 +169,7 @@ static void fdsig_update(kn_chan *ch, int kind)
 		return;
 	at_store_seq_cst(&s->dirty, 1);
 	while (at_load_seq_cst(&s->dirty)) {
-		if (at_xchg_acquire(&s->busy, 1))
+		if (!lock_try(&s->busy))
 			return; /* the holder will see dirty */
 		at_store_seq_cst(&s->dirty, 0);
 		ready = chan_ready(ch, kind);
@@ -181,7 +181,7 @@ static void fdsig_update(kn_chan *ch, int kind)
 				ready = s->level;
 			s->level = ready;
 		}
-		at_store_release(&s->busy, 0);
+		lock_release(&s->busy);
 	}
 }
 
@@ -211,7 +211,7 @@ int kn_chan_fd(kn_chan *ch, int op)
 		if (s) {
 			s->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 			at_store_relaxed(&s->dirty, 0);
-			at_store_relaxed(&s->busy, 0);
+			s->busy = (struct lock)LOCK_INIT;
 			s->level = false;
 			if (s->fd < 0) {
 				kn_free(s);

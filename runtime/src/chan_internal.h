@@ -16,7 +16,7 @@
 struct fdsig {
 	int fd;
 	_Atomic uint32_t dirty; /* readiness may have changed since the last sync */
-	_Atomic uint32_t busy;  /* a thread is syncing the fd */
+	struct lock busy;       /* held (try only) by the thread syncing the fd */
 	bool level;             /* what the fd shows; owned by the busy holder */
 };
 

@@ -184,15 +184,6 @@ static bool on_own_worker(kn_pool *p)
 	return self && self->pool == p;
 }
 
-/* waiter.h's lock has no try form; a failed CAS 0 -> 1 leaves the word
- * as it was, so this composes with lock_acquire and lock_release. */
-static bool lock_try(struct lock *l)
-{
-	uint32_t unlocked = 0;
-
-	return at_cas_acquire(&l->word, &unlocked, 1);
-}
-
 static void stat_inc(_Atomic uint64_t *c)
 {
 	at_store_relaxed(c, at_load_relaxed(c) + 1);

@@ -40,6 +40,13 @@ struct lock {
 
 void lock_acquire(struct lock *l);
 void lock_release(struct lock *l);
+/* Take the lock if it is free: one CAS, never waits. */
+static inline bool lock_try(struct lock *l)
+{
+	uint32_t free_word = 0;
+
+	return at_cas_acquire(&l->word, &free_word, 1);
+}
 
 /* ---- waiter -------------------------------------------------------------- */
 
