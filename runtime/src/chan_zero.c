@@ -1,5 +1,6 @@
 /*
  * chan_zero.c - rendezvous channels, capacity 0 (internal).
+ * Model: tests/model/chan_close.pml -DRENDEZVOUS (run by tests/model/check).
  *
  * Algorithm (Go's unbuffered channel): the channel lock guards two FIFO
  * queues of blocked operations, senders (node data = the value) and

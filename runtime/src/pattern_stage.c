@@ -4,7 +4,10 @@
  *
  * A stage is W worker tasks sharing an input and an output channel. Without
  * order, each worker loops: receive, apply fn, send. The last worker to end
- * closes the output (part_exit).
+ * closes the output (part_exit). A receive takes a batch: it waits for one
+ * value, then takes up to batch - 1 more that are already there (never
+ * waiting for them); their results go out together. With batch 1 (the
+ * default) that is one value per receive.
  *
  * Order-preserving mode: two batons
  *
@@ -13,23 +16,24 @@
  * baton (only its holder receives from the input) and the output baton
  * (only its holder sends on the output). A worker loops:
  *
- *   take the input baton; receive one value; pass the input baton on;
- *   apply fn;
- *   take the output baton; send the result (unless fn skipped it);
+ *   take the input baton; receive a batch; pass the input baton on;
+ *   apply fn to each value;
+ *   take the output baton; send the results (those fn did not skip);
  *   pass the output baton on.
  *
- * Number the values in the order the stage received them. The input baton
- * visits the workers in ring order, one receive per visit, so worker k's
- * j-th value is value j*W + k; the output baton visits them in the same
- * order, one send (or skip) per visit, so results leave in input order.
- * Waiting for the output baton cannot deadlock: the holder of an earlier
- * value is either computing it or waiting for the output baton itself, and
- * the earliest pending value's holder gets it. Up to W values are in fn at
- * once; a slow one holds back the results behind it, as order demands.
+ * Number the batches in the order the stage received them (the values of
+ * a batch are consecutive). The input baton visits the workers in ring
+ * order, one receive per visit, so worker k's j-th batch is batch j*W + k;
+ * the output baton visits them in the same order, one send per visit, so
+ * results leave in input order. Waiting for the output baton cannot
+ * deadlock: the holder of an earlier batch is either computing it or
+ * waiting for the output baton itself, and the earliest pending batch's
+ * holder gets it. Up to W batches are in fn at once; a slow value holds
+ * back the results behind it, as order demands.
  *
  * End of input: the worker whose receive reports EPIPE passes the input
  * baton on before it returns, so each worker in turn sees EPIPE; every
- * value received before the first EPIPE has an earlier output turn, so no
+ * batch received before the first EPIPE has an earlier output turn, so no
  * result waits for a worker that has left. A worker returning for an error
  * or a cancellation holds no baton (it passes the one it holds first), and
  * the others are woken by the same cancellation.
@@ -42,7 +46,7 @@
  *  2. Only the input baton's holder receives from the input, only the
  *     output baton's holder sends on the output.
  *  3. Both batons visit the workers in the same ring order, one step per
- *     value.
+ *     batch.
  */
 #include <string.h>
 
@@ -61,28 +65,52 @@ struct stage {
 	kn_chan *out;                  /* chans[0] */
 	kn_stage_fn fn;
 	void *arg;
+	size_t is, os;                 /* value sizes, in and out */
+	size_t batch;                  /* values per receive, at most */
 	struct stage_worker *w;
 	kn_chan **chans;               /* out, then the batons */
 };
 
 static const char baton = 1;
 
+/* Apply fn to the got values at ibuf, packing the results to send at
+ * obuf; *kept gets their number. 0 or fn's error. */
+static int apply(kn_ctx *ctx, struct stage_worker *w, size_t got, size_t *kept)
+{
+	const struct stage *s = w->s;
+	unsigned char *in = w->ibuf, *out = w->obuf;
+	size_t i, k = 0;
+	int r;
+
+	for (i = 0; i < got; i++) {
+		r = s->fn(ctx, in + i * s->is, out + k * s->os, s->arg);
+		if (r == KN_SKIP)
+			continue;
+		if (r)
+			return r;
+		k++;
+	}
+	*kept = k;
+	return 0;
+}
+
 /* Receive, apply fn, send, until the input ends: unordered workers. */
 static int stage_loop(kn_ctx *ctx, struct stage_worker *w)
 {
 	struct stage *s = w->s;
+	size_t got, kept;
 	int err;
 
 	for (;;) {
-		err = kn_chan_recv_ctx(s->in, w->ibuf, ctx);
+		err = kn_chan_recv_batch(s->in, w->ibuf, s->batch, &got,
+					 KN_FOREVER, ctx);
 		if (err)
 			return input_done(ctx, err);
-		err = s->fn(ctx, w->ibuf, w->obuf, s->arg);
-		if (err == KN_SKIP)
-			continue;
+		err = apply(ctx, w, got, &kept);
 		if (err)
 			return err;
-		err = kn_chan_send_ctx(s->out, w->obuf, ctx);
+		err = kn_chan_send_batch(s->out, w->obuf, kept, NULL,
+					 KN_FOREVER, ctx);
 		if (err)
 			return interrupted(ctx, err);
 	}
@@ -92,25 +120,27 @@ static int stage_loop(kn_ctx *ctx, struct stage_worker *w)
 static int stage_loop_ordered(kn_ctx *ctx, struct stage_worker *w)
 {
 	struct stage *s = w->s;
+	size_t got, kept;
 	char token;
-	int err, r;
+	int err;
 
 	for (;;) {
 		err = kn_chan_recv_ctx(w->in_baton, &token, ctx);
 		if (err)
 			return interrupted(ctx, err);
-		err = kn_chan_recv_ctx(s->in, w->ibuf, ctx);
+		err = kn_chan_recv_batch(s->in, w->ibuf, s->batch, &got,
+					 KN_FOREVER, ctx);
 		kn_chan_send(w->next->in_baton, &baton);
 		if (err)
 			return input_done(ctx, err);
-		r = s->fn(ctx, w->ibuf, w->obuf, s->arg);
-		if (r && r != KN_SKIP)
-			return r;
+		err = apply(ctx, w, got, &kept);
+		if (err)
+			return err;
 		err = kn_chan_recv_ctx(w->out_baton, &token, ctx);
 		if (err)
 			return interrupted(ctx, err);
-		if (!r)
-			err = kn_chan_send_ctx(s->out, w->obuf, ctx);
+		err = kn_chan_send_batch(s->out, w->obuf, kept, NULL,
+					 KN_FOREVER, ctx);
 		kn_chan_send(w->next->out_baton, &baton);
 		if (err)
 			return interrupted(ctx, err);
@@ -151,15 +181,18 @@ static kn_chan *stage_new(kn_flow *f, kn_chan *in, kn_chan *out,
 {
 	size_t size = sizeof(struct stage), is = kn_chan_elem_size(in);
 	size_t os = out ? kn_chan_elem_size(out) : sp->out_size;
+	size_t batch = sp->batch > 1 ? sp->batch : 1, ib, ob;
 	bool ordered = (sp->flags & KN_STAGE_ORDERED) && sp->workers > 1;
 	size_t batons = ordered ? 2 * (size_t)sp->workers : 0;
 	size_t workers, chans, ibufs, obufs, k;
 	struct stage *s;
 
+	if (mul_overflows(batch, is, &ib) || mul_overflows(batch, os, &ob))
+		ib = ob = SIZE_MAX; /* lay() turns it into ENOMEM */
 	workers = lay(&size, sp->workers, sizeof(struct stage_worker));
 	chans = lay(&size, 1 + batons, sizeof(kn_chan *));
-	ibufs = lay(&size, sp->workers, is);
-	obufs = lay(&size, sp->workers, os);
+	ibufs = lay(&size, sp->workers, ib);
+	obufs = lay(&size, sp->workers, ob);
 	s = part_new(f, size, sp->workers);
 	if (!s)
 		return NULL;
@@ -183,12 +216,15 @@ static kn_chan *stage_new(kn_flow *f, kn_chan *in, kn_chan *out,
 	s->out = s->chans[0];
 	s->fn = sp->fn;
 	s->arg = sp->arg;
+	s->is = is;
+	s->os = os;
+	s->batch = batch;
 	s->w = at_offset(s, workers);
 	for (k = 0; k < sp->workers; k++)
 		s->w[k] = (struct stage_worker){
 			.s = s,
-			.ibuf = at_offset(s, ibufs + k * is),
-			.obuf = at_offset(s, obufs + k * os),
+			.ibuf = at_offset(s, ibufs + k * ib),
+			.obuf = at_offset(s, obufs + k * ob),
 		};
 	if (ordered)
 		stage_ring(s, sp->workers);

@@ -1,5 +1,6 @@
 /*
  * waiter.c - park/notify (internal).
+ * Model: tests/model/waiter.pml, chan_close.pml (run by tests/model/check).
  *
  * Algorithm
  *

@@ -4,9 +4,9 @@
  *
  * Each round builds a flow on a shared 2-worker pool: an array generator
  * of n items, then a random chain of steps, each one of
- *   - a stage (1-4 workers, ordered or not, random capacity) that adds
- *     ADD to every value, drops the filtered ones (KN_SKIP), or fails
- *     with EIO on one chosen item;
+ *   - a stage (1-4 workers, ordered or not, random capacity and batch)
+ *     that adds ADD to every value, drops the filtered ones (KN_SKIP), or
+ *     fails with EIO on one chosen item;
  *   - a fan-out (kn_distribute, round robin or any) into 2-3 channels,
  *     merged back at once (kn_merge);
  *   - a worker pool (kn_worker_pool into a channel of the test's).
@@ -55,6 +55,7 @@ enum step_kind { ADDER, FILTER, FAILER, FAN, WORKERS, KINDS };
 struct step {
 	enum step_kind kind;
 	unsigned workers;
+	unsigned batch;
 	bool ordered;
 	size_t cap;
 	enum kn_dist_mode mode;
@@ -153,6 +154,7 @@ static void plan(struct round *r)
 
 		s->kind = (enum step_kind)below(&r->rng, KINDS);
 		s->workers = 1 + (unsigned)below(&r->rng, 4);
+		s->batch = below(&r->rng, 2) ? 1 : 1 + (unsigned)below(&r->rng, 8);
 		s->ordered = below(&r->rng, 2);
 		s->cap = below(&r->rng, 3) ? below(&r->rng, 9) : 0;
 		s->mode = below(&r->rng, 2) ? KN_DIST_ANY : KN_DIST_ROUND_ROBIN;
@@ -189,7 +191,7 @@ static kn_chan *build_step(kn_flow *f, struct round *r, const struct step *s,
 	static const kn_stage_fn fns[] = { [ADDER] = add, [FILTER] = filter,
 					   [FAILER] = failer };
 	struct kn_stage_spec spec = { .arg = r, .out_size = 8, .out_cap = s->cap,
-				      .workers = s->workers,
+				      .workers = s->workers, .batch = s->batch,
 				      .flags = s->ordered ? KN_STAGE_ORDERED : 0 };
 	kn_chan *outs[3];
 

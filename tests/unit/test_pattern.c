@@ -144,6 +144,17 @@ static int jitter(kn_ctx *ctx, const void *in, void *out, void *arg)
 	return 0;
 }
 
+/* The identity, through a computation. */
+static int square_plus(kn_ctx *ctx, const void *in, void *out, void *arg)
+{
+	int64_t x = *(const int64_t *)in;
+
+	(void)ctx;
+	(void)arg;
+	*(int64_t *)out = x * x - x * x + x;
+	return 0;
+}
+
 /* Keeps even values, drops odd ones. */
 static int evens(kn_ctx *ctx, const void *in, void *out, void *arg)
 {
@@ -431,9 +442,12 @@ Test(stage, workers_take_every_value_once_and_close)
 	kn_flow *f = test_flow(NULL, pool);
 	int64_t *v = seq(N), *got = malloc(N * sizeof(int64_t));
 	struct kn_stage_spec sp = spec_of(square, NULL, 4, 0, 16);
-	kn_chan *out = kn_stage(f, kn_generate_array(f, v, 8, N, 16), &sp);
 	static _Atomic uint8_t seen[N];
+	kn_chan *out;
 	size_t n, i;
+
+	sp.batch = 7;
+	out = kn_stage(f, kn_generate_array(f, v, 8, N, 16), &sp);
 
 	cr_assert_not_null(out);
 	n = drain(out, got, N);
@@ -453,13 +467,17 @@ Test(stage, workers_take_every_value_once_and_close)
 }
 
 static void check_ordered(unsigned workers, size_t n, kn_stage_fn fn,
-			  int64_t add)
+			  int64_t add, unsigned batch)
 {
 	kn_pool *pool = test_pool(2);
 	kn_flow *f = test_flow(NULL, pool);
 	int64_t *v = seq(n), *got = malloc(n * sizeof(int64_t));
-	struct kn_stage_spec sp = spec_of(fn, NULL, workers, KN_STAGE_ORDERED, 0);
-	kn_chan *out = kn_stage(f, kn_generate_array(f, v, 8, n, 0), &sp);
+	struct kn_stage_spec sp = spec_of(fn, NULL, workers, KN_STAGE_ORDERED,
+					  batch);
+	kn_chan *out;
+
+	sp.batch = batch;
+	out = kn_stage(f, kn_generate_array(f, v, 8, n, batch), &sp);
 	size_t i;
 
 	cr_assert_not_null(out);
@@ -474,21 +492,27 @@ static void check_ordered(unsigned workers, size_t n, kn_stage_fn fn,
 
 Test(stage, ordered_keeps_input_order_with_jittery_workers)
 {
-	check_ordered(4, 300, jitter, 1000);
+	check_ordered(4, 300, jitter, 1000, 1);
 	cr_assert_gt(atomic_load(&most_inside), 1, "the workers never overlapped");
 }
 
 Test(stage, ordered_with_one_worker_and_many)
 {
-	check_ordered(1, 200, jitter, 1000);
-	check_ordered(7, 1000, meet_then_copy, 0);
+	check_ordered(1, 200, jitter, 1000, 1);
+	check_ordered(7, 1000, meet_then_copy, 0, 1);
+}
+
+Test(stage, ordered_batches_keep_the_order)
+{
+	check_ordered(3, 2000, square_plus, 0, 8);
+	check_ordered(4, 300, jitter, 1000, 5);
 }
 
 Test(stage, ordered_runs_its_workers_at_once)
 {
 	/* 5 calls must be inside at once: on a 2-worker pool, spares. */
 	meet_init(5);
-	check_ordered(5, 50, meet_then_copy, 0);
+	check_ordered(5, 50, meet_then_copy, 0, 1);
 	cr_assert_eq(atomic_load(&most_inside), 5);
 }
 
@@ -509,15 +533,18 @@ Test(stage, unordered_runs_its_workers_at_once)
 	free(v);
 }
 
-static void check_filter(unsigned workers, unsigned flags)
+static void check_filter(unsigned workers, unsigned flags, unsigned batch)
 {
 	enum { N = 500 };
 	kn_pool *pool = test_pool(2);
 	kn_flow *f = test_flow(NULL, pool);
 	int64_t *v = seq(N), got[N], sum = 0;
 	struct kn_stage_spec sp = spec_of(evens, NULL, workers, flags, 4);
-	kn_chan *out = kn_stage(f, kn_generate_array(f, v, 8, N, 4), &sp);
+	kn_chan *out;
 	size_t n, i;
+
+	sp.batch = batch;
+	out = kn_stage(f, kn_generate_array(f, v, 8, N, 16), &sp);
 
 	n = drain(out, got, N);
 	cr_assert_eq(n, N / 2);
@@ -534,8 +561,10 @@ static void check_filter(unsigned workers, unsigned flags)
 
 Test(stage, skip_filters_in_both_modes)
 {
-	check_filter(3, 0);
-	check_filter(3, KN_STAGE_ORDERED);
+	check_filter(3, 0, 1);
+	check_filter(3, KN_STAGE_ORDERED, 1);
+	check_filter(3, 0, 6);
+	check_filter(2, KN_STAGE_ORDERED, 6);
 }
 
 Test(stage, an_error_cancels_the_whole_pipeline)

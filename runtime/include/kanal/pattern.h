@@ -175,6 +175,10 @@ struct kn_stage_spec {
 	size_t out_cap;    /* capacity of the output channel (0: rendezvous) */
 	unsigned workers;  /* tasks running fn, >= 1 (fan-out) */
 	unsigned flags;    /* KN_STAGE_ORDERED */
+	unsigned batch;    /* values a worker takes per receive, at most:
+			      it waits for one, takes what else is there
+			      already, and sends the results together;
+			      0 or 1: one at a time (see below) */
 };
 
 /*
@@ -182,6 +186,9 @@ struct kn_stage_spec {
  * sender closes it), apply spec->fn, and send the results on a new channel,
  * which is returned. It closes once every worker has ended. Without
  * KN_STAGE_ORDERED the results of different workers interleave freely.
+ * A batch above 1 saves wake-ups when fn is cheap and values queue up;
+ * when fn is slow it lets one worker hold values that another, idle one
+ * could have taken, so leave it at 1 for slow or uneven work.
  * NULL with errno EINVAL (f, in, spec or spec->fn NULL, out_size or workers
  * 0, unknown flags) or ENOMEM.
  */
