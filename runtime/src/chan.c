@@ -465,12 +465,45 @@ static void update_zero_fds(struct wait_case *wc, size_t n)
 			fd_update_both(wc[i].op.ch);
 }
 
+/*
+ * Before registering, a wait over ring channels only polls them for a
+ * while, announced as a spinner on each case's queue so that the other
+ * side does not wake a sleeper meanwhile (waitq_spin_enter). After a
+ * success it passes the baton: a case whose ring is still ready may have
+ * had a notification skipped for us, so its sleepers get it now. Waits
+ * with rendezvous cases do not poll: trying those takes their locks.
+ */
+static int poll_rings(struct wait_case *wc, const size_t *order, size_t n,
+		      size_t *fired)
+{
+	struct zlocks none = { NULL, 0 };
+	struct poll p;
+	size_t i;
+	int r = EAGAIN;
+
+	poll_begin(&p);
+	for (i = 0; i < n; i++)
+		if (wc[i].op.ch)
+			waitq_spin_enter(chan_queue(wc[i].op.ch, wc[i].op.kind));
+	while (poll_next(&p) && (r = try_pass(wc, order, n, &none, fired)) == EAGAIN)
+		;
+	for (i = 0; i < n; i++)
+		if (wc[i].op.ch)
+			waitq_spin_exit(chan_queue(wc[i].op.ch, wc[i].op.kind));
+	poll_end(&p, r != EAGAIN);
+	for (i = 0; r == 0 && i < n; i++)
+		if (wc[i].op.ch && ring_ready(wc[i].op.ch, wc[i].op.kind))
+			waitq_notify_one(chan_queue(wc[i].op.ch, wc[i].op.kind));
+	return r;
+}
+
 static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 		      struct zlocks *z, unsigned flags, uint64_t deadline,
 		      kn_ctx *ctx, size_t *fired)
 {
 	struct waiter w;
 	uint32_t sel;
+	bool polled = false;
 	int r;
 
 	if (ctx && ctx_done(ctx))
@@ -491,6 +524,12 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 			if (moved)
 				continue;
 			return (flags & KN_SELECT_DEFAULT) ? EAGAIN : ETIMEDOUT;
+		}
+		if (!polled && z->n == 0) {
+			polled = true;
+			r = poll_rings(wc, order, n, fired);
+			if (r != EAGAIN)
+				return r;
 		}
 		waiter_init(&w);
 		register_all(wc, order, n, &w);
@@ -516,30 +555,6 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 
 /* ---- lone operations ------------------------------------------------------ */
 
-/*
- * Poll a ring operation briefly before registering, announced as a spinner
- * of its queue so that the other side does not wake a sleeper meanwhile
- * (waitq_spin_enter). On success, pass the baton: if the ring is still
- * ready for this kind, a sleeper that a skipped notification would have
- * woken is woken now.
- */
-static int ring_spin(struct op *o)
-{
-	struct waitq *q = chan_queue(o->ch, o->kind);
-	struct poll p;
-	int r = EAGAIN;
-
-	poll_begin(&p);
-	waitq_spin_enter(q);
-	while (poll_next(&p) && (r = ring_op(o)) == EAGAIN)
-		;
-	waitq_spin_exit(q);
-	poll_end(&p, r != EAGAIN);
-	if (r == 0 && ring_ready(o->ch, o->kind))
-		waitq_notify_one(q);
-	return r;
-}
-
 static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
 		   kn_ctx *ctx, bool try_only)
 {
@@ -557,9 +572,6 @@ static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
 	if (ch->cap) {
 		r = ring_op(&wc.op);
 		if (likely(r != EAGAIN) || try_only)
-			return r;
-		r = ring_spin(&wc.op);
-		if (r != EAGAIN)
 			return r;
 	} else {
 		zlocks_add(&z, ch);
