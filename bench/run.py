@@ -58,9 +58,9 @@ WORKLOADS = [
     Workload("chan_spsc", CHANNELS, "kanal pthread go ck", 3000000, pinned=True),
     Workload("chan_mpmc_2p2c", CHANNELS, "kanal pthread go ck", 2000000, pinned=True),
     Workload("chan_mpmc_4p4c", CHANNELS, "kanal pthread go ck", 2000000, pinned=True),
-    Workload("chan_mpmc_4p4c_cap1", CHANNELS, "kanal pthread go ck", 500000, pinned=True),
-    Workload("chan_mpmc_4p4c_cap0", CHANNELS, "kanal pthread go", 300000),
-    Workload("chan_pingpong_unbuffered", CHANNELS, "kanal pthread go", 200000),
+    Workload("chan_mpmc_4p4c_cap1", CHANNELS, "kanal pthread go ck", 200000, pinned=True),
+    Workload("chan_mpmc_4p4c_cap0", CHANNELS, "kanal pthread go", 100000),
+    Workload("chan_pingpong_unbuffered", CHANNELS, "kanal pthread go", 50000),
     Workload("select_2_recv", CHANNELS, "kanal go", 1000000),
     Workload("sem_uncontended", SEM_CTX, "kanal sem_t pthread go", 10000000),
     Workload("sem_contended", SEM_CTX, "kanal sem_t pthread go", 5000000),
@@ -71,7 +71,7 @@ WORKLOADS = [
     Workload("group_limit20", POOL, "kanal go", 500000),
     Workload("pool_idle_cpu", POOL, "kanal go tbb", 1, fixed=True),
     Workload("generator", PATTERNS, "kanal go", 500000),
-    Workload("pipeline_3stage", PATTERNS, "kanal go", 100000),
+    Workload("pipeline_3stage", PATTERNS, "kanal go", 50000),
     Workload("pipeline_3stage_buf", PATTERNS, "kanal go", 500000),
     Workload("fanout4_fanin", PATTERNS, "kanal go", 500000),
     Workload("worker_pool", PATTERNS, "kanal go", 1000000),
@@ -81,7 +81,7 @@ WORKLOADS = [
 # Column order of every table: kanal first, then the baselines.
 IMPL_ORDER = ["kanal", "pthread", "sem_t", "go", "ck", "tbb"]
 
-OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op"]
+OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op", "allocs_per_op"]
 
 
 def impl_key(impl):

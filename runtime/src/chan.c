@@ -467,33 +467,24 @@ static void update_zero_fds(struct wait_case *wc, size_t n)
 
 /*
  * Before registering, a wait over ring channels only polls them for a
- * while, announced as a spinner on each case's queue so that the other
- * side does not wake a sleeper meanwhile (waitq_spin_enter). After a
- * success it passes the baton: a case whose ring is still ready may have
- * had a notification skipped for us, so its sleepers get it now. Waits
- * with rendezvous cases do not poll: trying those takes their locks.
+ * while (poll_begin: adaptive, bounded, yielding). Polling threads do not
+ * announce themselves: a notifier that skipped sleepers because someone
+ * polls can lose a wake-up (the poller may give up, or take only one of
+ * several values) and lets pollers starve sleepers under
+ * oversubscription; the spin model found both (tests/model/waiter.pml).
+ * Waits with rendezvous cases do not poll: trying those takes their locks.
  */
 static int poll_rings(struct wait_case *wc, const size_t *order, size_t n,
 		      size_t *fired)
 {
 	struct zlocks none = { NULL, 0 };
 	struct poll p;
-	size_t i;
 	int r = EAGAIN;
 
 	poll_begin(&p);
-	for (i = 0; i < n; i++)
-		if (wc[i].op.ch)
-			waitq_spin_enter(chan_queue(wc[i].op.ch, wc[i].op.kind));
 	while (poll_next(&p) && (r = try_pass(wc, order, n, &none, fired)) == EAGAIN)
 		;
-	for (i = 0; i < n; i++)
-		if (wc[i].op.ch)
-			waitq_spin_exit(chan_queue(wc[i].op.ch, wc[i].op.kind));
 	poll_end(&p, r != EAGAIN);
-	for (i = 0; r == 0 && i < n; i++)
-		if (wc[i].op.ch && ring_ready(wc[i].op.ch, wc[i].op.kind))
-			waitq_notify_one(chan_queue(wc[i].op.ch, wc[i].op.kind));
 	return r;
 }
 
@@ -679,13 +670,16 @@ int kn_select(const struct kn_case *cases, size_t n, unsigned flags,
 	if ((n && !cases) || (flags & ~(KN_SELECT_DEFAULT | KN_SELECT_BIASED)))
 		return EINVAL;
 	for (i = 0; i < n; i++)
-		if (cases[i].ch && ((cases[i].op != KN_SEND && cases[i].op != KN_RECV) ||
-				    !cases[i].val))
+		if ((cases[i].op != KN_SEND && cases[i].op != KN_RECV) ||
+		    (cases[i].ch && !cases[i].val))
 			return EINVAL;
 	if (n > KN_SELECT_STACK_CASES) {
-		unsigned char *mem = kn_alloc(n * (sizeof(*wc) + sizeof(*order) +
-						   sizeof(kn_chan *)));
+		size_t bytes;
+		unsigned char *mem;
 
+		if (mul_overflows(n, sizeof(*wc) + sizeof(*order) + sizeof(kn_chan *), &bytes))
+			return ENOMEM;
+		mem = kn_alloc(bytes);
 		if (!mem)
 			return ENOMEM;
 		wc = (struct wait_case *)mem;

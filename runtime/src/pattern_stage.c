@@ -247,7 +247,8 @@ kn_chan *kn_stage(kn_flow *f, kn_chan *in, const struct kn_stage_spec *spec)
 int kn_worker_pool(kn_flow *f, kn_chan *jobs, kn_chan *results,
 		   unsigned workers, kn_stage_fn fn, void *arg)
 {
-	struct kn_stage_spec spec = { .fn = fn, .arg = arg, .workers = workers };
+	struct kn_stage_spec spec = { .fn = fn, .arg = arg,
+				      .workers = workers };
 
 	if (!f || !jobs || !results || !fn || !workers)
 		return EINVAL;

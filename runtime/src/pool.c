@@ -946,25 +946,26 @@ kn_pool *kn_pool_current(void)
 
 /* ---- the default pool --------------------------------------------------- */
 
-static pthread_once_t default_once = PTHREAD_ONCE_INIT;
-static kn_pool *default_pool;
-static int default_err;
-
-static void default_make(void)
-{
-	struct kn_pool_opts o = { .name = "kn-go" };
-
-	default_pool = kn_pool_new(&o);
-	if (!default_pool)
-		default_err = errno;
-}
+/* Created on first use; a failed creation (ENOMEM, no threads) is not
+ * remembered, so a later call tries again. */
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+static kn_pool *_Atomic default_pool;
 
 kn_pool *pool_default(void)
 {
-	pthread_once(&default_once, default_make);
-	if (!default_pool)
-		errno = default_err;
-	return default_pool;
+	struct kn_pool_opts o = { .name = "kn-go" };
+	kn_pool *p = at_load_acquire(&default_pool);
+
+	if (likely(p))
+		return p;
+	pthread_mutex_lock(&default_lock);
+	p = at_load_acquire(&default_pool);
+	if (!p) {
+		p = kn_pool_new(&o);
+		at_store_release(&default_pool, p);
+	}
+	pthread_mutex_unlock(&default_lock);
+	return p;
 }
 
 int kn_go(void (*fn)(void *), void *arg)
@@ -974,5 +975,5 @@ int kn_go(void (*fn)(void *), void *arg)
 	if (!fn)
 		return EINVAL;
 	p = pool_default();
-	return p ? kn_pool_spawn(p, fn, arg) : default_err;
+	return p ? kn_pool_spawn(p, fn, arg) : errno;
 }

@@ -279,8 +279,6 @@ bool waitq_notify_one_slow(struct waitq *q)
 	struct waiter *w = NULL;
 	uint32_t token = 0, prev = SEL_WAITING;
 
-	if (at_load_seq_cst(&q->spinning))
-		return false;
 	lock_acquire(&q->lock);
 	/* Claim, unlink, and only then publish: the owner may reuse or free
 	 * the node as soon as it sees the decision. A node whose waiter is

@@ -122,8 +122,7 @@ struct wait_node {
 
 struct waitq {
 	struct lock lock;
-	_Atomic uint32_t n;        /* linked nodes; read without the lock */
-	_Atomic uint32_t spinning; /* threads spinning on the condition, unregistered */
+	_Atomic uint32_t n; /* linked nodes; read without the lock */
 	struct wait_node *head, *tail;
 };
 
@@ -131,26 +130,7 @@ static inline void waitq_init(struct waitq *q)
 {
 	q->lock.word = 0;
 	at_store_relaxed(&q->n, 0);
-	at_store_relaxed(&q->spinning, 0);
 	q->head = q->tail = NULL;
-}
-
-/*
- * Unregistered spinners. A thread that polls the condition of q before
- * registering announces itself; while one does, notify_one does not wake a
- * sleeper (the spinner will take what the notifier made ready, and waking
- * a thread costs a system call on each side). In exchange a spinner that
- * succeeds, after waitq_spin_exit, must check whether the condition still
- * holds and if so call waitq_notify_one itself: both sides do a seq_cst
- * write then a seq_cst read, so one of them sees the other (waiter.c).
- */
-static inline void waitq_spin_enter(struct waitq *q)
-{
-	at_add_seq_cst(&q->spinning, 1);
-}
-static inline void waitq_spin_exit(struct waitq *q)
-{
-	at_sub_seq_cst(&q->spinning, 1);
 }
 
 /* Register: append n (FIFO), then publish the count (seq_cst). */
@@ -158,9 +138,8 @@ void waitq_push(struct waitq *q, struct wait_node *n);
 /* Unlink n if it is still linked. */
 void waitq_remove(struct waitq *q, struct wait_node *n);
 /* Decide one undecided waiter, with its node's token: the oldest one still
- * awake (spinning: no system call needed), else the oldest asleep. One
- * seq_cst load when the queue is empty; nothing when a spinner is announced
- * (see waitq_spin_enter). True if a waiter was decided. */
+ * awake (polling: no system call needed), else the oldest asleep. One
+ * seq_cst load when the queue is empty. True if a waiter was decided. */
 bool waitq_notify_one_slow(struct waitq *q);
 static inline bool waitq_notify_one(struct waitq *q)
 {

@@ -15,19 +15,22 @@
  *   other side (chan_signal).
  *
  *   rendezvous (-DRENDEZVOUS), capacity 0: under the channel lock an
- *   operation looks for a partner on the other queue and claims its waiter
- *   (CAS to CLAIMED; a waiter decided meanwhile is skipped), unlinks it,
- *   drops the lock, copies the value between the two threads' buffers and
- *   publishes DONE (CASE_TOKEN + 1); without a partner it registers its own
- *   node in the same lock hold. Close, under the lock, sets closed, then
- *   unlinks and decides every node of both queues with the retry token.
+ *   operation picks a partner on the other queue (an awake one first) and
+ *   claims its waiter (CAS to CLAIMED; if a decision got there first, it
+ *   picks again), unlinks it, drops the lock, copies the value between the
+ *   two threads' buffers and publishes DONE (CASE_TOKEN + 1); without a
+ *   partner it registers its own node in the same lock hold. Close, under
+ *   the lock, sets closed, then unlinks and decides every node of both
+ *   queues with the retry token.
  *   The claimed owner waits out CLAIMED; its timeout cannot win any more.
  *
  * Processes: senders S0 (two values, then it closes: the sender closes)
  * and S1 (one value; in the rendezvous flavour with a deadline), receivers
  * R0 (until EPIPE) and R1 (ring: until EPIPE; rendezvous: one receive with
- * a deadline), and a closer racing S0's close. Operations do not spin
- * (waiter.pml covers the spinning announcement).
+ * a deadline), and a closer racing S0's close. Ring waits do not poll
+ * before registering (waiter.pml covers the polling and its announcement).
+ * The processes and their values are configurable (S0N, S1N, NR, CLOSER):
+ * tests/model/check runs several shapes.
  *
  * Checked: assertions (the waiter invariants of waitq.inc; a rendezvous
  * copy reads a sender's value only while that sender's call is running,
@@ -210,19 +213,19 @@ inline chan_op(id, kind, val, dl, r)
 		if
 		:: closed -> r = PIPE
 		:: else ->
-			/* zero_try_locked: scan the partners */
-			r = AGAIN; k = 0;
+			/* zero_try_locked: pick a partner (awake ones
+			 * first), claim it, pick again if the claim lost */
+			r = AGAIN;
+			pick(1 - kind);
 			do
-			:: k < qlen[1 - kind] ->
-				p = q[(1 - kind) * NW + k];
+			:: p == NONE -> break
+			:: else ->
 				decide(p, CLAIMED, ok, prv);
 				if
 				:: ok -> unlink_locked(1 - kind, p); r = OK; break
-				:: else -> k++
+				:: else -> pick(1 - kind)
 				fi
-			:: else -> break
-			od;
-			k = 0
+			od
 		fi;
 		if
 		:: r == AGAIN ->
@@ -329,7 +332,7 @@ proctype sender(byte id; byte first; byte count; bool dl; bool closes_after)
 {
 	WAITQ_LOCALS;
 	bool exp;
-	byte r, k, val;
+	byte r, val;
 
 	val = first;
 	do
@@ -347,7 +350,7 @@ proctype receiver(byte id; bool once; bool dl)
 {
 	WAITQ_LOCALS;
 	bool exp;
-	byte r, k, val;
+	byte r, val;
 
 	do
 	:: chan_op(id, RECVQ, val, dl, r);

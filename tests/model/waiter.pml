@@ -6,40 +6,50 @@
  * CAS, WAITING -> PARKED by the owner), the futex (sleeps only while sel is
  * PARKED, a deadline ends the sleep), the wait queue (FIFO under a lock,
  * its count n read without it) and notify_one (n == 0 or a spinner
- * announced: nothing; else pick, CAS, unlink, wake outside the lock).
+ * announced: nothing; else pick, claim, unlink, and publish the token
+ * after the unlock).
  *
  * This file adds the condition, "a value is buffered" (items > 0), and
  * the two sides of chan.c around it:
  *
  *   producer: put a value (ring_try_send's CAS), then chan_signal, i.e.
  *             notify_one on the receive queue;
- *   consumer: kn_chan_recv ("lone": a fast try, then ring_spin: announce
- *             itself in spinning, poll, withdraw, pass the baton if it
- *             succeeded and values are still there), or kn_select ("sel":
- *             no spinning); then wait_cases: try, check the deadline,
- *             register (push: n++), re-check the condition (ring_ready)
- *             and withdraw with SEL_ABORT, park, unregister (the node a
- *             notifier decided is its to unlink), retry.
+ *   consumer: kn_chan_recv ("lone": a fast try first) or kn_select, then
+ *             wait_cases: try; check the deadline; the first time round,
+ *             poll_rings (poll a bounded number of times, unannounced);
+ *             register (push: n++),
+ *             re-check the condition (ring_ready) and withdraw with
+ *             SEL_ABORT; park; unregister (a node its notifier decided is
+ *             already unlinked); retry.
  *
  * Processes: consumer 0 (select, no deadline), consumer 1 (lone, no
- * deadline), consumer 2 (lone with a deadline: it may time out, in the
- * futex or before registering, racing a notification), and two producers
- * with three values in all, one per consumer.
+ * deadline), consumer 2 (lone with a deadline: it may time out, before
+ * registering or in the futex, racing a notification), and one or two
+ * producers (P0, P1 values).
  *
- * Checked: assertions, among them the waiter invariants (one decision per
- * round; a node unlinked before its owner leaves: waiter.c invariant 3;
- * n == linked nodes when the lock is free: invariant 4); invalid end
- * states; and "no lost wake-up": a monitor that runs only when no other
- * process can move (Promela's timeout, so at the end of every execution,
- * deadlocked or not) asserts that every consumer without a deadline got
- * its value, that no value is left while a consumer gave up only if it
- * was the deadline's, and that values taken + left == values put.
- * With -DNP (pan -l): no cycle without progress, i.e. no livelock.
+ * Checked: assertions (the waiter invariants of waitq.inc: one decision
+ * per round, n == linked nodes when the lock is free, a node unlinked
+ * before its owner returns); invalid end states; and "no lost wake-up": a
+ * monitor that runs only when no other process can move (Promela's
+ * timeout, so at the end of every execution, deadlocked or not) asserts
+ * that every consumer without a deadline got its value, that a value is
+ * left over only if the deadline's consumer gave up, and that values
+ * taken + left == values put. With -DNP (pan -l): no cycle without
+ * progress, i.e. no livelock.
  *
- * Options (tests/model/check runs the combinations): those of waitq.inc,
+ * Options (tests/model/check runs the combinations): -DSPURIOUS (waitq.inc),
  * and
- *   -DNOSPIN        consumers never spin (the register/re-check core alone)
- *   -DFIX_BATON  ring_spin passes the baton after a failed spin too
+ *   -DNOSPIN     waits do not poll (the register/re-check core alone)
+ *   -DSKIP_FOR_POLLERS  the earlier design (waitq.inc): pollers announce
+ *                themselves, notifiers skip sleepers meanwhile, a poll that
+ *                succeeds passes one baton. The model finds a lost wake-up
+ *                in it (consumer 1 sleeps; consumer 0 polls announced and
+ *                fails its last try; both producers skip the notification;
+ *                consumer 0 registers, its re-check aborts the park, it
+ *                takes one value: one value stays while consumer 1 sleeps),
+ *                which is why the code no longer announces pollers.
+ *   -DFIX_BATON  with SKIP_FOR_POLLERS: a baton after every poll and every
+ *                notified success, the other repair the model accepts
  */
 
 #ifndef NW
@@ -51,19 +61,13 @@
 #ifndef P1
 #define P1 1
 #endif
-#ifndef LONE2
-#define LONE2 true
-#endif
-#ifndef DL2
-#define DL2 true
-#endif
 #define NQ 1
 #define RECVQ 0
 
 #include "waitq.inc"
 
 #ifndef SPINS
-#define SPINS 1
+#define SPINS 1         /* tries of the poll */
 #endif
 
 byte items;             /* values buffered */
@@ -80,11 +84,13 @@ inline try_take(got)
 	fi
 }
 
-/* ring_spin: announce, poll, withdraw the announcement, pass the baton
- * (a notifier that saw the announcement skipped the sleepers). */
-inline ring_spin(id, got)
+/* poll_rings for one case: poll a bounded number of times. (The
+ * SKIP_FOR_POLLERS mutant announces the poll and passes a baton.) */
+inline poll_rings(got)
 {
+#ifdef SKIP_FOR_POLLERS
 	spinning[RECVQ]++;
+#endif
 	k = 0;
 	do
 	:: atomic {
@@ -97,6 +103,7 @@ inline ring_spin(id, got)
 	   }
 	:: atomic { k >= SPINS -> k = 0; break }
 	od;
+#ifdef SKIP_FOR_POLLERS
 	spinning[RECVQ]--;
 #ifndef FIX_BATON
 	if
@@ -110,30 +117,25 @@ inline ring_spin(id, got)
 #ifndef FIX_BATON
 	fi
 #endif
+#endif
 }
 
 proctype consumer(byte id; bool lone; bool dl)
 {
 	WAITQ_LOCALS;
-	bool got, exp, notified;
+	bool got, exp, notified, polled;
 	byte k;
 
 	if
 	:: lone ->
+		/* chan_op's fast try */
 		atomic {
 			try_take(got);
 			if
 			:: got -> goto done
 			:: else -> skip
 			fi
-		};
-#ifndef NOSPIN
-		ring_spin(id, got);
-		if
-		:: got -> goto done
-		:: else -> skip
-		fi
-#endif
+		}
 	:: else -> skip
 	fi;
 	/* wait_cases */
@@ -145,14 +147,27 @@ proctype consumer(byte id; bool lone; bool dl)
 		:: else -> skip
 		fi
 	   };
-		/* the deadline check, then register: one step, the first being
-		 * local */
 		atomic {
 			deadline_tick(dl, exp);
 			if
 			:: dl && exp -> gaveup[id] = true; goto out
 			:: else -> skip
-			fi;
+			fi
+		};
+#ifndef NOSPIN
+		if
+		:: !polled ->
+			polled = true;
+			poll_rings(got);
+			if
+			:: got -> goto done
+			:: else -> skip
+			fi
+		:: else -> skip
+		fi;
+#endif
+		/* register: local until the push */
+		atomic {
 			waiter_init(id);
 			lock_acquire(qlk[RECVQ]);
 			push_locked(RECVQ, id);
@@ -173,7 +188,7 @@ proctype consumer(byte id; bool lone; bool dl)
 		fi
 	od;
 taken:
-#ifdef FIX_BATON
+#if defined(SKIP_FOR_POLLERS) && defined(FIX_BATON)
 	/* a notified waiter may carry a notification that others skipped
 	 * for a spinner: pass it on while values are left */
 	if
@@ -188,7 +203,7 @@ taken:
 done:
 	finished[id] = true;
 out:
-	/* waiter.c invariant 3: unlinked before the owner's frame ends */
+	/* a node is unlinked before its owner's frame ends */
 	assert(lq[id] == 0)
 }
 
@@ -211,8 +226,8 @@ proctype monitor()
 	assert(finished[0] && finished[1]);
 	assert(consumed + items == produced);
 #if NW > 2
-	assert(finished[2] || DL2 && gaveup[2]);
-	assert(items == 0 || DL2 && gaveup[2])
+	assert(finished[2] || gaveup[2]);
+	assert(items == 0 || gaveup[2])
 #else
 	assert(items == produced - 2)
 #endif
@@ -227,7 +242,7 @@ init
 		run consumer(0, false, false);
 		run consumer(1, true, false);
 #if NW > 2
-		run consumer(2, LONE2, DL2);
+		run consumer(2, true, true);
 #endif
 		run producer(P0);
 #if P1 > 0

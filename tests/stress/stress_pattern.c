@@ -106,7 +106,7 @@ static int fail(const char *what, uint64_t a, uint64_t b)
 	exit(1);
 }
 
-/* ---- stage functions ------------------------------------------------------- */
+/* ---- stage functions ----------------------------------------------------- */
 
 static int add(kn_ctx *ctx, const void *in, void *out, void *arg)
 {
@@ -138,7 +138,7 @@ static int failer(kn_ctx *ctx, const void *in, void *out, void *arg)
 	return IDX(v) == r->fail_at ? EIO : 0;
 }
 
-/* ---- a round --------------------------------------------------------------- */
+/* ---- a round ------------------------------------------------------------- */
 
 static void plan(struct round *r)
 {
@@ -308,7 +308,7 @@ static void run_round(struct round *r)
 	kn_ctx_release(parent);
 }
 
-/* ---- bounded for-each ------------------------------------------------------- */
+/* ---- bounded for-each ---------------------------------------------------- */
 
 struct fe {
 	_Atomic uint8_t ran[MAX_ITEMS];
@@ -358,7 +358,7 @@ static void run_foreach(uint64_t *rng)
 			fail("foreach missed an index", i, n);
 }
 
-/* ---- main -------------------------------------------------------------------- */
+/* ---- main ---------------------------------------------------------------- */
 
 static void *watchdog(void *arg)
 {

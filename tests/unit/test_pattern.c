@@ -115,7 +115,7 @@ static int64_t *seq(size_t n)
 	return a;
 }
 
-/* ---- stage functions --------------------------------------------------- */
+/* ---- stage functions ----------------------------------------------------- */
 
 static int square(kn_ctx *ctx, const void *in, void *out, void *arg)
 {
@@ -222,7 +222,7 @@ static struct kn_stage_spec spec_of(kn_stage_fn fn, void *arg, unsigned workers,
 				       .flags = flags };
 }
 
-/* ---- flows ----------------------------------------------------------------- */
+/* ---- flows --------------------------------------------------------------- */
 
 static int return_arg(kn_ctx *ctx, void *arg)
 {
@@ -271,7 +271,7 @@ Test(flow, free_without_wait_cancels_and_frees_everything)
 	free(v);
 }
 
-/* ---- generators ------------------------------------------------------------ */
+/* ---- generators ---------------------------------------------------------- */
 
 Test(generate, array_in_order_then_closed)
 {
@@ -433,7 +433,7 @@ Test(generate, on_a_shut_down_pool_reports_epipe)
 	ended(f, pool, EPIPE, 0);
 }
 
-/* ---- stages ------------------------------------------------------------------ */
+/* ---- stages -------------------------------------------------------------- */
 
 Test(stage, workers_take_every_value_once_and_close)
 {
@@ -665,7 +665,7 @@ Test(stage, bad_arguments)
 	kn_chan_free(in);
 }
 
-/* ---- worker pool ------------------------------------------------------------- */
+/* ---- worker pool --------------------------------------------------------- */
 
 Test(worker_pool, every_job_once_results_closed_channels_stay_ours)
 {
@@ -728,7 +728,7 @@ Test(worker_pool, bad_arguments)
 	kn_chan_free(c);
 }
 
-/* ---- merge --------------------------------------------------------------------- */
+/* ---- merge --------------------------------------------------------------- */
 
 Test(merge, every_value_once_per_input_order_closed_after_all)
 {
@@ -806,7 +806,7 @@ Test(merge, bad_arguments)
 	kn_chan_free(b);
 }
 
-/* ---- distribute ---------------------------------------------------------------- */
+/* ---- distribute ---------------------------------------------------------- */
 
 Test(distribute, round_robin_deals_in_turn)
 {
@@ -885,7 +885,7 @@ Test(distribute, bad_arguments)
 	kn_chan_free(in);
 }
 
-/* ---- bounded for-each ------------------------------------------------------------ */
+/* ---- bounded for-each ---------------------------------------------------- */
 
 struct fe {
 	_Atomic uint8_t seen[1000];

@@ -12,9 +12,9 @@
  *   EAGAIN     the try_ form would have to wait
  *   ETIMEDOUT  the deadline passed first (a deadline already passed behaves
  *              as a try_ form that reports ETIMEDOUT)
- *   ECANCELED  the context was cancelled first (checked before anything
- *              else: an already-cancelled context always fails, even when
- *              the operation could complete)
+ *   ECANCELED  the context was cancelled first (checked right after the
+ *              arguments: an already-cancelled context always fails, even
+ *              when the operation could complete)
  *   EPIPE      send: the channel is closed; receive: closed and drained
  *   EINVAL     a NULL channel or buffer, or a bad argument
  *

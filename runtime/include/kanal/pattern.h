@@ -89,7 +89,7 @@ extern "C" {
 
 typedef struct kn_flow kn_flow;
 
-/* ---- flows ---------------------------------------------------------------- */
+/* ---- flows --------------------------------------------------------------- */
 
 /*
  * A flow whose context is a child of parent (NULL: background), running its
@@ -125,7 +125,7 @@ KN_API int kn_flow_wait(kn_flow *f);
  */
 KN_API void kn_flow_free(kn_flow *f);
 
-/* ---- generator ------------------------------------------------------------- */
+/* ---- generator ----------------------------------------------------------- */
 
 /*
  * The seed's generator. Makes a channel of elem_size-byte values with the
@@ -151,7 +151,7 @@ KN_API kn_chan *kn_generate(kn_flow *f, size_t elem_size, size_t cap,
 KN_API kn_chan *kn_generate_array(kn_flow *f, const void *items,
 				  size_t elem_size, size_t n, size_t cap);
 
-/* ---- pipeline stage and worker pool ------------------------------------- */
+/* ---- pipeline stage and worker pool -------------------------------------- */
 
 /*
  * A stage function: read the input value at in, write the output value at
@@ -206,7 +206,7 @@ KN_API kn_chan *kn_stage(kn_flow *f, kn_chan *in,
 KN_API int kn_worker_pool(kn_flow *f, kn_chan *jobs, kn_chan *results,
 			  unsigned workers, kn_stage_fn fn, void *arg);
 
-/* ---- fan-in and fan-out ---------------------------------------------------- */
+/* ---- fan-in and fan-out -------------------------------------------------- */
 
 /*
  * Fan-in: every value received from the n input channels is sent on one
@@ -222,7 +222,9 @@ KN_API kn_chan *kn_merge(kn_flow *f, kn_chan *const *ins, size_t n, size_t cap);
 enum kn_dist_mode {
 	KN_DIST_ROUND_ROBIN = 0, /* outputs in turn: waits for the next one */
 	KN_DIST_ANY = 1,         /* whichever output has room (or a receiver)
-				    first, chosen at random among several */
+				    first, chosen at random among several (a
+				    select: above KN_SELECT_STACK_CASES
+				    outputs it allocates once per value) */
 };
 
 /*
@@ -234,7 +236,7 @@ enum kn_dist_mode {
 KN_API int kn_distribute(kn_flow *f, kn_chan *in, size_t n, size_t cap,
 			 enum kn_dist_mode mode, kn_chan **outs);
 
-/* ---- bounded for-each ------------------------------------------------------ */
+/* ---- bounded for-each ---------------------------------------------------- */
 
 /*
  * Run fn(ctx, i, arg) for every i in 0..n-1 with at most k calls in flight

@@ -1,0 +1,165 @@
+/*
+ * fault_pool.c - allocation failures in the pool and the error group:
+ * kn_pool_new (the pool, its tables, each worker and its deque),
+ * kn_pool_spawn and kn_pool_spawn_task from outside (the task record) and
+ * from inside a task (the record, and the deque's growth past its first
+ * 256 slots), kn_group_new (the group, its context), kn_group_go. Thread
+ * creation is not an allocation of kanal's; a failure there is EAGAIN and
+ * is not injected here. See sweep.h.
+ */
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "kanal/group.h"
+#include "kanal/pool.h"
+#include "sweep.h"
+
+#define INNER 300 /* subtasks spawned by one task: the deque must grow */
+
+struct count {
+	atomic_long ran;
+	atomic_long spawned;
+	atomic_long inner_bad; /* a spawn from a task failed with other than ENOMEM */
+	kn_pool *pool;
+};
+
+static void bump(void *arg)
+{
+	struct count *c = arg;
+
+	atomic_fetch_add(&c->ran, 1);
+}
+
+static void spawner(void *arg)
+{
+	struct count *c = arg;
+	int i, r;
+
+	atomic_fetch_add(&c->ran, 1);
+	for (i = 0; i < INNER; i++) {
+		r = kn_pool_spawn(c->pool, bump, c);
+		if (r == 0)
+			atomic_fetch_add(&c->spawned, 1);
+		else if (r != ENOMEM)
+			atomic_fetch_add(&c->inner_bad, 1);
+	}
+}
+
+/* workers: 2 (a failure while starting the second worker), or 1 (the
+ * spawner's subtasks all land on its own deque, which must grow). */
+static int pool_scenario(void *arg)
+{
+	struct kn_pool_opts o = { .workers = *(unsigned *)arg, .max_spare = 1 };
+	struct count c = { 0 };
+	kn_task *t;
+	long spawned = 0;
+	int i, r;
+
+	errno = 0;
+	c.pool = kn_pool_new(&o);
+	if (!c.pool) {
+		CHECK_NOMEM(errno);
+		return 0;
+	}
+	for (i = 0; i < 8; i++) {
+		r = kn_pool_spawn(c.pool, bump, &c);
+		CHECK(r == 0 || r == ENOMEM);
+		spawned += r == 0;
+	}
+	errno = 0;
+	t = kn_pool_spawn_task(c.pool, spawner, &c);
+	if (t) {
+		spawned++;
+		CHECK(kn_task_join(t) == 0);
+	} else {
+		CHECK_NOMEM(errno);
+	}
+	CHECK(kn_pool_wait_idle(c.pool) == 0);
+	CHECK(atomic_load(&c.inner_bad) == 0);
+	CHECK(atomic_load(&c.ran) == spawned + atomic_load(&c.spawned));
+	/* Still usable after whatever failed. */
+	CHECK(kn_pool_spawn(c.pool, bump, &c) == 0);
+	CHECK(kn_pool_shutdown(c.pool, true, NULL) == 0);
+	CHECK(atomic_load(&c.ran) == spawned + atomic_load(&c.spawned) + 1);
+	kn_pool_free(c.pool);
+	return 0;
+}
+
+static int task_ok(kn_ctx *ctx, void *arg)
+{
+	(void)ctx;
+	atomic_fetch_add((atomic_long *)arg, 1);
+	return 0;
+}
+
+struct group_arg {
+	kn_pool *pool;
+};
+
+static int group_scenario(void *arg)
+{
+	struct group_arg *ga = arg;
+	atomic_long ran = 0;
+	long started = 0;
+	kn_group *g;
+	int i, r;
+
+	errno = 0;
+	g = kn_group_new(NULL, ga->pool);
+	if (!g) {
+		CHECK_NOMEM(errno);
+		return 0;
+	}
+	for (i = 0; i < 4; i++) {
+		r = kn_group_go(g, task_ok, &ran);
+		CHECK(r == 0 || r == ENOMEM);
+		started += r == 0;
+	}
+	CHECK(kn_group_wait(g) == 0);
+	CHECK(atomic_load(&ran) == started);
+	kn_group_free(g);
+	return 0;
+}
+
+/* kn_go: the first call makes the default pool. If that fails (ENOMEM),
+ * a later call must be able to try again. */
+static void nothing(void *arg)
+{
+	(void)arg;
+}
+
+static int go_scenario(void *arg)
+{
+	int r;
+
+	(void)arg;
+	r = kn_go(nothing, NULL);
+	CHECK(r == 0 || r == ENOMEM);
+	if (r == ENOMEM) {
+		kn_fault_fail_nth(0);
+		CHECK(kn_go(nothing, NULL) == 0);
+	}
+	return 0;
+}
+
+int main(void)
+{
+	struct kn_pool_opts o = { .workers = 2 };
+	struct group_arg ga;
+	unsigned two = 2, one = 1;
+	int bad = 0;
+
+	bad |= sweep("pool: new (2 workers), spawn, spawn_task", pool_scenario, &two);
+	bad |= sweep("pool: 1 worker, deque growth in a task", pool_scenario, &one);
+	ga.pool = kn_pool_new(&o);
+	if (!ga.pool) {
+		perror("kn_pool_new");
+		return 1;
+	}
+	bad |= sweep("group: new, go", group_scenario, &ga);
+	kn_pool_free(ga.pool);
+	/* A failure to make the default pool is not final: the next
+	 * kn_go tries again. */
+	bad |= sweep("go: default pool made again after ENOMEM", go_scenario, NULL);
+	return bad;
+}
