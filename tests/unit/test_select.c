@@ -237,8 +237,9 @@ Test(select, null_channel_is_never_ready)
 	int64_t v = 1;
 	size_t fired = NOT_FIRED;
 	int i;
-	/* A NULL channel's op and value are ignored, as for Go's nil. */
-	struct kn_case nil[3] = { kt_rc(NULL, &v), kt_sc(NULL, &v), { NULL, 0, NULL } };
+	/* A NULL channel's value is ignored, as for Go's nil (its op must
+	 * still be a valid one: test_badinput). */
+	struct kn_case nil[3] = { kt_rc(NULL, &v), kt_sc(NULL, &v), { NULL, KN_RECV, NULL } };
 	struct kn_case mixed[3] = { kt_sc(NULL, &v), kt_rc(ch, &v), kt_rc(NULL, &v) };
 
 	cr_expect_eq(kn_select(nil, 3, KN_SELECT_DEFAULT, KN_FOREVER, NULL, &fired), EAGAIN);
