@@ -16,32 +16,10 @@
 
 #include <kanal/pattern.h>
 
+#include "flow_end.h"
 #include "log.h"
 
 #define NUM_WORKERS 3
-
-/*
- * Wait for the flow's tasks, free it, then shut the pool down (joining
- * every thread it started) and check that exactly the expected tasks ran,
- * each to its end: nothing the program started outlives it.
- */
-static int finish(kn_flow *f, kn_pool *pool, uint64_t tasks)
-{
-	struct kn_pool_stats st;
-	int err = kn_flow_wait(f);
-
-	kn_flow_free(f);
-	kn_pool_shutdown(pool, false, NULL);
-	kn_pool_stats(pool, &st);
-	kn_pool_free(pool);
-	if (err || st.tasks_run != tasks) {
-		fprintf(stderr, "flow: %s; %llu tasks ran, want %llu\n",
-			strerror(err), (unsigned long long)st.tasks_run,
-			(unsigned long long)tasks);
-		return 1;
-	}
-	return 0;
-}
 
 static int square(kn_ctx *ctx, const void *in, void *out, void *arg)
 {
@@ -101,5 +79,5 @@ int main(void)
 		kn_log("%d", results[i]);
 	kn_log("Обработано значений: %zu", n);
 	/* The generator, three workers, three forwarders. */
-	return finish(f, pool, 1 + 2 * NUM_WORKERS);
+	return flow_end(f, pool, 1 + 2 * NUM_WORKERS);
 }

@@ -15,6 +15,7 @@
 #include <kanal/ctx.h>
 #include <kanal/pattern.h>
 
+#include "flow_end.h"
 #include "log.h"
 
 struct input {
@@ -27,29 +28,6 @@ struct job {
 	kn_ctx *ctx;
 	struct input in;
 };
-
-/*
- * Wait for the flow's tasks, free it, then shut the pool down (joining
- * every thread it started) and check that exactly the expected tasks ran,
- * each to its end: nothing the program started outlives it.
- */
-static int finish(kn_flow *f, kn_pool *pool, uint64_t tasks)
-{
-	struct kn_pool_stats st;
-	int err = kn_flow_wait(f);
-
-	kn_flow_free(f);
-	kn_pool_shutdown(pool, false, NULL);
-	kn_pool_stats(pool, &st);
-	kn_pool_free(pool);
-	if (err || st.tasks_run != tasks) {
-		fprintf(stderr, "flow: %s; %llu tasks ran, want %llu\n",
-			strerror(err), (unsigned long long)st.tasks_run,
-			(unsigned long long)tasks);
-		return 1;
-	}
-	return 0;
-}
 
 /* The generator's body. kn_chan_send_ctx is the seed's
  * select { case <-ctx.Done(): ...; case inputCh <- data: }. */
@@ -110,7 +88,7 @@ int main(void)
 		return 1;
 	}
 	/* The handler task and the generator task. */
-	err = finish(j.f, pool, 2);
+	err = flow_end(j.f, pool, 2);
 	kn_ctx_release(j.ctx);
 	return err;
 }

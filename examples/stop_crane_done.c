@@ -15,6 +15,7 @@
 
 #include <kanal/pattern.h>
 
+#include "flow_end.h"
 #include "log.h"
 
 struct input {
@@ -22,29 +23,6 @@ struct input {
 	const int *data;
 	size_t n;
 };
-
-/*
- * Wait for the flow's tasks, free it, then shut the pool down (joining
- * every thread it started) and check that exactly the expected tasks ran,
- * each to its end: nothing the program started outlives it.
- */
-static int finish(kn_flow *f, kn_pool *pool, uint64_t tasks)
-{
-	struct kn_pool_stats st;
-	int err = kn_flow_wait(f);
-
-	kn_flow_free(f);
-	kn_pool_shutdown(pool, false, NULL);
-	kn_pool_stats(pool, &st);
-	kn_pool_free(pool);
-	if (err || st.tasks_run != tasks) {
-		fprintf(stderr, "flow: %s; %llu tasks ran, want %llu\n",
-			strerror(err), (unsigned long long)st.tasks_run,
-			(unsigned long long)tasks);
-		return 1;
-	}
-	return 0;
-}
 
 /* The generator's body: send each value, unless done closes first. */
 static int send_until_done(kn_ctx *ctx, kn_chan *out, void *arg)
@@ -102,7 +80,7 @@ static int handler(const int *data, size_t n)
 	}
 	consume(in_ch);
 	kn_chan_close(in.done); /* defer close(doneCh) */
-	err = finish(f, pool, 1);
+	err = flow_end(f, pool, 1);
 	kn_chan_free(in.done);
 	return err;
 }

@@ -14,6 +14,7 @@
 
 #include <kanal/pattern.h>
 
+#include "flow_end.h"
 #include "log.h"
 
 #define NUM_JOBS 9
@@ -23,29 +24,6 @@ struct result {
 	int job;
 	int value;
 };
-
-/*
- * Wait for the flow's tasks, free it, then shut the pool down (joining
- * every thread it started) and check that exactly the expected tasks ran,
- * each to its end: nothing the program started outlives it.
- */
-static int finish(kn_flow *f, kn_pool *pool, uint64_t tasks)
-{
-	struct kn_pool_stats st;
-	int err = kn_flow_wait(f);
-
-	kn_flow_free(f);
-	kn_pool_shutdown(pool, false, NULL);
-	kn_pool_stats(pool, &st);
-	kn_pool_free(pool);
-	if (err || st.tasks_run != tasks) {
-		fprintf(stderr, "flow: %s; %llu tasks ran, want %llu\n",
-			strerror(err), (unsigned long long)st.tasks_run,
-			(unsigned long long)tasks);
-		return 1;
-	}
-	return 0;
-}
 
 static int worker(kn_ctx *ctx, const void *job, void *result, void *arg)
 {
@@ -90,7 +68,7 @@ int main(void)
 
 	for (i = 0; i < n; i++)
 		kn_log("задача %d результат %d", all[i].job, all[i].value);
-	err = finish(f, pool, NUM_WORKERS);
+	err = flow_end(f, pool, NUM_WORKERS);
 	/* Ours, not the flow's: freed once no worker can touch them. */
 	kn_chan_free(jobs);
 	kn_chan_free(results);

@@ -475,14 +475,15 @@ static void update_zero_fds(struct wait_case *wc, size_t n)
  * Waits with rendezvous cases do not poll: trying those takes their locks.
  */
 static int poll_rings(struct wait_case *wc, const size_t *order, size_t n,
-		      size_t *fired)
+		      kn_ctx *ctx, size_t *fired)
 {
 	struct zlocks none = { NULL, 0 };
 	struct poll p;
 	int r = EAGAIN;
 
 	poll_begin(&p);
-	while (poll_next(&p) && (r = try_pass(wc, order, n, &none, fired)) == EAGAIN)
+	while (poll_next(&p) && !(ctx && ctx_done(ctx)) &&
+	       (r = try_pass(wc, order, n, &none, fired)) == EAGAIN)
 		;
 	poll_end(&p, r != EAGAIN);
 	return r;
@@ -518,7 +519,7 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 		}
 		if (!polled && z->n == 0) {
 			polled = true;
-			r = poll_rings(wc, order, n, fired);
+			r = poll_rings(wc, order, n, ctx, fired);
 			if (r != EAGAIN)
 				return r;
 		}

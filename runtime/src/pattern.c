@@ -90,9 +90,16 @@ kn_ctx *kn_flow_ctx(kn_flow *f)
 
 int kn_flow_go(kn_flow *f, int (*fn)(kn_ctx *ctx, void *arg), void *arg)
 {
+	int r;
+
 	if (!f)
 		return EINVAL;
-	return kn_group_go(f->g, fn, arg);
+	/* A refused task means the flow cannot run to completion; a bad
+	 * argument changes nothing. */
+	r = kn_group_go(f->g, fn, arg);
+	if (r && r != EINVAL)
+		flow_fail(f, r);
+	return r;
 }
 
 int kn_flow_wait(kn_flow *f)

@@ -159,6 +159,7 @@ struct kn_pool {
 
 	/* Thread starts and shutdown. */
 	struct lock threads_lock;
+	_Atomic uint32_t spare_wanted;   /* asked while threads_lock was held */
 	struct worker **owned;           /* under threads_lock */
 	_Atomic unsigned nstarted;
 	_Atomic uint64_t spares_started;
@@ -241,30 +242,41 @@ static int worker_start(kn_pool *p, unsigned idx)
 /* A spare thread, if blocked tasks hold so many threads that fewer than N
  * remain (idle ones included: those are woken, not replaced) and the cap
  * allows. It starts running: it will search. */
+/*
+ * Start a spare worker if the pool is short of running threads. Requests
+ * are combined: each one marks spare_wanted, and whoever holds threads_lock
+ * (through pthread_create, during which the new thread may itself block
+ * and ask for another) loops until no request arrived meanwhile. So a
+ * request that finds the lock taken is never dropped.
+ */
 static bool start_spare(kn_pool *p)
 {
 	bool started = false;
 	uint64_t s;
 
-	if (!lock_try(&p->threads_lock))
-		return false; /* another start (or the shutdown) is under way */
-	s = at_load_seq_cst(&p->state);
-	if (!at_load_seq_cst(&p->stopping) &&
-	    st_threads(s) - st_blocked(s) < p->target &&
-	    (unsigned)st_threads(s) < p->max_threads) {
-		at_add_seq_cst(&p->state, ST_THREADS_ONE);
-		started = worker_start(p, (unsigned)st_threads(s)) == 0;
-		if (started) {
-			at_add_relaxed(&p->spares_started, 1);
-		} else {
-			s = at_sub_seq_cst(&p->state, ST_THREADS_ONE) - ST_THREADS_ONE;
-			/* The phantom thread may have hidden the pool's
-			 * idleness from the last worker to park. */
-			if (st_idle(s) == st_threads(s))
-				waitq_notify_all(&p->idle_waiters);
+	at_store_seq_cst(&p->spare_wanted, 1);
+	while (at_load_seq_cst(&p->spare_wanted)) {
+		if (!lock_try(&p->threads_lock))
+			return started; /* the holder will see spare_wanted */
+		at_store_seq_cst(&p->spare_wanted, 0);
+		s = at_load_seq_cst(&p->state);
+		if (!at_load_seq_cst(&p->stopping) &&
+		    st_threads(s) - st_blocked(s) < p->target &&
+		    (unsigned)st_threads(s) < p->max_threads) {
+			at_add_seq_cst(&p->state, ST_THREADS_ONE);
+			if (worker_start(p, (unsigned)st_threads(s)) == 0) {
+				started = true;
+				at_add_relaxed(&p->spares_started, 1);
+			} else {
+				s = at_sub_seq_cst(&p->state, ST_THREADS_ONE) - ST_THREADS_ONE;
+				/* The phantom thread may have hidden the pool's
+				 * idleness from the last worker to park. */
+				if (st_idle(s) == st_threads(s))
+					waitq_notify_all(&p->idle_waiters);
+			}
 		}
+		lock_release(&p->threads_lock);
 	}
-	lock_release(&p->threads_lock);
 	return started;
 }
 

@@ -196,9 +196,8 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 
 	if (deadline != KN_FOREVER && deadline_left(deadline) == 0)
 		waiter_decide(w, SEL_TIMEOUT);
-	v = spin_for_decision(w);
-	if (v != SEL_WAITING)
-		return v;
+	/* Join the context's queue before polling, so that a cancellation
+	 * stops the poll too rather than only the sleep after it. */
 	if (ctx) {
 		cq = ctx_waitq(ctx);
 		if (cq) {
@@ -207,7 +206,9 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 				waiter_decide(w, SEL_CANCEL);
 		}
 	}
-	v = sleep_for_decision(w, deadline);
+	v = spin_for_decision(w);
+	if (v == SEL_WAITING)
+		v = sleep_for_decision(w, deadline);
 	if (cq)
 		waitq_remove(cq, &cn);
 	return v;

@@ -870,15 +870,9 @@ Test(badinput, pattern_cancelled)
 	kn_pool_free(p);
 }
 
-/* BUG: pattern.h says "kn_flow_wait returns 0 only for a flow that ran to
- * completion", but a flow whose only task was refused by kn_flow_go
- * (ECANCELED: the flow was born cancelled) waits with 0: kn_flow_go's
- * refusals are not recorded as the flow's failure (runtime/src/pattern.c
- * kn_flow_wait returns the group's error, else f->err, set only by the
- * patterns' own failed starts). Either the header should say that
- * kn_flow_go's own return is the only report, or the refusal should be
- * recorded. */
-Test(badinput, pattern_refused_go_is_not_completion, .disabled = true)
+/* kn_flow_wait returns 0 only for a flow that ran to completion: a task
+ * kn_flow_go refused (the flow was born cancelled) is not one. */
+Test(badinput, pattern_refused_go_is_not_completion)
 {
 	struct kn_pool_opts o = { .workers = 1 };
 	kn_pool *p = kn_pool_new(&o);
