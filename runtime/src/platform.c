@@ -67,6 +67,7 @@ void backoff_spin(struct backoff *b)
 }
 
 #define POLL_YIELDS 3
+#define POLL_YIELD_NS 20000
 
 static _Atomic int spinners;
 static _Thread_local unsigned spin_budget = BACKOFF_SPIN_LIMIT;
@@ -77,6 +78,7 @@ void poll_begin(struct poll *p)
 	int n = at_load_relaxed(&spinners);
 
 	p->step = 0;
+	p->yield_until = 0;
 	p->spinning = false;
 	while (n < limit) {
 		if (at_cas_weak_acq_rel(&spinners, &n, n + 1)) {
@@ -94,10 +96,13 @@ bool poll_next(struct poll *p)
 	if (p->step < p->spin_steps) {
 		for (i = 0; i < 1u << p->step; i++)
 			cpu_relax();
-	} else if (p->step < p->spin_steps + POLL_YIELDS) {
-		sched_yield();
 	} else {
-		return false;
+		if (p->step == p->spin_steps)
+			p->yield_until = kn_now() + POLL_YIELD_NS;
+		else if (p->step >= p->spin_steps + POLL_YIELDS &&
+			 kn_now() >= p->yield_until)
+			return false;
+		sched_yield();
 	}
 	p->step++;
 	return true;

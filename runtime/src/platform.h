@@ -132,8 +132,10 @@ void backoff_spin(struct backoff *b);
  *   - each thread adapts its spin length: a wait that spinning satisfied
  *     lengthens the next spin, one that needed a yield or a sleep shortens
  *     it (thread-local: no shared write);
- *   - after spinning, a few sched_yield()s hand the CPU to a partner that
- *     is waiting for it, then the caller parks.
+ *   - after spinning, sched_yield() for up to POLL_YIELD_NS (at least a
+ *     few times): it hands the CPU to a partner waiting for it and keeps
+ *     this CPU from going idle, since waking a thread whose (virtual) CPU
+ *     went idle costs tens of microseconds here; then the caller parks.
  *
  *   struct poll p;  poll_begin(&p);
  *   while (!(ok = condition()) && poll_next(&p)) ;
@@ -143,6 +145,7 @@ struct poll {
 	unsigned step;
 	unsigned spin_steps;
 	bool spinning;
+	uint64_t yield_until; /* 0 until the yield phase starts */
 };
 void poll_begin(struct poll *p);
 bool poll_next(struct poll *p);
