@@ -41,3 +41,13 @@ if(KANAL_FAULT)
     set_tests_properties(${name} PROPERTIES LABELS fault TIMEOUT 900)
   endforeach()
 endif()
+
+# The Debug build's use-after-free checks (tools/test's "debug" stage):
+# only where freed memory may be read on purpose, i.e. without sanitizers.
+if(CMAKE_BUILD_TYPE STREQUAL "Debug" AND NOT KANAL_SANITIZE)
+  add_executable(test_uaf ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_uaf.c)
+  target_compile_options(test_uaf PRIVATE -Wall -Wextra -Werror -Wno-missing-field-initializers)
+  target_link_libraries(test_uaf PRIVATE kanal_static ${KANAL_TEST_FRAMEWORK} Threads::Threads)
+  add_test(NAME test_uaf COMMAND test_uaf --jobs 1)
+  set_tests_properties(test_uaf PROPERTIES LABELS debug TIMEOUT 300)
+endif()

@@ -81,6 +81,7 @@ kn_chan *kn_chan_new(size_t elem_size, size_t capacity)
 		return NULL;
 	}
 	memset(ch, 0, sizeof(*ch));
+	ch->magic = KN_MAGIC_CHAN;
 	ch->esize = elem_size;
 	ch->cap = capacity;
 	ch->stride = stride;
@@ -105,8 +106,9 @@ void kn_chan_free(kn_chan *ch)
 {
 	int k;
 
-	if (!ch)
+	if (!chan_live(ch))
 		return;
+	ch->magic = KN_MAGIC_DEAD;
 	for (k = 0; k < 2; k++) {
 		struct fdsig *s = at_load_acquire(&ch->fds[k]);
 
@@ -121,22 +123,22 @@ void kn_chan_free(kn_chan *ch)
 
 size_t kn_chan_cap(const kn_chan *ch)
 {
-	return ch ? ch->cap : 0;
+	return chan_live(ch) ? ch->cap : 0;
 }
 
 size_t kn_chan_elem_size(const kn_chan *ch)
 {
-	return ch ? ch->esize : 0;
+	return chan_live(ch) ? ch->esize : 0;
 }
 
 size_t kn_chan_len(const kn_chan *ch)
 {
-	return ch && ch->cap ? ring_len(ch) : 0;
+	return chan_live(ch) && ch->cap ? ring_len(ch) : 0;
 }
 
 bool kn_chan_is_closed(const kn_chan *ch)
 {
-	if (!ch)
+	if (!chan_live(ch))
 		return false;
 	if (ch->cap)
 		return (at_load_seq_cst(&((kn_chan *)ch)->tail) & ch->mark_bit) != 0;
@@ -196,7 +198,7 @@ int kn_chan_fd(kn_chan *ch, int op)
 	struct fdsig *s;
 	int k;
 
-	if (!ch || (op != KN_SEND && op != KN_RECV)) {
+	if (!chan_live(ch) || (op != KN_SEND && op != KN_RECV)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -243,7 +245,7 @@ int kn_chan_close(kn_chan *ch)
 {
 	int r;
 
-	if (!ch)
+	if (!chan_live(ch))
 		return EINVAL;
 	if (ch->cap) {
 		r = ring_close(ch);
@@ -556,7 +558,7 @@ static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
 	size_t order = 0, fired;
 	int r;
 
-	if (unlikely(!ch || !val))
+	if (unlikely(!chan_live(ch) || !val))
 		return EINVAL;
 	if (unlikely(ctx && ctx_done(ctx)))
 		return ECANCELED;
@@ -619,7 +621,7 @@ int kn_chan_send_batch(kn_chan *ch, const void *elems, size_t n, size_t *sent,
 	size_t i;
 	int r = 0;
 
-	if (!ch || (!elems && n))
+	if (!chan_live(ch) || (!elems && n))
 		return EINVAL;
 	for (i = 0; i < n; i++) {
 		r = chan_op(ch, KN_SEND, (void *)(p + i * ch->esize), deadline,
@@ -641,7 +643,7 @@ int kn_chan_recv_batch(kn_chan *ch, void *elems, size_t n, size_t *received,
 
 	if (received)
 		*received = 0;
-	if (!ch || !elems || n == 0)
+	if (!chan_live(ch) || !elems || n == 0)
 		return EINVAL;
 	r = chan_op(ch, KN_RECV, p, deadline, ctx, false);
 	if (r)
@@ -672,7 +674,7 @@ int kn_select(const struct kn_case *cases, size_t n, unsigned flags,
 		return EINVAL;
 	for (i = 0; i < n; i++)
 		if ((cases[i].op != KN_SEND && cases[i].op != KN_RECV) ||
-		    (cases[i].ch && !cases[i].val))
+		    (cases[i].ch && (!cases[i].val || !chan_live(cases[i].ch))))
 			return EINVAL;
 	if (n > KN_SELECT_STACK_CASES) {
 		size_t bytes;

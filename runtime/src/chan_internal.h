@@ -9,6 +9,7 @@
 #ifndef KN_CHAN_INTERNAL_H
 #define KN_CHAN_INTERNAL_H
 
+#include "debug.h"
 #include "kanal/chan.h"
 #include "waiter.h"
 
@@ -22,6 +23,7 @@ struct fdsig {
 
 struct kn_chan {
 	/* Constant after creation. */
+	uint32_t magic; /* KN_MAGIC_CHAN while alive (debug.h) */
 	size_t esize;
 	size_t cap;
 	size_t stride;        /* slot size: stamp + value, 8-aligned */
@@ -40,6 +42,8 @@ struct kn_chan {
 	struct waitq sendq KN_ALIGNED;    /* blocked senders */
 	struct waitq recvq KN_ALIGNED;    /* blocked receivers */
 };
+
+#define chan_live(ch) kn_live(ch, KN_MAGIC_CHAN)
 
 /* The queue where operations of this kind wait. */
 static inline struct waitq *chan_queue(kn_chan *ch, int kind)

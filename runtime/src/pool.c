@@ -96,6 +96,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "debug.h"
 #include "deque.h"
 #include "pool_internal.h"
 #include "tsan.h"
@@ -145,6 +146,7 @@ struct worker {
 };
 
 struct kn_pool {
+	uint32_t magic;                  /* KN_MAGIC_POOL while alive (debug.h) */
 	/* Read-mostly. */
 	int target;
 	int max_search;
@@ -249,6 +251,8 @@ static int worker_start(kn_pool *p, unsigned idx)
  * and ask for another) loops until no request arrived meanwhile. So a
  * request that finds the lock taken is never dropped.
  */
+#define pool_live(p) kn_live(p, KN_MAGIC_POOL)
+
 static bool start_spare(kn_pool *p)
 {
 	bool started = false;
@@ -641,7 +645,7 @@ int kn_pool_spawn(kn_pool *p, void (*fn)(void *), void *arg)
 {
 	struct kn_task *t;
 
-	if (!p || !fn)
+	if (!pool_live(p) || !fn)
 		return EINVAL;
 	t = task_alloc();
 	if (!t)
@@ -654,7 +658,7 @@ kn_task *kn_pool_spawn_task(kn_pool *p, void (*fn)(void *), void *arg)
 	struct kn_task *t;
 	int err;
 
-	if (!p || !fn) {
+	if (!pool_live(p) || !fn) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -759,7 +763,7 @@ int kn_pool_wait_idle(kn_pool *p)
 	struct waiter wt;
 	struct wait_node n;
 
-	if (!p || on_own_worker(p))
+	if (!pool_live(p) || on_own_worker(p))
 		return EINVAL;
 	for (;;) {
 		waiter_init(&wt);
@@ -821,7 +825,7 @@ int kn_pool_shutdown(kn_pool *p, bool drain, size_t *dropped)
 
 	if (dropped)
 		*dropped = 0;
-	if (!p || on_own_worker(p))
+	if (!pool_live(p) || on_own_worker(p))
 		return EINVAL;
 	if (at_xchg_seq_cst(&p->closing, 1))
 		return EPIPE;
@@ -862,10 +866,11 @@ static void pool_release(kn_pool *p)
 
 void kn_pool_free(kn_pool *p)
 {
-	if (!p || on_own_worker(p))
+	if (!pool_live(p) || on_own_worker(p))
 		return;
 	if (!at_load_acquire(&p->closing))
 		kn_pool_shutdown(p, true, NULL);
+	p->magic = KN_MAGIC_DEAD;
 	pool_release(p);
 }
 
@@ -888,6 +893,7 @@ kn_pool *kn_pool_new(const struct kn_pool_opts *opts)
 	if (!p)
 		goto fail;
 	memset(p, 0, sizeof(*p));
+	p->magic = KN_MAGIC_POOL;
 	p->target = (int)n;
 	p->max_search = n / 2 ? (int)(n / 2) : 1;
 	p->max_threads = n + spare;
@@ -933,7 +939,7 @@ int kn_pool_stats(kn_pool *p, struct kn_pool_stats *st)
 	unsigned i, n;
 	struct worker *w;
 
-	if (!p || !st)
+	if (!pool_live(p) || !st)
 		return EINVAL;
 	memset(st, 0, sizeof(*st));
 	n = at_load_acquire(&p->nstarted);
