@@ -90,8 +90,13 @@ Test(group, the_first_error_wins_and_cancels_the_context)
 	kn_group *g = kn_group_new(NULL, p);
 	int i;
 
-	for (i = 0; i < 10; i++)
-		cr_assert_eq(kn_group_go(g, fail_first, (void *)(intptr_t)i), 0);
+	/* Task 0 may fail before the loop ends: the later go calls are then
+	 * refused (ECANCELED) and counted as skipped, as documented. */
+	for (i = 0; i < 10; i++) {
+		int r = kn_group_go(g, fail_first, (void *)(intptr_t)i);
+
+		cr_assert(r == 0 || (i > 0 && r == ECANCELED), "go %d: %d", i, r);
+	}
 	cr_assert_eq(kn_group_wait(g), EIO);
 	cr_assert_eq(kn_ctx_cause(kn_group_ctx(g), NULL), EIO);
 	cr_assert_eq(at_load_relaxed(&task_failures), 0);
@@ -500,22 +505,5 @@ Test(waitgroup, freed_as_soon_as_wait_returns)
 	kn_pool_free(p);
 }
 
-static void wg_wait_task(void *arg)
-{
-	kn_waitgroup_wait(arg);
-}
-
-Test(waitgroup, a_wait_inside_a_pool_task_lets_a_spare_run)
-{
-	kn_pool *p = pool_of(1, 1);
-	kn_waitgroup wg = KN_WAITGROUP_INIT;
-	struct kn_pool_stats st;
-
-	kn_waitgroup_add(&wg, 1);
-	cr_assert_eq(kn_pool_spawn(p, wg_wait_task, &wg), 0);
-	cr_assert_eq(kn_pool_spawn(p, done_task, &wg), 0);
-	cr_assert_eq(kn_pool_wait_idle(p), 0);
-	kn_pool_stats(p, &st);
-	cr_assert_eq(st.tasks_run, 2);
-	kn_pool_free(p);
-}
+/* A wait inside a pool task lets a spare run: test_pool.c
+ * (a_blocked_task_lets_a_spare_run_the_rest). */
