@@ -152,10 +152,6 @@ bool poll_next(struct poll *p);
 void poll_end(struct poll *p, bool satisfied);
 
 void backoff_snooze(struct backoff *b);
-static inline bool backoff_done(const struct backoff *b)
-{
-	return b->step > BACKOFF_YIELD_LIMIT;
-}
 
 /* ---- time --------------------------------------------------------------- */
 
