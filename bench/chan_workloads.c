@@ -8,9 +8,10 @@
  *             closes out if asked (the last of a group sharing out does it);
  *   consumer  receives on in until it is closed and tallies what it got.
  *
- * Channels are created before the clock starts; the actors' threads are
- * started inside the timed region (WORKLOADS.md), except the echo thread of
- * the ping-pong, which is up before the first round trip as in the Go version.
+ * Channels are created before the clock starts; the actors (threads, or
+ * tasks when the ops say so) are started inside the timed region
+ * (WORKLOADS.md), except the echo actor of the ping-pong, which is up before
+ * the first round trip as in the Go version.
  * A failed send (the channel was closed under the actor: an implementation
  * bug) is counted and the actor goes on, so that a broken run reports
  * instead of hanging.
@@ -99,6 +100,22 @@ static void *consume(void *arg)
 	return NULL;
 }
 
+void *cw_start(const struct chan_ops *ops, int n, void *(*fn)(void *),
+	       void *args, size_t arg_size)
+{
+	if (ops->start)
+		return ops->start(n, fn, args, arg_size);
+	return bench_start(n, fn, args, arg_size);
+}
+
+void cw_join(const struct chan_ops *ops, void *crew)
+{
+	if (ops->join)
+		ops->join(crew);
+	else
+		bench_join(crew);
+}
+
 /* ---- checks --------------------------------------------------------------- */
 
 static char message[160];
@@ -164,9 +181,8 @@ void cw_spsc(const struct chan_ops *ops, const struct bench_args *a,
 {
 	struct actor prod = { .ops = ops, .hi = a->items, .close_out = true };
 	struct actor cons = { .ops = ops, .ordered = true };
-	struct bench_crew *crew;
+	void *crew, *q;
 	uint64_t t0;
-	void *q;
 
 	if (!open_all(ops, &q, 1, 1024)) {
 		r->check = "cannot create the channel";
@@ -174,10 +190,10 @@ void cw_spsc(const struct chan_ops *ops, const struct bench_args *a,
 	}
 	prod.out = cons.in = q;
 	t0 = bench_now();
-	crew = bench_start(1, produce, &prod, sizeof(prod));
+	crew = cw_start(ops, 1, produce, &prod, sizeof(prod));
 	consume(&cons);
 	r->ns = bench_now() - t0;
-	bench_join(crew);
+	cw_join(ops, crew);
 	r->check = verdict(&cons, a->items, bench_sum_upto(a->items), prod.failed);
 	ops->free(q);
 }
@@ -186,9 +202,8 @@ void cw_mpmc(const struct chan_ops *ops, int n, size_t cap,
 	     const struct bench_args *a, struct bench_result *r)
 {
 	struct actor prod[CW_MAX_ACTORS], cons[CW_MAX_ACTORS], total = { 0 };
-	struct bench_crew *consumers, *producers;
+	void *consumers, *producers, *q;
 	uint64_t t0;
-	void *q;
 
 	if (n < 1 || n > CW_MAX_ACTORS || !open_all(ops, &q, 1, cap)) {
 		r->check = "cannot create the channel";
@@ -201,11 +216,11 @@ void cw_mpmc(const struct chan_ops *ops, int n, size_t cap,
 		cons[k] = (struct actor){ .ops = ops, .in = q };
 	}
 	t0 = bench_now();
-	consumers = bench_start(n, consume, cons, sizeof(cons[0]));
-	producers = bench_start(n, produce, prod, sizeof(prod[0]));
-	bench_join(producers);
+	consumers = cw_start(ops, n, consume, cons, sizeof(cons[0]));
+	producers = cw_start(ops, n, produce, prod, sizeof(prod[0]));
+	cw_join(ops, producers);
 	ops->close(q);
-	bench_join(consumers);
+	cw_join(ops, consumers);
 	r->ns = bench_now() - t0;
 
 	for (int k = 0; k < n; k++) {
@@ -221,8 +236,7 @@ void cw_pingpong(const struct chan_ops *ops, const struct bench_args *a,
 		 struct bench_result *r)
 {
 	struct actor echo = { .ops = ops }, got = { .ops = ops, .ordered = true };
-	struct bench_crew *crew;
-	void *q[2];
+	void *crew, *q[2];
 	uint64_t t0;
 
 	if (!open_all(ops, q, 2, 0)) {
@@ -232,7 +246,7 @@ void cw_pingpong(const struct chan_ops *ops, const struct bench_args *a,
 	echo.in = q[0];
 	echo.out = q[1];
 	r->lat = bench_lat_new(a->items);
-	crew = bench_start(1, stage, &echo, sizeof(echo));
+	crew = cw_start(ops, 1, stage, &echo, sizeof(echo));
 
 	t0 = bench_now();
 	for (uint64_t i = 0; i < a->items; i++) {
@@ -249,7 +263,7 @@ void cw_pingpong(const struct chan_ops *ops, const struct bench_args *a,
 	r->ns = bench_now() - t0;
 
 	ops->close(q[0]);
-	bench_join(crew);
+	cw_join(ops, crew);
 	r->check = verdict(&got, a->items, bench_sum_upto(a->items), echo.failed);
 	free_all(ops, q, 2);
 }
@@ -259,9 +273,8 @@ void cw_generator(const struct chan_ops *ops, const struct bench_args *a,
 {
 	struct actor gen = { .ops = ops, .hi = a->items, .close_out = true };
 	struct actor cons = { .ops = ops };
-	struct bench_crew *crew;
+	void *crew, *q;
 	uint64_t t0;
-	void *q;
 
 	if (!open_all(ops, &q, 1, 0)) {
 		r->check = "cannot create the channel";
@@ -269,10 +282,10 @@ void cw_generator(const struct chan_ops *ops, const struct bench_args *a,
 	}
 	gen.out = cons.in = q;
 	t0 = bench_now();
-	crew = bench_start(1, produce, &gen, sizeof(gen));
+	crew = cw_start(ops, 1, produce, &gen, sizeof(gen));
 	consume(&cons);
 	r->ns = bench_now() - t0;
-	bench_join(crew);
+	cw_join(ops, crew);
 	r->check = verdict(&cons, a->items, bench_sum_upto(a->items), gen.failed);
 	ops->free(q);
 }
@@ -304,8 +317,7 @@ void cw_pipeline3(const struct chan_ops *ops, size_t cap,
 	int64_t (*const map[3])(int64_t) = { twice, plus_one, thrice };
 	uint64_t n = a->items, *stamps = new_stamps(n);
 	struct actor gen, stages[3], cons;
-	struct bench_crew *gc, *sc;
-	void *q[4];
+	void *gc, *sc, *q[4];
 	uint64_t t0;
 
 	if (!stamps || !open_all(ops, q, 4, cap)) {
@@ -325,12 +337,12 @@ void cw_pipeline3(const struct chan_ops *ops, size_t cap,
 			       .lat = r->lat };
 
 	t0 = bench_now();
-	gc = bench_start(1, produce, &gen, sizeof(gen));
-	sc = bench_start(3, stage, stages, sizeof(stages[0]));
+	gc = cw_start(ops, 1, produce, &gen, sizeof(gen));
+	sc = cw_start(ops, 3, stage, stages, sizeof(stages[0]));
 	consume(&cons);
 	r->ns = bench_now() - t0;
-	bench_join(gc);
-	bench_join(sc);
+	cw_join(ops, gc);
+	cw_join(ops, sc);
 
 	r->check = verdict(&cons, n, 6 * bench_sum_upto(n) + 3 * n,
 			   gen.failed + failures(stages, 3));
@@ -344,8 +356,7 @@ void cw_fanout4_fanin(const struct chan_ops *ops, const struct bench_args *a,
 	enum { WORKERS = 4, IN = 0, MERGED = WORKERS + 1, CHANNELS };
 	struct actor gen, stages[2 * WORKERS], cons;
 	atomic_int running = WORKERS;
-	struct bench_crew *gc, *sc;
-	void *q[CHANNELS];
+	void *gc, *sc, *q[CHANNELS];
 	uint64_t t0;
 
 	if (!open_all(ops, q, CHANNELS, 64)) {
@@ -369,12 +380,12 @@ void cw_fanout4_fanin(const struct chan_ops *ops, const struct bench_args *a,
 	cons = (struct actor){ .ops = ops, .in = q[MERGED] };
 
 	t0 = bench_now();
-	gc = bench_start(1, produce, &gen, sizeof(gen));
-	sc = bench_start(2 * WORKERS, stage, stages, sizeof(stages[0]));
+	gc = cw_start(ops, 1, produce, &gen, sizeof(gen));
+	sc = cw_start(ops, 2 * WORKERS, stage, stages, sizeof(stages[0]));
 	consume(&cons);
 	r->ns = bench_now() - t0;
-	bench_join(gc);
-	bench_join(sc);
+	cw_join(ops, gc);
+	cw_join(ops, sc);
 
 	r->check = verdict(&cons, a->items, 2 * bench_sum_upto(a->items),
 			   gen.failed + failures(stages, 2 * WORKERS));
@@ -395,8 +406,7 @@ void cw_worker_pool(const struct chan_ops *ops, const struct bench_args *a,
 	enum { WORKERS = 4, JOBS = 0, RESULTS = 1 };
 	struct actor sender, workers[WORKERS], cons;
 	atomic_int running = WORKERS;
-	struct bench_crew *sc, *wc;
-	void *q[2];
+	void *sc, *wc, *q[2];
 	uint64_t t0;
 
 	if (!open_all(ops, q, 2, 100)) {
@@ -413,12 +423,12 @@ void cw_worker_pool(const struct chan_ops *ops, const struct bench_args *a,
 	cons = (struct actor){ .ops = ops, .in = q[RESULTS] };
 
 	t0 = bench_now();
-	sc = bench_start(1, produce, &sender, sizeof(sender));
-	wc = bench_start(WORKERS, stage, workers, sizeof(workers[0]));
+	sc = cw_start(ops, 1, produce, &sender, sizeof(sender));
+	wc = cw_start(ops, WORKERS, stage, workers, sizeof(workers[0]));
 	consume(&cons);
 	r->ns = bench_now() - t0;
-	bench_join(sc);
-	bench_join(wc);
+	cw_join(ops, sc);
+	cw_join(ops, wc);
 
 	r->check = verdict(&cons, a->items, sum_squares_upto(a->items),
 			   sender.failed + failures(workers, WORKERS));

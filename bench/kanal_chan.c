@@ -1,8 +1,10 @@
 /*
- * kanal_chan.c - impl "kanal" of the channel and pattern workloads.
+ * kanal_chan.c - impls "kanal" and "kanal_go" of the channel workloads.
  *
  * The shared bodies (chan_workloads.c) run over kanal channels through the
- * vtable; select_2_recv, which needs a select, is written here.
+ * vtable; select_2_recv, which needs a select, is written here. Impl kanal
+ * runs the actors on threads and the rest of the body on the calling
+ * thread; kanal_go runs the same bodies as Go does (kanal_go.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include "bench.h"
 #include "chan_workloads.h"
+#include "kanal_go.h"
 
 uint64_t kn_bench_syscalls(void)
 {
@@ -52,12 +55,25 @@ static const struct chan_ops kq_ops = {
 	.close = kq_close, .free = kq_free,
 };
 
+static const struct chan_ops kq_go_ops = {
+	.new = kq_new, .send = kq_send, .recv = kq_recv,
+	.close = kq_close, .free = kq_free,
+	.start = bench_go_start, .join = bench_go_join,
+};
+
 BENCH(chan_spsc, kanal) { cw_spsc(&kq_ops, a, r); }
 BENCH(chan_mpmc_2p2c, kanal) { cw_mpmc(&kq_ops, 2, 1024, a, r); }
 BENCH(chan_mpmc_4p4c, kanal) { cw_mpmc(&kq_ops, 4, 1024, a, r); }
 BENCH(chan_mpmc_4p4c_cap1, kanal) { cw_mpmc(&kq_ops, 4, 1, a, r); }
 BENCH(chan_mpmc_4p4c_cap0, kanal) { cw_mpmc(&kq_ops, 4, 0, a, r); }
 BENCH(chan_pingpong_unbuffered, kanal) { cw_pingpong(&kq_ops, a, r); }
+
+BENCH_GO(chan_spsc) { cw_spsc(&kq_go_ops, a, r); }
+BENCH_GO(chan_mpmc_2p2c) { cw_mpmc(&kq_go_ops, 2, 1024, a, r); }
+BENCH_GO(chan_mpmc_4p4c) { cw_mpmc(&kq_go_ops, 4, 1024, a, r); }
+BENCH_GO(chan_mpmc_4p4c_cap1) { cw_mpmc(&kq_go_ops, 4, 1, a, r); }
+BENCH_GO(chan_mpmc_4p4c_cap0) { cw_mpmc(&kq_go_ops, 4, 0, a, r); }
+BENCH_GO(chan_pingpong_unbuffered) { cw_pingpong(&kq_go_ops, a, r); }
 
 /* ---- select_2_recv ------------------------------------------------------- */
 
@@ -87,12 +103,13 @@ static void *sel_produce(void *arg)
 	return NULL;
 }
 
-BENCH(select_2_recv, kanal)
+static void select2(const struct chan_ops *ops, const struct bench_args *a,
+		    struct bench_result *r)
 {
 	struct sel_producer p[2];
-	struct bench_crew *crew;
 	struct kn_case cases[2];
 	struct stamped in;
+	void *crew;
 	uint64_t n = a->items, count = 0, sum = 0, t0;
 	int open = 2, i;
 
@@ -104,7 +121,7 @@ BENCH(select_2_recv, kanal)
 		cases[i] = (struct kn_case){ p[i].ch, KN_RECV, &in };
 	}
 	t0 = bench_now();
-	crew = bench_start(2, sel_produce, p, sizeof(p[0]));
+	crew = cw_start(ops, 2, sel_produce, p, sizeof(p[0]));
 	while (open) {
 		size_t fired;
 		int e = kn_select(cases, 2, 0, KN_FOREVER, NULL, &fired);
@@ -121,8 +138,12 @@ BENCH(select_2_recv, kanal)
 		}
 	}
 	r->ns = bench_now() - t0;
-	bench_join(crew);
+	cw_join(ops, crew);
 	r->check = count == n && sum == bench_sum_upto(n) ? "ok" : "select lost or duplicated values";
 	for (i = 0; i < 2; i++)
 		kn_chan_free(p[i].ch);
 }
+
+/* The ops bring only how the producers run: the channels carry stamps. */
+BENCH(select_2_recv, kanal) { select2(&kq_ops, a, r); }
+BENCH_GO(select_2_recv) { select2(&kq_go_ops, a, r); }

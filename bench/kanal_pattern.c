@@ -10,6 +10,10 @@
  * the goroutines and threads of the other versions are. The clock stops
  * when the consumer has seen the last value; waiting for the flow's tasks
  * to end comes after, as the other versions join their threads after.
+ *
+ * Each workload is one body: impl "kanal" runs it on the calling thread,
+ * impl "kanal_go" as the "main goroutine", a kn_go task (kanal_go.h), so
+ * that the consumer is a task too, as in the Go versions.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +23,7 @@
 #include <kanal/pattern.h>
 
 #include "bench.h"
+#include "kanal_go.h"
 
 /* ---- pieces -------------------------------------------------------------- */
 
@@ -130,7 +135,7 @@ static kn_chan *stage(kn_flow *f, kn_chan *in, kn_stage_fn fn, size_t cap)
 
 /* ---- workloads ----------------------------------------------------------- */
 
-BENCH(generator, kanal)
+static void generator(const struct bench_args *a, struct bench_result *r)
 {
 	struct range rg = { a->items, NULL };
 	struct tally t = { 0 };
@@ -179,10 +184,7 @@ static void pipeline3(size_t cap, const struct bench_args *a,
 	free(rg.stamps);
 }
 
-BENCH(pipeline_3stage, kanal) { pipeline3(0, a, r); }
-BENCH(pipeline_3stage_buf, kanal) { pipeline3(64, a, r); }
-
-BENCH(fanout4_fanin, kanal)
+static void fanout4_fanin(const struct bench_args *a, struct bench_result *r)
 {
 	enum { WORKERS = 4, CAP = 64 };
 	struct range rg = { a->items, NULL };
@@ -215,7 +217,7 @@ static uint64_t sum_squares_upto(uint64_t n)
 	return n ? (uint64_t)((m - 1) * m * (2 * m - 1) / 6) : 0;
 }
 
-BENCH(worker_pool, kanal)
+static void worker_pool(const struct bench_args *a, struct bench_result *r)
 {
 	enum { WORKERS = 4, CAP = 100 };
 	struct range rg = { a->items, NULL };
@@ -247,7 +249,8 @@ static int add_index(kn_ctx *ctx, size_t i, void *arg)
 	return 0;
 }
 
-BENCH(bounded_foreach, kanal)
+static void bounded_foreach(const struct bench_args *a,
+			    struct bench_result *r)
 {
 	_Atomic uint64_t sum = 0, warm = 0;
 	struct tally t = { 0 };
@@ -263,3 +266,19 @@ BENCH(bounded_foreach, kanal)
 	t.sum = atomic_load(&sum);
 	r->check = verdict(&t, a->items, bench_sum_upto(a->items), err);
 }
+
+/* ---- registration -------------------------------------------------------- */
+
+BENCH(generator, kanal) { generator(a, r); }
+BENCH(pipeline_3stage, kanal) { pipeline3(0, a, r); }
+BENCH(pipeline_3stage_buf, kanal) { pipeline3(64, a, r); }
+BENCH(fanout4_fanin, kanal) { fanout4_fanin(a, r); }
+BENCH(worker_pool, kanal) { worker_pool(a, r); }
+BENCH(bounded_foreach, kanal) { bounded_foreach(a, r); }
+
+BENCH_GO(generator) { generator(a, r); }
+BENCH_GO(pipeline_3stage) { pipeline3(0, a, r); }
+BENCH_GO(pipeline_3stage_buf) { pipeline3(64, a, r); }
+BENCH_GO(fanout4_fanin) { fanout4_fanin(a, r); }
+BENCH_GO(worker_pool) { worker_pool(a, r); }
+BENCH_GO(bounded_foreach) { bounded_foreach(a, r); }

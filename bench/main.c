@@ -19,7 +19,7 @@
 
 /* kanal counts its system calls when built to; absent, the field is left out. */
 /* Provided by the kanal side (kanal_chan.c): counters of the runtime's own
- * futex calls and allocations; reported for impl "kanal" only, since the
+ * futex calls and allocations; reported for impls "kanal" and "kanal_go" only, since the
  * peers' system calls are not counted by them. */
 #pragma weak kn_bench_syscalls
 #pragma weak kn_bench_allocs
@@ -222,7 +222,7 @@ static void print_json_string(const char *s)
 
 static bool counted(const struct entry *e)
 {
-	return kn_bench_syscalls && kn_bench_allocs && !strcmp(e->impl, "kanal");
+	return kn_bench_syscalls && kn_bench_allocs && (!strcmp(e->impl, "kanal") || !strcmp(e->impl, "kanal_go"));
 }
 
 static void report(const struct entry *e, uint64_t items,

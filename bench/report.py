@@ -23,18 +23,27 @@ IDLE = "pool_idle_cpu"
 IDLE_LIMIT_NS = 1e7  # CPU ns per idle second: 1% of one core
 
 
-class Target:
-    """A goal of an issue. kind "peer": kanal/peer throughput >= need on all
-    CPUs; "pinned": kanal on one CPU over kanal on all CPUs >= need; "idle":
-    kanal's ns_per_op < IDLE_LIMIT_NS."""
+# The kanal impls: actors on OS threads, and Go-shaped (every actor a kn_go
+# task, bench/kanal_go.h). The tables give the ratios of both to the peers.
+KANAL_IMPLS = ["kanal", "kanal_go"]
 
-    def __init__(self, issue, workload, text, kind="peer", peer=None, need=None):
+
+class Target:
+    """A goal of an issue, evaluated on the kanal impl named by impl. kind
+    "peer": impl/peer throughput >= need on all CPUs; "pinned": impl on one
+    CPU over impl on all CPUs >= need; "idle": impl's ns_per_op <
+    IDLE_LIMIT_NS. The goals against go that compare whole Go programs use
+    kanal_go, the program shaped as Go's."""
+
+    def __init__(self, issue, workload, text, kind="peer", peer=None, need=None,
+                 impl="kanal"):
         self.issue = issue
         self.workload = workload
         self.text = text
         self.kind = kind
         self.peer = peer
         self.need = need
+        self.impl = impl
 
 
 TARGETS = [
@@ -47,10 +56,12 @@ TARGETS = [
     Target(3, "sem_uncontended", "throughput >= sem_t", peer="sem_t", need=1),
     Target(3, "sem_contended", "throughput >= 2x go", peer="go", need=2),
     Target(3, "ctx_cancel_fanout", "throughput >= go", peer="go", need=1),
-    Target(4, "select_2_recv", "throughput >= 2x go", peer="go", need=2),
-    Target(4, "chan_mpmc_4p4c_cap0", "throughput >= go", peer="go", need=1),
+    Target(4, "select_2_recv", "throughput >= 2x go", peer="go", need=2,
+           impl="kanal_go"),
+    Target(4, "chan_mpmc_4p4c_cap0", "throughput >= go", peer="go", need=1,
+           impl="kanal_go"),
     Target(4, "chan_pingpong_unbuffered", "round trip <= 2x go's "
-           "(throughput ratio >= 0.5)", peer="go", need=0.5),
+           "(throughput ratio >= 0.5)", peer="go", need=0.5, impl="kanal_go"),
     Target(4, "chan_pingpong_unbuffered", "round trip >= 10x faster than pthread",
            peer="pthread", need=10),
     Target(5, "pool_spawn_wait", "time per task <= 0.5x tbb's (ratio >= 2)",
@@ -60,15 +71,18 @@ TARGETS = [
     Target(5, IDLE, "idle pool burns < 1% of one core (< 1e7 CPU ns per idle "
            "second)", kind="idle"),
     Target(6, "pipeline_3stage", "time per item <= go's (ratio >= 1)",
-           peer="go", need=1),
-    Target(6, "fanout4_fanin", "throughput >= 2x go", peer="go", need=2),
-    Target(6, "bounded_foreach", "throughput >= 2x go", peer="go", need=2),
-    Target(6, "worker_pool", "throughput >= 2x go", peer="go", need=2),
+           peer="go", need=1, impl="kanal_go"),
+    Target(6, "fanout4_fanin", "throughput >= 2x go", peer="go", need=2,
+           impl="kanal_go"),
+    Target(6, "bounded_foreach", "throughput >= 2x go", peer="go", need=2,
+           impl="kanal_go"),
+    Target(6, "worker_pool", "throughput >= 2x go", peer="go", need=2,
+           impl="kanal_go"),
 ]
 
 # Fixed colours so an impl looks the same in every plot.
-COLOURS = {"kanal": "#1f5fa8", "pthread": "#8c8c8c", "sem_t": "#a0522d",
-           "go": "#00add8", "ck": "#e8890c", "tbb": "#7b3fa0"}
+COLOURS = {"kanal": "#1f5fa8", "kanal_go": "#3a9a5b", "pthread": "#8c8c8c",
+           "sem_t": "#a0522d", "go": "#00add8", "ck": "#e8890c", "tbb": "#7b3fa0"}
 PCT_COLOURS = ["#9ecae1", "#4292c6", "#08306b"]
 
 
@@ -101,31 +115,32 @@ class Data:
 
 
 def evaluate(t, d):
-    """(status, measured text) with status "met", "missed" or "not measured"."""
-    kanal = d.get(t.workload, "kanal")
+    """(status, measured text) with status "met", "missed" or "not measured".
+    The text names the impl measured (kanal_go/go, ...)."""
+    kanal = d.get(t.workload, t.impl)
     if t.kind == "idle":
         if not kanal:
-            return "not measured", "no kanal result"
+            return "not measured", "no %s result" % t.impl
         if kanal.get("failed"):
             return "missed", "run failed: " + kanal["failed"]
         ns = kanal["ns_per_op"]
         return ("met" if ns < IDLE_LIMIT_NS else "missed",
                 "%s CPU ns per idle second = %.2f%% of a core" % (run.fmt_ns(ns), ns / 1e7))
     if t.kind == "pinned":
-        other = d.get(t.workload, "kanal", 1)
-        what = "cpus=1 / cpus=%s" % d.maxcpus.get(t.workload)
+        other = d.get(t.workload, t.impl, 1)
+        what = "%s cpus=1 / cpus=%s" % (t.impl, d.maxcpus.get(t.workload))
         if other is kanal:
             return "not measured", "no pinned run"
     else:
         other = d.get(t.workload, t.peer)
-        what = "kanal/" + t.peer
+        what = "%s/%s" % (t.impl, t.peer)
     if not kanal or not other:
-        return "not measured", "no %s result" % ("kanal" if not kanal else
+        return "not measured", "no %s result" % (t.impl if not kanal else
                                                  t.peer or "pinned")
     for r in (kanal, other):
         if r.get("failed"):
             # A broken kanal run misses the goal; a broken peer leaves it open.
-            return ("missed" if r["impl"] == "kanal" else "not measured",
+            return ("missed" if r["impl"] == t.impl else "not measured",
                     "%s run failed: %s" % (r["impl"], r["failed"]))
     ratio = run.throughput_ratio(other, kanal) if t.kind == "pinned" else \
         run.throughput_ratio(kanal, other)
@@ -153,18 +168,17 @@ def md_table(header, rows, right_from=1):
 
 def group_table(d, names):
     impls = d.impls(names)
-    peers = [i for i in impls if i != "kanal"]
-    kanal = "kanal" in impls
+    ours = [i for i in impls if i in KANAL_IMPLS]
+    peers = [i for i in impls if i not in KANAL_IMPLS]
+    ratios = [(k, p) for k in ours for p in peers]
     header = ["workload", "cpus"] + ["%s ns/op" % i for i in impls]
-    if kanal:
-        header += ["kanal/%s" % p for p in peers]
+    header += ["%s/%s" % kp for kp in ratios]
     rows = []
     for (w, c) in d.rows(names):
         row = ["`%s`" % w, str(c)] + [cell(d.by.get((w, c, i))) for i in impls]
-        if kanal:
-            k = d.by.get((w, c, "kanal"))
-            row += [run.fmt_ratio(run.throughput_ratio(k, d.by.get((w, c, p))))
-                    for p in peers]
+        row += [run.fmt_ratio(run.throughput_ratio(d.by.get((w, c, k)),
+                                                   d.by.get((w, c, p))))
+                for (k, p) in ratios]
         rows.append(row)
     return md_table(header, rows, right_from=1)
 
@@ -232,7 +246,11 @@ def bar_plot(gp, term, out, title, ylabel, series, colours, blocks, rotate):
     else:
         bmargin = 5
         xtics = "set xtics nomirror scale 0"
-    width = min(2200, max(900, (10 * len(series) + 24) * nrows + 250))
+    per_row = 10 * len(series) + 24
+    if not rotate:
+        # Level labels side by side: room for the longest ("kanal_go").
+        per_row = max(per_row, 7 * longest + 12)
+    width = min(2200, max(900, per_row * nrows + 250))
     with tempfile.TemporaryDirectory() as tmp:
         dat = os.path.join(tmp, "data.tsv")
         with open(dat, "w") as f:
@@ -381,6 +399,10 @@ every impl alike. Each number is the **median** over the repetitions.
   semaphore acquire/release pairs, tasks, round trips, ...). Lower is better.
 - **kanal/peer**: throughput ratio = kanal ops/s / peer ops/s. **> 1 means
   kanal is faster**; 0.5x means kanal takes twice as long per item.
+- **kanal_go**: the same kanal code shaped as the Go program: every actor,
+  the part Go runs in its main goroutine included, is a `kn_go` task on
+  kanal's pool rather than an OS thread. kanal_go/peer reads as kanal/peer;
+  each target says which of the two it was measured on.
 - **cpus**: 2 = every CPU of the machine; 1 = the process pinned to one CPU
   with `taskset -c 0`, so every thread shares one core (oversubscription).
 - `pool_idle_cpu` is not a rate: its ns/op is the CPU time (ns) the idle

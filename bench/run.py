@@ -78,8 +78,9 @@ WORKLOADS = [
     Workload("bounded_foreach", PATTERNS, "kanal go", 200000),
 ]
 
-# Column order of every table: kanal first, then the baselines.
-IMPL_ORDER = ["kanal", "pthread", "sem_t", "go", "ck", "tbb"]
+# Column order of every table: kanal first (on threads, then Go-shaped as
+# kn_go tasks), then the baselines.
+IMPL_ORDER = ["kanal", "kanal_go", "pthread", "sem_t", "go", "ck", "tbb"]
 
 OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op", "allocs_per_op"]
 

@@ -142,7 +142,20 @@ struct worker {
 	pthread_t thread;
 	struct block_hook hook;
 	/* Written by the worker only, read by kn_pool_stats. */
-	_Atomic uint64_t n_run, n_steal, n_park;
+	_Atomic uint64_t n_run, n_steal, n_park, n_switch;
+
+	/* Fibers (see "Fibers" above); the worker's thread only, except
+	 * where noted. */
+	struct fiber native;     /* the thread's own stack */
+	struct fiber *cur;       /* the fiber running now */
+	struct fiber *loops;     /* spare loop fibers, waiting in run_ready */
+	unsigned nloops;
+	struct fiber *ready, *ready_tail;   /* runnable blocked fibers, FIFO */
+	struct waiter *suspending;          /* for the fiber switched to */
+	struct fiber *dead;                 /* to unmap after the switch */
+	_Atomic uint64_t nblocked;          /* blocked or ready; read by pool_idle */
+	_Atomic(struct fiber *) remote KN_ALIGNED; /* woken by other threads */
+	struct waitq wakeq;                 /* this worker, while it sleeps */
 };
 
 struct kn_pool {
@@ -156,6 +169,7 @@ struct kn_pool {
 	void (*on_stop)(kn_pool *, unsigned, void *);
 	void *hook_arg;
 	_Atomic(struct worker *) *slots; /* published by each worker itself */
+	size_t stack_size;               /* of a fiber; 0: no fibers */
 	_Atomic uint32_t closing;        /* outside spawns refused */
 	_Atomic uint32_t stopping;       /* workers exit */
 
@@ -180,7 +194,9 @@ static _Thread_local struct worker *self;
 
 static void worker_block(void *arg);
 static void worker_unblock(void *arg);
+static bool worker_suspend(void *arg, struct waiter *wt);
 static void *worker_main(void *arg);
+static void worker_loop(struct worker *w);
 
 static bool on_own_worker(kn_pool *p)
 {
@@ -226,7 +242,9 @@ static int worker_start(kn_pool *p, unsigned idx)
 	w->pool = p;
 	w->index = idx;
 	w->rng = 0x9e3779b97f4a7c15ull * (idx + 1);
-	w->hook = (struct block_hook){ worker_block, worker_unblock, w };
+	w->hook = (struct block_hook){ p->stack_size ? worker_suspend : NULL,
+				       worker_block, worker_unblock, w };
+	waitq_init(&w->wakeq);
 	/* Counted before it runs, so that it sees itself among the workers
 	 * (its slot stays NULL until it publishes it). */
 	p->owned[idx] = w;
@@ -320,6 +338,215 @@ static bool start_search(kn_pool *p)
 static void stop_search(kn_pool *p)
 {
 	kick_if_needed(p, at_sub_seq_cst(&p->state, ST_SEARCH_ONE) - ST_SEARCH_ONE);
+}
+
+/* ---- fibers ------------------------------------------------------------ */
+
+#define LOOPS_KEEP 16 /* spare loop fibers a worker keeps mapped */
+
+static void ready_append(struct worker *w, struct fiber *f)
+{
+	f->next = NULL;
+	if (w->ready_tail)
+		w->ready_tail->next = f;
+	else
+		w->ready = f;
+	w->ready_tail = f;
+}
+
+/* f->wake, from any thread. The worker's own thread appends to its list;
+ * another pushes onto the worker's remote stack (seq_cst: the work side of
+ * sleep_thread's no-lost-wake-up protocol) and wakes it if it sleeps. */
+static void fiber_ready(struct fiber *f)
+{
+	struct worker *w = f->owner;
+	struct fiber *head;
+
+	if (self == w) {
+		ready_append(w, f);
+		return;
+	}
+	head = at_load_relaxed(&w->remote);
+	do
+		f->next = head;
+	while (!at_cas_weak_seq_cst(&w->remote, &head, f));
+	waitq_notify_one(&w->wakeq);
+}
+
+static bool has_ready(struct worker *w)
+{
+	return w->ready || at_load_seq_cst(&w->remote);
+}
+
+/* The oldest runnable blocked fiber, or NULL. The remote stack is taken
+ * whole (no ABA) and reversed into arrival order. */
+static struct fiber *take_ready(struct worker *w)
+{
+	struct fiber *f, *next, *tail = NULL;
+
+	if (!w->ready && at_load_relaxed(&w->remote)) {
+		f = at_xchg_acquire(&w->remote, NULL);
+		for (; f; f = next) {
+			next = f->next;
+			f->next = w->ready;
+			if (!tail)
+				tail = f;
+			w->ready = f;
+		}
+		w->ready_tail = tail;
+	}
+	f = w->ready;
+	if (f) {
+		w->ready = f->next;
+		if (!w->ready)
+			w->ready_tail = NULL;
+		at_store_relaxed(&w->nblocked, at_load_relaxed(&w->nblocked) - 1);
+	}
+	return f;
+}
+
+/* In the fiber just switched to: finish what the switch left to it. A
+ * fiber that blocked is marked suspended only now that its registers are
+ * saved; if a decision came first, it is runnable at once. */
+static void after_switch(struct worker *w)
+{
+	struct waiter *wt = w->suspending;
+
+	if (w->dead) {
+		fiber_free(w->dead);
+		w->dead = NULL;
+	}
+	if (wt) {
+		w->suspending = NULL;
+		if (!waiter_mark_suspended(wt))
+			ready_append(w, wt->fib);
+	}
+}
+
+/* Run to; the running fiber waits (suspending: blocked on wt) or, leaving,
+ * is unmapped by to. Returns when the running fiber is switched to again. */
+static void switch_to(struct worker *w, struct fiber *to, struct waiter *wt,
+		      bool leaving)
+{
+	struct fiber *from = w->cur;
+
+	w->suspending = wt;
+	if (leaving)
+		w->dead = from;
+	w->cur = to;
+	stat_inc(&w->n_switch);
+	fiber_switch(from, to, leaving);
+	after_switch(w);
+}
+
+/* A fresh loop fiber runs the worker loop from the top. When the loop ends
+ * (the pool stops and no fiber is blocked), the thread must end on its own
+ * stack, which then waits among the spare loops. */
+static void loop_main(void *arg)
+{
+	struct worker *w = arg;
+	struct fiber **l;
+
+	after_switch(w);
+	worker_loop(w);
+	for (l = &w->loops; *l != &w->native; l = &(*l)->next)
+		;
+	*l = w->native.next;
+	w->nloops--;
+	switch_to(w, &w->native, NULL, true);
+}
+
+static struct fiber *spare_loop(struct worker *w)
+{
+	struct fiber *f = w->loops;
+
+	if (f) {
+		w->loops = f->next;
+		w->nloops--;
+		return f;
+	}
+	f = fiber_new(w->pool->stack_size, loop_main, w);
+	if (f) {
+		f->owner = w;
+		f->wake = fiber_ready;
+	}
+	return f;
+}
+
+/* The block hook's suspend: run a runnable fiber, else a loop fiber, in
+ * place of the blocked task. */
+static bool worker_suspend(void *arg, struct waiter *wt)
+{
+	struct worker *w = arg;
+	struct fiber *to = take_ready(w);
+
+	if (!to)
+		to = spare_loop(w);
+	if (!to)
+		return false;
+	wt->fib = w->cur;
+	at_store_relaxed(&w->nblocked, at_load_relaxed(&w->nblocked) + 1);
+	switch_to(w, to, wt, false);
+	return true;
+}
+
+/* From the worker loop: resume f. This loop fiber waits among the spares
+ * (or is unmapped, beyond LOOPS_KEEP) until a task blocks. */
+static void run_ready(struct worker *w, struct fiber *f)
+{
+	struct fiber *l = w->cur;
+	bool leaving = l != &w->native && w->nloops >= LOOPS_KEEP;
+
+	if (!leaving) {
+		l->next = w->loops;
+		w->loops = l;
+		w->nloops++;
+	}
+	switch_to(w, f, NULL, leaving);
+}
+
+static void free_loops(struct worker *w)
+{
+	struct fiber *f;
+
+	while ((f = w->loops) != NULL) {
+		w->loops = f->next;
+		if (f != &w->native)
+			fiber_free(f);
+	}
+	w->nloops = 0;
+}
+
+/* With fibers blocked here, their partners are often about to answer:
+ * wait for that a little (adaptive, bounded: poll_begin) before searching
+ * and parking, which cost shared writes on both sides of the wake-up.
+ * Queued work ends the wait too. */
+static bool poll_ready(struct worker *w)
+{
+	struct poll p;
+	bool ok;
+
+	poll_begin(&p);
+	while (!(ok = has_ready(w) || at_load_relaxed(&w->pool->pending) > 0) &&
+	       poll_next(&p))
+		;
+	poll_end(&p, ok);
+	return ok;
+}
+
+/* Are fibers of any worker blocked (or runnable)? seq_cst: pool_idle's
+ * re-check. */
+static bool fibers_blocked(kn_pool *p)
+{
+	unsigned i, n = at_load_acquire(&p->nstarted);
+	struct worker *w;
+
+	for (i = 0; i < n; i++) {
+		w = at_load_acquire(&p->slots[i]);
+		if (w && at_load_seq_cst(&w->nblocked))
+			return true;
+	}
+	return false;
 }
 
 /* ---- taking tasks ------------------------------------------------------- */
@@ -426,7 +653,7 @@ static struct kn_task *search(struct worker *w)
 
 	for (round = 0; round < SEARCH_ROUNDS; round++) {
 		t = scan(w);
-		if (t || at_load_acquire(&w->pool->stopping))
+		if (t || at_load_acquire(&w->pool->stopping) || has_ready(w))
 			return t;
 		qsbr_quiescent();
 		backoff_spin(&b);
@@ -436,6 +663,35 @@ static struct kn_task *search(struct worker *w)
 
 /* ---- parking ---------------------------------------------------------- */
 
+/* Sleep the thread itself on wt (not a fiber switch): offline for QSBR,
+ * and not counted as a blocked task. */
+static uint32_t sleep_thread(struct worker *w, struct waiter *wt)
+{
+	uint32_t v;
+
+	qsbr_offline();
+	waiter_set_block_hook(NULL);
+	v = waiter_park(wt, KN_FOREVER, NULL);
+	waiter_set_block_hook(&w->hook);
+	qsbr_online();
+	return v;
+}
+
+/* A stopping worker whose fibers are still blocked waits for them. */
+static void sleep_for_fibers(struct worker *w)
+{
+	struct waiter wt;
+	struct wait_node n;
+
+	waiter_init(&wt);
+	n = WAIT_NODE(&wt, SEL_CASE0);
+	waitq_push(&w->wakeq, &n);
+	if (has_ready(w))
+		waiter_decide(&wt, SEL_ABORT);
+	sleep_thread(w, &wt);
+	waitq_remove(&w->wakeq, &n);
+}
+
 /* Park on the idle queue; false if it withdrew because work (or the stop)
  * showed up during registration. */
 static bool park(struct worker *w, bool searching)
@@ -443,26 +699,25 @@ static bool park(struct worker *w, bool searching)
 	kn_pool *p = w->pool;
 	uint64_t delta = ST_IDLE_ONE - (searching ? ST_SEARCH_ONE : 0), s;
 	struct waiter wt;
-	struct wait_node n;
+	struct wait_node n, nf;
 	uint32_t v = SEL_ABORT;
 
 	waiter_init(&wt);
 	n = WAIT_NODE(&wt, SEL_CASE0);
+	nf = WAIT_NODE(&wt, SEL_CASE0);
 	waitq_push(&p->idleq, &n);
+	waitq_push(&w->wakeq, &nf);
 	s = at_add_seq_cst(&p->state, delta) + delta;
-	if (at_load_seq_cst(&p->stopping) ||
+	if (at_load_seq_cst(&p->stopping) || has_ready(w) ||
 	    (st_running(s) < p->target && pool_has_work(p)))
 		waiter_decide(&wt, SEL_ABORT);
 	else if (st_idle(s) == st_threads(s))
 		waitq_notify_all(&p->idle_waiters); /* the pool went idle */
 	if (waiter_peek(&wt) == SEL_WAITING) {
 		stat_inc(&w->n_park);
-		qsbr_offline();
-		waiter_set_block_hook(NULL);
-		v = waiter_park(&wt, KN_FOREVER, NULL);
-		waiter_set_block_hook(&w->hook);
-		qsbr_online();
+		v = sleep_thread(w, &wt);
 	}
+	waitq_remove(&w->wakeq, &nf);
 	waitq_remove(&p->idleq, &n);
 	at_sub_seq_cst(&p->state, ST_IDLE_ONE);
 	return v != SEL_ABORT;
@@ -476,13 +731,25 @@ static struct kn_task *next_task(struct worker *w)
 	bool searching;
 
 	for (;;) {
-		if (at_load_acquire(&p->stopping))
-			return NULL;
+		struct fiber *f = take_ready(w);
+
+		if (f) {
+			run_ready(w, f);
+			continue;
+		}
+		if (at_load_acquire(&p->stopping)) {
+			if (!at_load_relaxed(&w->nblocked))
+				return NULL;
+			sleep_for_fibers(w);
+			continue;
+		}
 		if (++w->tick % INJECTOR_EVERY == 0 && (t = inj_take(w)))
 			return t;
 		t = deque_pop(&w->dq);
 		if (t)
 			return t;
+		if (at_load_relaxed(&w->nblocked) && poll_ready(w))
+			continue;
 		searching = st_running(at_load_relaxed(&p->state)) <= p->target &&
 			    start_search(p);
 		if (searching) {
@@ -492,7 +759,7 @@ static struct kn_task *next_task(struct worker *w)
 				return t;
 			}
 		}
-		if (park(w, searching)) {
+		if (park(w, searching) || has_ready(w)) {
 			b.step = 0;
 			continue;
 		}
@@ -560,6 +827,18 @@ static void name_thread(kn_pool *p, unsigned idx)
 	pthread_setname_np(pthread_self(), name);
 }
 
+/* Runs on whichever stack holds the loop: the thread's own at first,
+ * a loop fiber after a task blocked. */
+static void worker_loop(struct worker *w)
+{
+	struct kn_task *t;
+
+	while ((t = next_task(w)) != NULL) {
+		run_task(w, t);
+		qsbr_quiescent();
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -569,15 +848,19 @@ static void *worker_main(void *arg)
 
 	qsbr_register();
 	self = w;
+	fiber_adopt_thread(&w->native);
+	w->native.owner = w;
+	w->native.wake = fiber_ready;
+	w->cur = &w->native;
 	name_thread(p, w->index);
 	at_store_release(&p->slots[w->index], w);
 	waiter_set_block_hook(&w->hook);
 	if (p->on_start)
 		p->on_start(p, w->index, p->hook_arg);
-	while ((t = next_task(w)) != NULL) {
-		run_task(w, t);
-		qsbr_quiescent();
-	}
+	worker_loop(w);
+	/* Back on the thread's own stack, with no fiber blocked. */
+	free_loops(w);
+	waiter_set_block_hook(NULL);
 	/* Stopping: what is left here is dropped now, so that a join
 	 * waiting for it (on another worker) returns and lets that worker
 	 * stop too. Draining shutdowns leave nothing. */
@@ -585,7 +868,6 @@ static void *worker_main(void *arg)
 		drop_task(p, t);
 	if (p->on_stop)
 		p->on_stop(p, w->index, p->hook_arg);
-	waiter_set_block_hook(NULL);
 	self = NULL;
 	qsbr_unregister();
 	/* An exited worker counts as idle for good. */
@@ -755,7 +1037,7 @@ static bool pool_idle(kn_pool *p)
 	if (at_load_seq_cst(&p->pending) > 0)
 		return false;
 	s = at_load_seq_cst(&p->state);
-	return st_idle(s) == st_threads(s);
+	return st_idle(s) == st_threads(s) && !fibers_blocked(p);
 }
 
 int kn_pool_wait_idle(kn_pool *p)
@@ -897,6 +1179,9 @@ kn_pool *kn_pool_new(const struct kn_pool_opts *opts)
 	p->target = (int)n;
 	p->max_search = n / 2 ? (int)(n / 2) : 1;
 	p->max_threads = n + spare;
+	if (FIBER_AVAILABLE && !o.no_fibers)
+		p->stack_size = o.stack_size > KN_POOL_MIN_STACK ? o.stack_size :
+				o.stack_size ? KN_POOL_MIN_STACK : KN_POOL_DEFAULT_STACK;
 	snprintf(p->name, sizeof(p->name), "%s", o.name ? o.name : "kanal");
 	p->on_start = o.on_start;
 	p->on_stop = o.on_stop;
@@ -950,6 +1235,7 @@ int kn_pool_stats(kn_pool *p, struct kn_pool_stats *st)
 		st->tasks_run += at_load_relaxed(&w->n_run);
 		st->steals += at_load_relaxed(&w->n_steal);
 		st->parks += at_load_relaxed(&w->n_park);
+		st->switches += at_load_relaxed(&w->n_switch);
 	}
 	st->spares_started = at_load_relaxed(&p->spares_started);
 	st->workers = (unsigned)p->target;

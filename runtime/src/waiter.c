@@ -55,7 +55,10 @@
  */
 #include "waiter.h"
 
+#include <stddef.h>
+
 #include "ctx_internal.h"
+#include "timer.h"
 
 /* ---- lock ------------------------------------------------------------- */
 
@@ -93,12 +96,13 @@ void lock_release(struct lock *l)
 
 /* ---- waiter -------------------------------------------------------------- */
 
-/* Move sel from undecided (WAITING or PARKED) to v; *prev gets which. */
+/* Move sel from undecided (WAITING, PARKED or SUSPENDED) to v; *prev gets
+ * which. */
 static bool cas_undecided(struct waiter *w, uint32_t v, uint32_t *prev)
 {
 	uint32_t cur = at_load_relaxed(&w->sel);
 
-	while (cur == SEL_WAITING || cur == SEL_PARKED) {
+	while (cur == SEL_WAITING || cur == SEL_PARKED || cur == SEL_SUSPENDED) {
 		if (at_cas_acq_rel(&w->sel, &cur, v)) {
 			*prev = cur;
 			return true;
@@ -112,11 +116,24 @@ bool waiter_claim(struct waiter *w, uint32_t *prev)
 	return cas_undecided(w, SEL_CLAIMED, prev);
 }
 
-void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev)
+/* After deciding: an owner that was asleep needs waking. A suspended
+ * fiber cannot run before it is woken, so its record is still there. */
+static void wake_owner(struct waiter *w, uint32_t prev, struct fiber *fib)
 {
-	at_store_release(&w->sel, token);
 	if (prev == SEL_PARKED)
 		sys_futex_wake(&w->sel, 1);
+	else if (prev == SEL_SUSPENDED)
+		fib->wake(fib);
+}
+
+void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev)
+{
+	/* The fiber may run (and its frame go) as soon as the token is
+	 * out: read it before. */
+	struct fiber *fib = prev == SEL_SUSPENDED ? w->fib : NULL;
+
+	at_store_release(&w->sel, token);
+	wake_owner(w, prev, fib);
 }
 
 bool waiter_decide(struct waiter *w, uint32_t token)
@@ -125,8 +142,7 @@ bool waiter_decide(struct waiter *w, uint32_t token)
 
 	if (!cas_undecided(w, token, &prev))
 		return false;
-	if (prev == SEL_PARKED)
-		sys_futex_wake(&w->sel, 1);
+	wake_owner(w, prev, prev == SEL_SUSPENDED ? w->fib : NULL);
 	return true;
 }
 
@@ -135,6 +151,11 @@ static _Thread_local const struct block_hook *block_hook;
 void waiter_set_block_hook(const struct block_hook *hook)
 {
 	block_hook = hook;
+}
+
+bool waiter_suspends(void)
+{
+	return block_hook && block_hook->suspend;
 }
 
 /* Poll sel a little before sleeping: a partner on the other CPU often
@@ -153,6 +174,58 @@ static uint32_t spin_for_decision(struct waiter *w)
 		;
 	poll_end(&p, v != SEL_WAITING);
 	return v;
+}
+
+/* A suspended fiber's deadline: the timer thread decides the waiter. The
+ * entry lives in the fiber's frame, so the fiber waits for a fire that has
+ * begun to end (done) before its frame goes. */
+struct fiber_deadline {
+	struct timer_entry e;
+	struct waiter *w;
+	_Atomic uint32_t done;
+};
+
+static void deadline_fire(struct timer_entry *e)
+{
+	struct fiber_deadline *d = (struct fiber_deadline *)
+		((char *)e - offsetof(struct fiber_deadline, e));
+
+	waiter_decide(d->w, SEL_TIMEOUT);
+	at_store_release(&d->done, 1);
+}
+
+static void deadline_cancel(struct fiber_deadline *d)
+{
+	struct backoff b = { 0 };
+
+	if (timer_remove(&d->e))
+		return;
+	while (!at_load_acquire(&d->done))
+		backoff_snooze(&b);
+}
+
+/* A fiber lets its thread run other fibers while it waits; SEL_WAITING if
+ * it did not switch. Only a decision or a claim resumes it: a claim is
+ * waited out by sleep_for_decision. A deadline is kept by the timer thread
+ * (when it cannot be, the thread sleeps instead). */
+static uint32_t switch_for_decision(struct waiter *w, uint64_t deadline)
+{
+	const struct block_hook *hook = block_hook;
+	struct fiber_deadline d = { .w = w };
+	uint32_t v = waiter_peek(w);
+	bool switched;
+
+	if (v != SEL_WAITING || !hook || !hook->suspend)
+		return v;
+	if (deadline != KN_FOREVER && timer_add(&d.e, deadline, deadline_fire))
+		return v;
+	switched = hook->suspend(hook->arg, w);
+	if (deadline != KN_FOREVER)
+		deadline_cancel(&d);
+	if (!switched)
+		return v;
+	v = at_load_acquire(&w->sel);
+	return v == SEL_CLAIMED ? SEL_WAITING : v;
 }
 
 static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
@@ -206,7 +279,9 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 				waiter_decide(w, SEL_CANCEL);
 		}
 	}
-	v = spin_for_decision(w);
+	v = switch_for_decision(w, deadline);
+	if (v == SEL_WAITING)
+		v = spin_for_decision(w);
 	if (v == SEL_WAITING)
 		v = sleep_for_decision(w, deadline);
 	if (cq)
@@ -259,19 +334,23 @@ void waitq_remove(struct waitq *q, struct wait_node *n)
 	lock_release(&q->lock);
 }
 
+/* Cheapest to wake first: a waiter still running (no call at all), then a
+ * suspended fiber (a queue push), then a sleeping thread (a futex wake). */
 struct wait_node *waitq_pick_locked(struct waitq *q)
 {
-	struct wait_node *n, *asleep = NULL;
+	struct wait_node *n, *suspended = NULL, *asleep = NULL;
 
 	for (n = q->head; n; n = n->next) {
 		uint32_t v = at_load_relaxed(&n->w->sel);
 
 		if (v == SEL_WAITING)
 			return n;
+		if (v == SEL_SUSPENDED && !suspended)
+			suspended = n;
 		if (v == SEL_PARKED && !asleep)
 			asleep = n;
 	}
-	return asleep;
+	return suspended ? suspended : asleep;
 }
 
 bool waitq_notify_one_slow(struct waitq *q)

@@ -29,6 +29,7 @@
 #ifndef KN_WAITER_H
 #define KN_WAITER_H
 
+#include "fiber.h"
 #include "platform.h"
 
 /* ---- lock: a futex mutex for slow paths (queue registration) --------- */
@@ -59,11 +60,14 @@ enum {
 	SEL_TIMEOUT = 3, /* the deadline passed */
 	SEL_CANCEL = 4,  /* the context was cancelled */
 	SEL_ABORT = 5,   /* the owner withdrew: its condition became true */
+	SEL_SUSPENDED = 6, /* undecided, owner is a fiber switched away: a
+			      decider makes it runnable (fib->wake) */
 	SEL_CASE0 = 8,   /* case i (of a select, or the only case) fired */
 };
 
 struct waiter {
 	_Atomic uint32_t sel;
+	struct fiber *fib; /* the owner, while SEL_SUSPENDED */
 };
 
 static inline void waiter_init(struct waiter *w)
@@ -86,7 +90,8 @@ static inline uint32_t waiter_peek(struct waiter *w)
 {
 	uint32_t v = at_load_acquire(&w->sel);
 
-	return v == SEL_PARKED || v == SEL_CLAIMED ? SEL_WAITING : v;
+	return v == SEL_PARKED || v == SEL_SUSPENDED || v == SEL_CLAIMED ?
+	       SEL_WAITING : v;
 }
 
 /*
@@ -98,15 +103,41 @@ static inline uint32_t waiter_peek(struct waiter *w)
  */
 uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx);
 
-/* A thread about to sleep in waiter_park calls hook->enter(arg) first and
- * hook->leave(arg) on waking: the pool starts a spare worker in between.
- * Per thread; NULL to remove. */
+/*
+ * How a thread blocks, per thread (NULL: it sleeps on the futex).
+ *
+ * suspend: a wait switches to another fiber instead of sleeping (the
+ * timer thread keeps its deadline): suspend(arg, w) records w->fib, switches away, and has the
+ * scheduler move w from SEL_WAITING to SEL_SUSPENDED once the fiber's
+ * registers are saved (so a decider that sees SEL_SUSPENDED may resume it
+ * at once); a decision made before that makes the fiber runnable again
+ * directly. It returns when the fiber runs again, false if it could not
+ * switch (no memory for a fiber): the thread then sleeps. NULL: never.
+ *
+ * enter/leave: a thread about to sleep calls enter(arg) first and
+ * leave(arg) on waking: the pool starts a spare worker in between.
+ */
 struct block_hook {
+	bool (*suspend)(void *arg, struct waiter *w);
 	void (*enter)(void *arg);
 	void (*leave)(void *arg);
 	void *arg;
 };
 void waiter_set_block_hook(const struct block_hook *hook);
+
+/* Would a wait without deadline on this thread switch fibers? Then polling
+ * before it only holds up the thread's other fibers. */
+bool waiter_suspends(void);
+
+/* The scheduler's half of suspend: move w from SEL_WAITING to
+ * SEL_SUSPENDED (release: the fiber's saved state and w->fib go with it).
+ * False if w was decided or claimed meanwhile: the fiber is runnable. */
+static inline bool waiter_mark_suspended(struct waiter *w)
+{
+	uint32_t v = SEL_WAITING;
+
+	return at_cas_acq_rel(&w->sel, &v, SEL_SUSPENDED);
+}
 
 /* ---- wait queue --------------------------------------------------------- */
 

@@ -2,8 +2,8 @@
  * test_group.c - error groups and wait groups (kanal/group.h).
  *
  * Tasks report failures through a counter (Criterion asserts only on the
- * test's thread). A task that must hold its slot blocks on a wait group
- * used as a gate.
+ * test's thread). A task that must hold its slot (and its worker) waits
+ * at the gate of pool_helpers.h.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,19 +20,6 @@
 
 #include "pool_helpers.h"
 
-static kn_waitgroup gate;
-
-static void gate_close(void)
-{
-	kn_waitgroup_init(&gate);
-	kn_waitgroup_add(&gate, 1);
-}
-
-static void gate_open(void)
-{
-	kn_waitgroup_done(&gate);
-}
-
 static int ok_task(kn_ctx *ctx, void *arg)
 {
 	(void)ctx;
@@ -44,7 +31,7 @@ static int gated_task(kn_ctx *ctx, void *arg)
 {
 	(void)ctx;
 	(void)arg;
-	kn_waitgroup_wait(&gate);
+	gate_wait();
 	return 0;
 }
 
@@ -358,7 +345,7 @@ static void *shutdown_now(void *arg)
 static void hold(void *arg)
 {
 	at_store_release((_Atomic int *)arg, 1);
-	kn_waitgroup_wait(&gate);
+	gate_wait();
 }
 
 Test(group, tasks_dropped_by_the_pool_count_as_skipped)

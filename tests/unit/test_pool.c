@@ -3,7 +3,8 @@
  *
  * Behaviour only: which thread ran what, counts, return values, the
  * pool's own counters. Where a test needs a task to hold its worker, it
- * blocks on a wait group used as a gate (gate_open releases it).
+ * waits at a gate (gate_open releases it) by sleeping outside kanal: a
+ * kanal wait would suspend the task and free its thread.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,24 +26,10 @@ static void count_task(void *arg)
 	at_add_relaxed((_Atomic uint64_t *)arg, 1);
 }
 
-/* A gate: tasks that call gate_wait block (through kanal) until opened. */
-static kn_waitgroup gate;
-
-static void gate_close(void)
-{
-	kn_waitgroup_init(&gate);
-	kn_waitgroup_add(&gate, 1);
-}
-
-static void gate_open(void)
-{
-	kn_waitgroup_done(&gate);
-}
-
 static void gate_task(void *arg)
 {
 	(void)arg;
-	kn_waitgroup_wait(&gate);
+	gate_wait();
 }
 
 /* ---- the deque ---------------------------------------------------------- */
@@ -271,7 +258,7 @@ static void spawn_children(void *arg)
 	/* Hold the worker until the children ran: the other worker can only
 	 * get them by stealing from this one's deque. */
 	while (at_load_relaxed(s->count) < (uint64_t)s->children)
-		kn_waitgroup_wait_until(&gate, kn_deadline_in(100000));
+		nap_ms(1);
 }
 
 Test(pool, spawn_inside_a_task_goes_to_the_local_deque)
@@ -393,7 +380,7 @@ static void wait_closed(kn_pool *p)
 static void gate_task_started(void *arg)
 {
 	at_store_release((_Atomic int *)arg, 1);
-	kn_waitgroup_wait(&gate);
+	gate_wait();
 }
 
 Test(pool, drain_shutdown_runs_every_queued_task)
@@ -469,7 +456,7 @@ static void wg_wait_task(void *arg)
 
 Test(pool, a_blocked_task_lets_a_spare_run_the_rest)
 {
-	kn_pool *p = pool_of(1, 1);
+	kn_pool *p = thread_pool_of(1, 1);
 	kn_waitgroup wg = KN_WAITGROUP_INIT;
 	struct kn_pool_stats st;
 
@@ -486,7 +473,7 @@ Test(pool, a_blocked_task_lets_a_spare_run_the_rest)
 
 Test(pool, blocked_tasks_start_spares_up_to_the_cap)
 {
-	kn_pool *p = pool_of(1, 3);
+	kn_pool *p = thread_pool_of(1, 3);
 	kn_waitgroup wg = KN_WAITGROUP_INIT;
 	struct kn_pool_stats st;
 	int i;
@@ -569,6 +556,226 @@ Test(pool, four_stage_blocking_pipeline_on_two_workers)
 	kn_pool_free(p);
 	for (k = 0; k < 4; k++)
 		kn_chan_free(ch[k]);
+}
+
+Test(pool, four_stage_blocking_pipeline_on_threads)
+{
+	kn_pool *p = thread_pool_of(2, 0);
+	kn_chan *ch[4];
+	struct source src;
+	struct stage st[3];
+	int64_t v, sum = 0, i, n = 500, want = 0;
+	int k;
+
+	for (k = 0; k < 4; k++)
+		cr_assert_not_null(ch[k] = kn_chan_new(sizeof(int64_t), 0));
+	src = (struct source){ ch[0], n };
+	st[0] = (struct stage){ ch[0], ch[1], 2, 0 };
+	st[1] = (struct stage){ ch[1], ch[2], 1, 1 };
+	st[2] = (struct stage){ ch[2], ch[3], 3, 0 };
+	cr_assert_eq(kn_pool_spawn(p, source_task, &src), 0);
+	for (k = 0; k < 3; k++)
+		cr_assert_eq(kn_pool_spawn(p, stage_task, &st[k]), 0);
+	while (kn_chan_recv(ch[3], &v) == 0)
+		sum += v;
+	for (i = 0; i < n; i++)
+		want += (i * 2 + 1) * 3;
+	cr_assert_eq(sum, want);
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+	kn_pool_free(p);
+	for (k = 0; k < 4; k++)
+		kn_chan_free(ch[k]);
+}
+
+/* ---- fibers: blocked tasks suspend, the thread runs on ------------------ */
+
+Test(pool, blocked_tasks_suspend_on_one_thread_without_spares)
+{
+	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
+	kn_waitgroup wg = KN_WAITGROUP_INIT;
+	struct kn_pool_stats st;
+	int i;
+
+	kn_waitgroup_add(&wg, 1);
+	for (i = 0; i < 300; i++)
+		cr_assert_eq(kn_pool_spawn(p, wg_wait_task, &wg), 0);
+	/* The last task releases the 300 before it: each had to suspend
+	 * for the thread to reach it. */
+	cr_assert_eq(kn_pool_spawn(p, wg_done_task, &wg), 0);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	kn_pool_stats(p, &st);
+	cr_assert_eq(st.tasks_run, 301);
+	cr_assert_eq(st.threads, 1);
+	cr_assert_geq(st.switches, 300);
+	kn_pool_free(p);
+}
+
+struct ping {
+	kn_chan *ping, *pong;
+	int64_t n;
+};
+
+static void ping_task(void *arg)
+{
+	struct ping *g = arg;
+	int64_t i, v;
+
+	for (i = 0; i < g->n; i++) {
+		TASK_CHECK(kn_chan_send(g->ping, &i) == 0);
+		TASK_CHECK(kn_chan_recv(g->pong, &v) == 0 && v == i + 1);
+	}
+	kn_chan_close(g->ping);
+}
+
+static void pong_task(void *arg)
+{
+	struct ping *g = arg;
+	int64_t v;
+
+	while (kn_chan_recv(g->ping, &v) == 0)
+		TASK_CHECK(kn_chan_send(g->pong, &(int64_t){ v + 1 }) == 0);
+}
+
+/* Both ends on one thread with no spare: only fiber switches can make the
+ * hand-offs. */
+Test(pool, rendezvous_ping_pong_between_tasks_of_one_thread)
+{
+	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
+	struct ping g = { kn_chan_new(sizeof(int64_t), 0),
+			  kn_chan_new(sizeof(int64_t), 0), 20000 };
+	struct kn_pool_stats st;
+
+	cr_assert_eq(kn_pool_spawn(p, pong_task, &g), 0);
+	cr_assert_eq(kn_pool_spawn(p, ping_task, &g), 0);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+	kn_pool_stats(p, &st);
+	cr_assert_eq(st.threads, 1);
+	cr_assert_geq(st.switches, (uint64_t)(2 * g.n));
+	kn_pool_free(p);
+	kn_chan_free(g.ping);
+	kn_chan_free(g.pong);
+}
+
+static _Thread_local int thread_mark;
+
+struct resume {
+	kn_chan *ch;
+	_Atomic int moved;
+};
+
+static void resume_task(void *arg)
+{
+	struct resume *r = arg;
+	pthread_t me = pthread_self();
+	int64_t v;
+	int mark = (int)(uintptr_t)&v; /* differs per task */
+	int *mark_at = &thread_mark;
+
+	thread_mark = mark;
+	errno = mark;
+	TASK_CHECK(kn_chan_recv(r->ch, &v) == 0);
+	if (!pthread_equal(me, pthread_self()) || errno != mark ||
+	    thread_mark == 0 || &thread_mark != mark_at)
+		at_add_relaxed(&r->moved, 1);
+}
+
+/* A suspended task resumes on its own thread with its own errno, though
+ * other tasks ran on the thread meanwhile; thread-locals are the thread's. */
+Test(pool, a_suspended_task_resumes_on_its_own_thread)
+{
+	kn_pool *p = pool_of(2, KN_POOL_NO_SPARE);
+	struct resume r = { kn_chan_new(sizeof(int64_t), 0), 0 };
+	int64_t i;
+
+	for (i = 0; i < 64; i++)
+		cr_assert_eq(kn_pool_spawn(p, resume_task, &r), 0);
+	for (i = 0; i < 64; i++)
+		cr_assert_eq(kn_chan_send(r.ch, &i), 0);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert_eq(at_load_relaxed(&r.moved), 0);
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+	kn_pool_free(p);
+	kn_chan_free(r.ch);
+}
+
+struct timed {
+	kn_chan *ch;
+	int got, timed_out;
+};
+
+static void timed_recv_task(void *arg)
+{
+	struct timed *t = arg;
+	int64_t v;
+
+	/* Long enough to be answered; the sender can only run on this
+	 * same thread while this task waits. */
+	t->got = kn_chan_recv_until(t->ch, &v, kn_deadline_in(60000000000ull));
+	t->timed_out = kn_chan_recv_until(t->ch, &v, kn_deadline_in(20000000));
+}
+
+static void timed_send_task(void *arg)
+{
+	struct timed *t = arg;
+
+	TASK_CHECK(kn_chan_send(t->ch, &(int64_t){ 7 }) == 0);
+}
+
+Test(pool, a_wait_with_a_deadline_suspends_too)
+{
+	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
+	struct timed t = { kn_chan_new(sizeof(int64_t), 0), -1, -1 };
+
+	cr_assert_eq(kn_pool_spawn(p, timed_recv_task, &t), 0);
+	cr_assert_eq(kn_pool_spawn(p, timed_send_task, &t), 0);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert_eq(t.got, 0);
+	cr_assert_eq(t.timed_out, ETIMEDOUT);
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+	kn_pool_free(p);
+	kn_chan_free(t.ch);
+}
+
+struct idle_probe {
+	kn_pool *p;
+	_Atomic int returned;
+};
+
+static void *wait_idle_main(void *arg)
+{
+	struct idle_probe *ip = arg;
+
+	kn_pool_wait_idle(ip->p);
+	at_store_release(&ip->returned, 1);
+	return NULL;
+}
+
+static void recv_task(void *arg)
+{
+	int64_t v;
+
+	kn_chan_recv(arg, &v);
+}
+
+/* A suspended task keeps the pool busy: wait_idle and shutdown wait for
+ * it even though every worker thread sleeps. */
+Test(pool, a_suspended_task_keeps_the_pool_busy)
+{
+	struct idle_probe ip = { pool_of(2, KN_POOL_NO_SPARE), 0 };
+	kn_chan *ch = kn_chan_new(sizeof(int64_t), 0);
+	pthread_t th;
+
+	cr_assert_eq(kn_pool_spawn(ip.p, recv_task, ch), 0);
+	cr_assert_eq(pthread_create(&th, NULL, wait_idle_main, &ip), 0);
+	nap_ms(30);
+	cr_assert_eq(at_load_acquire(&ip.returned), 0);
+	kn_chan_close(ch);
+	pthread_join(th, NULL);
+	cr_assert_eq(at_load_acquire(&ip.returned), 1);
+	cr_assert_eq(kn_pool_spawn(ip.p, recv_task, ch), 0);
+	kn_pool_free(ip.p); /* the task returns at once: ch is closed */
+	kn_chan_free(ch);
 }
 
 /* ---- identity: names, hooks, current pool, default pool ----------------- */

@@ -11,15 +11,26 @@
  * parked worker only when no worker is searching. An idle pool makes no
  * system call and burns no CPU: there are no periodic wake-ups.
  *
- * Tasks may block. When a task blocks in a kanal call (a channel,
- * semaphore, context, wait group, group or join), its worker thread lets a
- * spare thread take its place, up to max_spare spare threads, so that the
- * pool keeps N threads running tasks: a 4-stage pipeline of blocking stage
- * tasks runs on a 2-worker pool. When the blocked task resumes, the pool is
- * above N running threads until one of them runs out of work and parks.
- * Spare threads stay parked, ready for the next block, until shutdown. A
- * task that blocks outside kanal (a raw system call, a pthread mutex) holds
- * its worker like any long computation.
+ * Tasks may block. When a task blocks in a kanal call (a channel, select,
+ * semaphore, context, wait group, group or join; with a deadline, a context
+ * or neither), it is suspended like a goroutine: its worker thread
+ * switches to another stack (a fiber, in user space: no system call) and
+ * goes on running other tasks; whoever completes the wait makes the task
+ * runnable again, and it resumes on the same worker thread, with its own
+ * errno (other thread-locals are the thread's, shared by its tasks). Tasks run on the stack of the worker loop
+ * that took them; a stack of stack_size bytes (guard page below) is mapped
+ * only when a task blocks and no spare stack is left, and a worker keeps a
+ * few for reuse. A pool whose tasks never block never maps one.
+ *
+ * A task on a pool made with no_fibers, or a suspension for which no stack
+ * can be mapped (or no timer set), blocks the worker thread instead: it
+ * lets a spare thread take its place, up to max_spare spare threads, so
+ * that the pool keeps N threads running tasks. Spare threads stay parked, ready for the next block, until
+ * shutdown. A task that blocks outside kanal (a raw system call, a pthread
+ * mutex) holds its worker like any long computation, and so do the
+ * suspended tasks that are to resume on that worker. Hence: do not hold an
+ * OS lock (a pthread mutex) across a blocking kanal call in a task, since
+ * another task on the same thread may wait for it (use a kn_sem).
  *
  * Joining a task from inside a task of the same pool helps: while the
  * joined task is not finished, the joiner runs tasks from its own deque
@@ -88,6 +99,10 @@ typedef struct kn_task kn_task;
 #define KN_POOL_DEFAULT_SPARE 64
 /* max_spare value for "never start a spare thread". */
 #define KN_POOL_NO_SPARE (-1)
+/* Stack of a suspended task of a pool whose options leave stack_size at 0;
+ * smaller sizes are raised to the minimum. */
+#define KN_POOL_DEFAULT_STACK ((size_t)256 * 1024)
+#define KN_POOL_MIN_STACK ((size_t)16 * 1024)
 
 struct kn_pool_opts {
 	unsigned workers;   /* N, threads running tasks; 0 = the CPUs of
@@ -100,6 +115,9 @@ struct kn_pool_opts {
 	void (*on_start)(kn_pool *pool, unsigned index, void *arg);
 	void (*on_stop)(kn_pool *pool, unsigned index, void *arg);
 	void *hook_arg;
+	size_t stack_size;  /* of a task's stack; 0 = KN_POOL_DEFAULT_STACK */
+	bool no_fibers;     /* blocked tasks block their thread (spares
+			       take its place) instead of switching */
 };
 
 struct kn_pool_stats {
@@ -107,6 +125,7 @@ struct kn_pool_stats {
 	uint64_t steals;         /* tasks taken from another worker's deque */
 	uint64_t parks;          /* times a worker went to sleep idle */
 	uint64_t spares_started; /* spare threads started */
+	uint64_t switches;       /* fiber switches (tasks blocked, resumed) */
 	unsigned workers;        /* N */
 	unsigned threads;        /* threads started so far: N + spares */
 };

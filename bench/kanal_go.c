@@ -1,0 +1,104 @@
+/*
+ * kanal_go.c - the task side of impl "kanal_go" (kanal_go.h).
+ *
+ * The joins wait on a wait group rather than kn_task_join: a join from a
+ * pool task helps, running queued tasks on the joiner's stack, and an actor
+ * run there (a consumer waiting for the close its joiner does after the
+ * join) could wait forever. A wait group only blocks, as Go's does.
+ */
+#include "kanal_go.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kanal/group.h>
+#include <kanal/pool.h>
+
+struct go_actor {
+	void *(*fn)(void *);
+	void *arg;
+	kn_waitgroup *done;
+};
+
+struct go_crew {
+	kn_waitgroup done;
+	struct go_actor actor[];
+};
+
+static void run_actor(void *arg)
+{
+	struct go_actor *a = arg;
+
+	a->fn(a->arg);
+	kn_waitgroup_done(a->done);
+}
+
+/* As bench_start: a workload cannot go on without its actors. */
+__attribute__((noreturn))
+static void die(int err)
+{
+	fprintf(stderr, "kn-bench: cannot start a task: %s\n", strerror(err));
+	exit(1);
+}
+
+void *bench_go_start(int n, void *(*fn)(void *), void *args, size_t arg_size)
+{
+	struct go_crew *c = malloc(sizeof(*c) + n * sizeof(c->actor[0]));
+	int err;
+
+	if (!c)
+		die(ENOMEM);
+	kn_waitgroup_init(&c->done);
+	kn_waitgroup_add(&c->done, n);
+	for (int i = 0; i < n; i++) {
+		c->actor[i] = (struct go_actor){ fn, (char *)args + i * arg_size,
+						 &c->done };
+		err = kn_go(run_actor, &c->actor[i]);
+		if (err)
+			die(err);
+	}
+	return c;
+}
+
+void bench_go_join(void *crew)
+{
+	struct go_crew *c = crew;
+
+	kn_waitgroup_wait(&c->done);
+	free(c);
+}
+
+struct go_main {
+	bench_fn fn;
+	const struct bench_args *a;
+	struct bench_result *r;
+	kn_waitgroup done;
+};
+
+static void run_main(void *arg)
+{
+	struct go_main *m = arg;
+
+	m->fn(m->a, m->r);
+	kn_waitgroup_done(&m->done);
+}
+
+void bench_go_main(bench_fn fn, const struct bench_args *a,
+		   struct bench_result *r)
+{
+	struct go_main m = { .fn = fn, .a = a, .r = r };
+	int err;
+
+	kn_waitgroup_init(&m.done);
+	kn_waitgroup_add(&m.done, 1);
+	/* The first kn_go makes the default pool: before any clock starts,
+	 * as Go's runtime is up before main. */
+	err = kn_go(run_main, &m);
+	if (err) {
+		r->check = "cannot start the main task";
+		return;
+	}
+	kn_waitgroup_wait(&m.done);
+}

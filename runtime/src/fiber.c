@@ -1,0 +1,214 @@
+/*
+ * fiber.c - stacks and the switch (fiber.h).
+ *
+ * Layout of a fresh fiber's stack, from its top (x86-64): the fiber record,
+ * 16 bytes of padding, then the frame kn_fiber_swap pops when it first
+ * switches in: the return address (the trampoline), rbp, rbx, r12 (the
+ * entry: fiber_main), r13 (its argument: the fiber), r14, r15, and one word
+ * holding MXCSR and the x87 control word at their power-on defaults. The
+ * trampoline's stack pointer is 16-byte aligned, as the ABI wants before a
+ * call.
+ */
+#include "fiber.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fault.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define KN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KN_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define KN_TSAN_FIBERS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KN_TSAN_FIBERS 1
+#endif
+#endif
+
+#ifdef KN_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef KN_TSAN_FIBERS
+#include <sanitizer/tsan_interface.h>
+#endif
+
+/* void kn_fiber_swap(void **save_sp, void *new_sp): push the callee-saved
+ * state, store the stack pointer, load the other one, pop its state. */
+#if FIBER_AVAILABLE
+void kn_fiber_swap(void **save_sp, void *new_sp);
+void kn_fiber_trampoline(void);
+
+__asm__(".text\n"
+	".p2align 4\n"
+	".globl kn_fiber_swap\n"
+	".hidden kn_fiber_swap\n"
+	".type kn_fiber_swap,@function\n"
+	"kn_fiber_swap:\n"
+	"	pushq %rbp\n"
+	"	pushq %rbx\n"
+	"	pushq %r12\n"
+	"	pushq %r13\n"
+	"	pushq %r14\n"
+	"	pushq %r15\n"
+	"	subq $8, %rsp\n"
+	"	stmxcsr (%rsp)\n"
+	"	fnstcw 4(%rsp)\n"
+	"	movq %rsp, (%rdi)\n"
+	"	movq %rsi, %rsp\n"
+	"	ldmxcsr (%rsp)\n"
+	"	fldcw 4(%rsp)\n"
+	"	addq $8, %rsp\n"
+	"	popq %r15\n"
+	"	popq %r14\n"
+	"	popq %r13\n"
+	"	popq %r12\n"
+	"	popq %rbx\n"
+	"	popq %rbp\n"
+	"	ret\n"
+	".size kn_fiber_swap, .-kn_fiber_swap\n"
+	".p2align 4\n"
+	".globl kn_fiber_trampoline\n"
+	".hidden kn_fiber_trampoline\n"
+	".type kn_fiber_trampoline,@function\n"
+	"kn_fiber_trampoline:\n"
+	"	movq %r13, %rdi\n"
+	"	callq *%r12\n"
+	"	ud2\n"
+	".size kn_fiber_trampoline, .-kn_fiber_trampoline\n");
+#endif
+
+/* Tell the sanitizers that this fiber now runs. */
+static void arrived(struct fiber *self)
+{
+#ifdef KN_ASAN
+	__sanitizer_finish_switch_fiber(self->asan_fake, NULL, NULL);
+#else
+	(void)self;
+#endif
+}
+
+static void fiber_main(struct fiber *f)
+{
+	arrived(f);
+	f->entry(f->arg);
+	abort(); /* entry must switch away for good */
+}
+
+void fiber_adopt_thread(struct fiber *f)
+{
+	memset(f, 0, sizeof(*f));
+#ifdef KN_ASAN
+	{
+		pthread_attr_t a;
+		void *lo;
+		size_t size;
+
+		if (pthread_getattr_np(pthread_self(), &a) == 0) {
+			pthread_attr_getstack(&a, &lo, &size);
+			pthread_attr_destroy(&a);
+			f->stack_lo = lo;
+			f->stack_size = size;
+		}
+	}
+#endif
+#ifdef KN_TSAN_FIBERS
+	f->tsan = __tsan_get_current_fiber();
+#endif
+}
+
+struct fiber *fiber_new(size_t size, void (*entry)(void *), void *arg)
+{
+#if FIBER_AVAILABLE
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = ((size + sizeof(struct fiber) + page - 1) & ~(page - 1)) + page;
+	unsigned char *map, *top;
+	uint64_t *frame;
+	struct fiber *f;
+
+	if (fault_alloc_should_fail())
+		goto nomem;
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (map == MAP_FAILED)
+		goto nomem;
+	if (mprotect(map, page, PROT_NONE)) {
+		munmap(map, len);
+		goto nomem;
+	}
+	f = (struct fiber *)(map + len) - 1;
+	memset(f, 0, sizeof(*f));
+	f->map = map;
+	f->map_size = len;
+	f->entry = entry;
+	f->arg = arg;
+	top = (unsigned char *)((uintptr_t)f & ~(uintptr_t)15) - 16;
+	f->stack_lo = map + page;
+	f->stack_size = (size_t)(top - (unsigned char *)f->stack_lo);
+	frame = (uint64_t *)top - 8;
+	frame[0] = 0x1f80 | ((uint64_t)0x037f << 32); /* MXCSR, x87 CW */
+	frame[1] = 0;                               /* r15 */
+	frame[2] = 0;                               /* r14 */
+	frame[3] = (uint64_t)(uintptr_t)f;          /* r13 */
+	frame[4] = (uint64_t)(uintptr_t)fiber_main; /* r12 */
+	frame[5] = 0;                               /* rbx */
+	frame[6] = 0;                               /* rbp */
+	frame[7] = (uint64_t)(uintptr_t)kn_fiber_trampoline;
+	f->sp = frame;
+#ifdef KN_TSAN_FIBERS
+	f->tsan = __tsan_create_fiber(0);
+#endif
+	return f;
+nomem:
+	errno = ENOMEM;
+	return NULL;
+#else
+	(void)size;
+	(void)entry;
+	(void)arg;
+	errno = ENOSYS;
+	return NULL;
+#endif
+}
+
+void fiber_free(struct fiber *f)
+{
+#ifdef KN_TSAN_FIBERS
+	__tsan_destroy_fiber(f->tsan);
+#endif
+	munmap(f->map, f->map_size);
+}
+
+void fiber_switch(struct fiber *from, struct fiber *to, bool leaving)
+{
+#if FIBER_AVAILABLE
+	int saved_errno = errno;
+
+#ifdef KN_ASAN
+	__sanitizer_start_switch_fiber(leaving ? NULL : &from->asan_fake,
+				       to->stack_lo, to->stack_size);
+#endif
+#ifdef KN_TSAN_FIBERS
+	__tsan_switch_to_fiber(to->tsan, 0);
+#endif
+
+	(void)leaving;
+	kn_fiber_swap(&from->sp, to->sp);
+	arrived(from);
+	errno = saved_errno;
+#else
+	(void)from;
+	(void)to;
+	(void)leaving;
+	abort();
+#endif
+}
