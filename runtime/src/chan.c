@@ -474,9 +474,9 @@ static void update_zero_fds(struct wait_case *wc, size_t n)
  * polls can lose a wake-up (the poller may give up, or take only one of
  * several values) and lets pollers starve sleepers under
  * oversubscription; the spin model found both (tests/model/waiter.pml).
- * Waits with rendezvous cases do not poll: trying those takes their locks;
- * nor do fibers: switching to another fiber costs less than a poll, and
- * polling would hold up the other fibers of the thread.
+ * Waits with rendezvous cases do not poll: trying those takes their locks.
+ * A fiber polls only while no other fiber of its thread is runnable:
+ * switching to one costs less than a poll, and polling would hold it up.
  */
 static int poll_rings(struct wait_case *wc, const size_t *order, size_t n,
 		      kn_ctx *ctx, size_t *fired)
@@ -486,7 +486,7 @@ static int poll_rings(struct wait_case *wc, const size_t *order, size_t n,
 	int r = EAGAIN;
 
 	poll_begin(&p);
-	while (poll_next(&p) && !(ctx && ctx_done(ctx)) &&
+	while (!waiter_others_ready() && poll_next(&p) && !(ctx && ctx_done(ctx)) &&
 	       (r = try_pass(wc, order, n, &none, fired)) == EAGAIN)
 		;
 	poll_end(&p, r != EAGAIN);
@@ -521,7 +521,7 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 				continue;
 			return (flags & KN_SELECT_DEFAULT) ? EAGAIN : ETIMEDOUT;
 		}
-		if (!polled && z->n == 0 && !waiter_suspends()) {
+		if (!polled && z->n == 0) {
 			polled = true;
 			r = poll_rings(wc, order, n, ctx, fired);
 			if (r != EAGAIN)

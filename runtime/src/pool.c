@@ -36,6 +36,30 @@
  * place; leave decrements blocked. The pool's own parking (idle workers)
  * removes the hook meanwhile, since an idle worker is not a blocked task.
  *
+ * Fibers. A task that blocks in the waiter layer (without no_fibers) does
+ * not park its thread: the block hook's suspend switches to another stack
+ * of the same worker, which goes on with the worker loop. Every stack that
+ * runs the loop is alike: the thread's own, and loop fibers mapped (or
+ * taken from the worker's spares) when a task blocks. So a task runs on
+ * the stack of the loop that took it, a task that never blocks costs no
+ * switch, and a blocked task keeps its whole stack (its loop frames below
+ * it) until it resumes. The waiter moves to SEL_SUSPENDED only after the
+ * switch (after_switch, on the new stack), so a decider that sees that
+ * state may make the fiber runnable at once: fiber_ready appends it to the
+ * worker's FIFO when it runs on that worker, else pushes it on the
+ * worker's remote stack (a CAS; the worker takes the stack whole with one
+ * exchange) and wakes the worker through its wakeq if it sleeps. The loop
+ * resumes runnable fibers before taking tasks; the loop fiber that does so
+ * becomes a spare (beyond LOOPS_KEEP it is unmapped). Fibers never move
+ * between workers: a task resumes on its own thread. A worker with blocked
+ * fibers polls for them briefly before searching (poll_ready), since their
+ * partners often answer within microseconds; it sleeps registered on both
+ * idleq and its wakeq. nblocked counts blocked and runnable fibers: the
+ * pool is idle only when it is 0 on every worker, and a stopping worker
+ * waits for it to reach 0 (a blocked task holds shutdown as a blocked
+ * thread did). The loop ends on the thread's own stack: a loop fiber that
+ * sees the end switches to it (it waits among the spares then).
+ *
  * QSBR. Workers are urcu-qsbr readers (deque.h states who may steal):
  * they report a quiescent state after every task and every search round,
  * go offline before parking and in the block hook, online after.
@@ -91,6 +115,11 @@
  *     the drop passes of an immediate shutdown run only after stopping.
  *  5. A joinable record is freed by whichever of runner and joiner drops
  *     the second reference, after the runner's last touch (the notify).
+ *  6. A fiber is in exactly one place: running (w->cur), on the spare
+ *     loops, runnable (ready list or remote stack), or blocked (its waiter
+ *     undecided and SEL_SUSPENDED, or about to be marked so by the fiber
+ *     switched to); nblocked counts the last two kinds. Only its own
+ *     worker's thread switches to it.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -195,6 +224,7 @@ static _Thread_local struct worker *self;
 static void worker_block(void *arg);
 static void worker_unblock(void *arg);
 static bool worker_suspend(void *arg, struct waiter *wt);
+static bool worker_others_ready(void *arg);
 static void *worker_main(void *arg);
 static void worker_loop(struct worker *w);
 
@@ -243,7 +273,8 @@ static int worker_start(kn_pool *p, unsigned idx)
 	w->index = idx;
 	w->rng = 0x9e3779b97f4a7c15ull * (idx + 1);
 	w->hook = (struct block_hook){ p->stack_size ? worker_suspend : NULL,
-				       worker_block, worker_unblock, w };
+				       worker_others_ready, worker_block,
+				       worker_unblock, w };
 	waitq_init(&w->wakeq);
 	/* Counted before it runs, so that it sees itself among the workers
 	 * (its slot stays NULL until it publishes it). */
@@ -488,6 +519,13 @@ static bool worker_suspend(void *arg, struct waiter *wt)
 	at_store_relaxed(&w->nblocked, at_load_relaxed(&w->nblocked) + 1);
 	switch_to(w, to, wt, false);
 	return true;
+}
+
+static bool worker_others_ready(void *arg)
+{
+	struct worker *w = arg;
+
+	return has_ready(w) || !deque_empty(&w->dq);
 }
 
 /* From the worker loop: resume f. This loop fiber waits among the spares

@@ -6,11 +6,25 @@
  *
  * A waiter is one 32-bit word, sel, living on the blocked thread's stack.
  * It starts SEL_WAITING. Exactly one party decides it by a CAS away from
- * SEL_WAITING/SEL_PARKED: a notifier (with the token of the node through
- * which it found the waiter), the owner's own timeout or cancellation, or
- * the owner itself withdrawing (SEL_ABORT). The owner sleeps on the futex
- * of sel only after moving it SEL_WAITING -> SEL_PARKED, so a decider knows
- * from the value it replaced whether a futex wake is needed at all.
+ * SEL_WAITING/SEL_PARKED/SEL_SUSPENDED: a notifier (with the token of the
+ * node through which it found the waiter), the owner's own timeout or
+ * cancellation, or the owner itself withdrawing (SEL_ABORT). The owner
+ * sleeps on the futex of sel only after moving it SEL_WAITING ->
+ * SEL_PARKED, so a decider knows from the value it replaced whether a
+ * futex wake is needed at all.
+ *
+ * A fiber (a pool task, pool.c) does not sleep: the block hook switches
+ * its thread to another fiber, and the scheduler moves sel SEL_WAITING ->
+ * SEL_SUSPENDED once the fiber's registers are saved. A decider that
+ * replaces SEL_SUSPENDED calls fib->wake instead of the futex; one that
+ * replaces SEL_WAITING before that leaves the scheduler's CAS to fail, and
+ * the scheduler makes the fiber runnable itself. A fiber's deadline is a
+ * timer entry that decides SEL_TIMEOUT. For a decider SEL_SUSPENDED is
+ * SEL_PARKED with another wake; for the owner, the CAS to it and the
+ * "sleep" are one step (no decision can come between them, and no
+ * spurious wake after). So every fiber execution is one of the thread
+ * executions that tests/model/waiter.pml explores, with the futex check
+ * right after the CAS, and the model's verdict covers fibers.
  *
  * A wait queue is a FIFO of nodes guarded by a futex lock, plus a count n
  * that notifiers read without the lock. Notifying an empty queue is one
@@ -21,10 +35,11 @@
  *
  * Invariants
  *
- *  1. sel leaves {WAITING, PARKED} exactly once (CAS), except CLAIMED ->
- *     token, written only by the claimer.
+ *  1. sel leaves {WAITING, PARKED, SUSPENDED} exactly once (CAS), except
+ *     CLAIMED -> token, written only by the claimer.
  *  2. The owner calls futex_wait only with the expected value PARKED, so a
- *     decision made before it sleeps makes the call return at once.
+ *     decision made before it sleeps makes the call return at once; a
+ *     fiber is switched to again only after its decision (or a claim).
  *  3. A node is linked into at most one queue, and it is unlinked (by a
  *     notifier or by its owner, under the queue lock) before its owner's
  *     frame ends.
@@ -153,9 +168,10 @@ void waiter_set_block_hook(const struct block_hook *hook)
 	block_hook = hook;
 }
 
-bool waiter_suspends(void)
+bool waiter_others_ready(void)
 {
-	return block_hook && block_hook->suspend;
+	return block_hook && block_hook->suspend &&
+	       block_hook->others_ready(block_hook->arg);
 }
 
 /* Poll sel a little before sleeping: a partner on the other CPU often

@@ -52,7 +52,7 @@ static inline bool lock_try(struct lock *l)
 /* ---- waiter -------------------------------------------------------------- */
 
 /* Values of waiter.sel. A waiter is decided exactly once: the first CAS away
- * from SEL_WAITING/SEL_PARKED wins. */
+ * from SEL_WAITING/SEL_PARKED/SEL_SUSPENDED wins. */
 enum {
 	SEL_WAITING = 0, /* undecided, owner running */
 	SEL_PARKED = 1,  /* undecided, owner asleep (or about to be): wake it */
@@ -114,20 +114,24 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx);
  * directly. It returns when the fiber runs again, false if it could not
  * switch (no memory for a fiber): the thread then sleeps. NULL: never.
  *
+ * others_ready: are other fibers of this thread runnable (or tasks queued
+ * on it)? Polling is worth it only while there are none.
+ *
  * enter/leave: a thread about to sleep calls enter(arg) first and
  * leave(arg) on waking: the pool starts a spare worker in between.
  */
 struct block_hook {
 	bool (*suspend)(void *arg, struct waiter *w);
+	bool (*others_ready)(void *arg);
 	void (*enter)(void *arg);
 	void (*leave)(void *arg);
 	void *arg;
 };
 void waiter_set_block_hook(const struct block_hook *hook);
 
-/* Would a wait without deadline on this thread switch fibers? Then polling
- * before it only holds up the thread's other fibers. */
-bool waiter_suspends(void);
+/* Would a wait on this thread switch to another runnable fiber? Then
+ * polling before it would only hold up that fiber. */
+bool waiter_others_ready(void);
 
 /* The scheduler's half of suspend: move w from SEL_WAITING to
  * SEL_SUSPENDED (release: the fiber's saved state and w->fib go with it).

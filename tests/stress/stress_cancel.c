@@ -94,7 +94,7 @@ static void on_wake(void *arg)
 static void *block(void *arg)
 {
 	struct blocked *b = arg;
-	struct block_hook h = { NULL, on_block, on_wake, b };
+	struct block_hook h = { .enter = on_block, .leave = on_wake, .arg = b };
 	int v = 0;
 
 	waiter_set_block_hook(&h);

@@ -173,7 +173,7 @@ static void *work(void *arg)
 {
 	struct worker *w = arg;
 	struct shared *sh = w->sh;
-	struct block_hook h = { NULL, on_block, on_wake, w };
+	struct block_hook h = { .enter = on_block, .leave = on_wake, .arg = w };
 	unsigned n = 0;
 
 	waiter_set_block_hook(&h);

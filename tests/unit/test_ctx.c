@@ -66,7 +66,7 @@ static void on_wake(void *arg)
 static void *wait_main(void *arg)
 {
 	struct waiting *w = arg;
-	struct block_hook h = { NULL, on_block, on_wake, &w->parked };
+	struct block_hook h = { .enter = on_block, .leave = on_wake, .arg = &w->parked };
 
 	waiter_set_block_hook(&h);
 	w->ret = kn_ctx_wait(w->ctx, w->deadline);

@@ -454,18 +454,29 @@ static void wg_wait_task(void *arg)
 	kn_waitgroup_wait(arg);
 }
 
-Test(pool, a_blocked_task_lets_a_spare_run_the_rest)
+/* n tasks that wait for a last one to release them; the pool's counters
+ * once all have run. */
+static struct kn_pool_stats release_waiters(kn_pool *p, int n)
 {
-	kn_pool *p = thread_pool_of(1, 1);
 	kn_waitgroup wg = KN_WAITGROUP_INIT;
 	struct kn_pool_stats st;
+	int i;
 
 	kn_waitgroup_add(&wg, 1);
-	cr_assert_eq(kn_pool_spawn(p, wg_wait_task, &wg), 0);
+	for (i = 0; i < n; i++)
+		cr_assert_eq(kn_pool_spawn(p, wg_wait_task, &wg), 0);
 	cr_assert_eq(kn_pool_spawn(p, wg_done_task, &wg), 0);
 	cr_assert_eq(kn_pool_wait_idle(p), 0);
 	kn_pool_stats(p, &st);
-	cr_assert_eq(st.tasks_run, 2);
+	cr_assert_eq(st.tasks_run, (uint64_t)n + 1);
+	return st;
+}
+
+Test(pool, a_blocked_task_lets_a_spare_run_the_rest)
+{
+	kn_pool *p = thread_pool_of(1, 1);
+	struct kn_pool_stats st = release_waiters(p, 1);
+
 	cr_assert_leq(st.spares_started, 1);
 	cr_assert_leq(st.threads, 2);
 	kn_pool_free(p);
@@ -528,13 +539,13 @@ static void source_task(void *arg)
 	kn_chan_close(s->out);
 }
 
-Test(pool, four_stage_blocking_pipeline_on_two_workers)
+/* source -> 3 stages -> this thread, over rendezvous channels, on p. */
+static void four_stage_pipeline(kn_pool *p, int64_t n)
 {
-	kn_pool *p = pool_of(2, 0);
 	kn_chan *ch[4];
 	struct source src;
 	struct stage st[3];
-	int64_t v, sum = 0, i, n = 2000, want = 0;
+	int64_t v, sum = 0, i, want = 0;
 	int k;
 
 	for (k = 0; k < 4; k++)
@@ -552,59 +563,31 @@ Test(pool, four_stage_blocking_pipeline_on_two_workers)
 		want += (i * 2 + 1) * 3;
 	cr_assert_eq(sum, want);
 	cr_assert_eq(at_load_relaxed(&task_failures), 0);
-	kn_pool_wait_idle(p);
 	kn_pool_free(p);
 	for (k = 0; k < 4; k++)
 		kn_chan_free(ch[k]);
 }
 
+Test(pool, four_stage_blocking_pipeline_on_two_workers)
+{
+	four_stage_pipeline(pool_of(2, 0), 2000);
+}
+
+/* The same with blocked threads and spares instead of fibers. */
 Test(pool, four_stage_blocking_pipeline_on_threads)
 {
-	kn_pool *p = thread_pool_of(2, 0);
-	kn_chan *ch[4];
-	struct source src;
-	struct stage st[3];
-	int64_t v, sum = 0, i, n = 500, want = 0;
-	int k;
-
-	for (k = 0; k < 4; k++)
-		cr_assert_not_null(ch[k] = kn_chan_new(sizeof(int64_t), 0));
-	src = (struct source){ ch[0], n };
-	st[0] = (struct stage){ ch[0], ch[1], 2, 0 };
-	st[1] = (struct stage){ ch[1], ch[2], 1, 1 };
-	st[2] = (struct stage){ ch[2], ch[3], 3, 0 };
-	cr_assert_eq(kn_pool_spawn(p, source_task, &src), 0);
-	for (k = 0; k < 3; k++)
-		cr_assert_eq(kn_pool_spawn(p, stage_task, &st[k]), 0);
-	while (kn_chan_recv(ch[3], &v) == 0)
-		sum += v;
-	for (i = 0; i < n; i++)
-		want += (i * 2 + 1) * 3;
-	cr_assert_eq(sum, want);
-	cr_assert_eq(at_load_relaxed(&task_failures), 0);
-	kn_pool_free(p);
-	for (k = 0; k < 4; k++)
-		kn_chan_free(ch[k]);
+	four_stage_pipeline(thread_pool_of(2, 0), 500);
 }
 
 /* ---- fibers: blocked tasks suspend, the thread runs on ------------------ */
 
+/* The last task releases the 300 before it: each had to suspend for the
+ * only thread to reach it. */
 Test(pool, blocked_tasks_suspend_on_one_thread_without_spares)
 {
 	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
-	kn_waitgroup wg = KN_WAITGROUP_INIT;
-	struct kn_pool_stats st;
-	int i;
+	struct kn_pool_stats st = release_waiters(p, 300);
 
-	kn_waitgroup_add(&wg, 1);
-	for (i = 0; i < 300; i++)
-		cr_assert_eq(kn_pool_spawn(p, wg_wait_task, &wg), 0);
-	/* The last task releases the 300 before it: each had to suspend
-	 * for the thread to reach it. */
-	cr_assert_eq(kn_pool_spawn(p, wg_done_task, &wg), 0);
-	cr_assert_eq(kn_pool_wait_idle(p), 0);
-	kn_pool_stats(p, &st);
-	cr_assert_eq(st.tasks_run, 301);
 	cr_assert_eq(st.threads, 1);
 	cr_assert_geq(st.switches, 300);
 	kn_pool_free(p);

@@ -50,7 +50,7 @@ static void on_wake(void *arg)
 static void *acq_main(void *arg)
 {
 	struct acq *a = arg;
-	struct block_hook h = { NULL, on_block, on_wake, &a->parked };
+	struct block_hook h = { .enter = on_block, .leave = on_wake, .arg = &a->parked };
 
 	waiter_set_block_hook(&h);
 	switch (a->how) {
