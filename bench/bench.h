@@ -78,6 +78,21 @@ struct bench_crew *bench_start(int n, void *(*fn)(void *), void *args,
 			       size_t arg_size);
 void bench_join(struct bench_crew *c);
 
+/*
+ * How a workload runs its actors. Both members NULL: OS threads
+ * (bench_start/bench_join); impl kanal_go brings kn_go tasks (kanal_go.h).
+ * start runs fn(args + i * arg_size) for i = 0..n-1 and returns at once
+ * (ending the process when it cannot); join waits for all of them and
+ * frees what start made.
+ */
+struct bench_runner {
+	void *(*start)(int n, void *(*fn)(void *), void *args, size_t arg_size);
+	void (*join)(void *crew);
+};
+void *bench_run(const struct bench_runner *how, int n, void *(*fn)(void *),
+		void *args, size_t arg_size);
+void bench_wait(const struct bench_runner *how, void *crew);
+
 /* Sum of 0..n-1, the closed form the sum checks compare against. */
 static inline uint64_t bench_sum_upto(uint64_t n)
 {

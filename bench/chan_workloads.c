@@ -100,22 +100,6 @@ static void *consume(void *arg)
 	return NULL;
 }
 
-void *cw_start(const struct chan_ops *ops, int n, void *(*fn)(void *),
-	       void *args, size_t arg_size)
-{
-	if (ops->start)
-		return ops->start(n, fn, args, arg_size);
-	return bench_start(n, fn, args, arg_size);
-}
-
-void cw_join(const struct chan_ops *ops, void *crew)
-{
-	if (ops->join)
-		ops->join(crew);
-	else
-		bench_join(crew);
-}
-
 /* ---- checks --------------------------------------------------------------- */
 
 static char message[160];
@@ -190,10 +174,10 @@ void cw_spsc(const struct chan_ops *ops, const struct bench_args *a,
 	}
 	prod.out = cons.in = q;
 	t0 = bench_now();
-	crew = cw_start(ops, 1, produce, &prod, sizeof(prod));
+	crew = bench_run(&ops->run, 1, produce, &prod, sizeof(prod));
 	consume(&cons);
 	r->ns = bench_now() - t0;
-	cw_join(ops, crew);
+	bench_wait(&ops->run, crew);
 	r->check = verdict(&cons, a->items, bench_sum_upto(a->items), prod.failed);
 	ops->free(q);
 }
@@ -216,11 +200,11 @@ void cw_mpmc(const struct chan_ops *ops, int n, size_t cap,
 		cons[k] = (struct actor){ .ops = ops, .in = q };
 	}
 	t0 = bench_now();
-	consumers = cw_start(ops, n, consume, cons, sizeof(cons[0]));
-	producers = cw_start(ops, n, produce, prod, sizeof(prod[0]));
-	cw_join(ops, producers);
+	consumers = bench_run(&ops->run, n, consume, cons, sizeof(cons[0]));
+	producers = bench_run(&ops->run, n, produce, prod, sizeof(prod[0]));
+	bench_wait(&ops->run, producers);
 	ops->close(q);
-	cw_join(ops, consumers);
+	bench_wait(&ops->run, consumers);
 	r->ns = bench_now() - t0;
 
 	for (int k = 0; k < n; k++) {
@@ -246,7 +230,7 @@ void cw_pingpong(const struct chan_ops *ops, const struct bench_args *a,
 	echo.in = q[0];
 	echo.out = q[1];
 	r->lat = bench_lat_new(a->items);
-	crew = cw_start(ops, 1, stage, &echo, sizeof(echo));
+	crew = bench_run(&ops->run, 1, stage, &echo, sizeof(echo));
 
 	t0 = bench_now();
 	for (uint64_t i = 0; i < a->items; i++) {
@@ -263,7 +247,7 @@ void cw_pingpong(const struct chan_ops *ops, const struct bench_args *a,
 	r->ns = bench_now() - t0;
 
 	ops->close(q[0]);
-	cw_join(ops, crew);
+	bench_wait(&ops->run, crew);
 	r->check = verdict(&got, a->items, bench_sum_upto(a->items), echo.failed);
 	free_all(ops, q, 2);
 }
@@ -282,10 +266,10 @@ void cw_generator(const struct chan_ops *ops, const struct bench_args *a,
 	}
 	gen.out = cons.in = q;
 	t0 = bench_now();
-	crew = cw_start(ops, 1, produce, &gen, sizeof(gen));
+	crew = bench_run(&ops->run, 1, produce, &gen, sizeof(gen));
 	consume(&cons);
 	r->ns = bench_now() - t0;
-	cw_join(ops, crew);
+	bench_wait(&ops->run, crew);
 	r->check = verdict(&cons, a->items, bench_sum_upto(a->items), gen.failed);
 	ops->free(q);
 }
@@ -337,12 +321,12 @@ void cw_pipeline3(const struct chan_ops *ops, size_t cap,
 			       .lat = r->lat };
 
 	t0 = bench_now();
-	gc = cw_start(ops, 1, produce, &gen, sizeof(gen));
-	sc = cw_start(ops, 3, stage, stages, sizeof(stages[0]));
+	gc = bench_run(&ops->run, 1, produce, &gen, sizeof(gen));
+	sc = bench_run(&ops->run, 3, stage, stages, sizeof(stages[0]));
 	consume(&cons);
 	r->ns = bench_now() - t0;
-	cw_join(ops, gc);
-	cw_join(ops, sc);
+	bench_wait(&ops->run, gc);
+	bench_wait(&ops->run, sc);
 
 	r->check = verdict(&cons, n, 6 * bench_sum_upto(n) + 3 * n,
 			   gen.failed + failures(stages, 3));
@@ -380,12 +364,12 @@ void cw_fanout4_fanin(const struct chan_ops *ops, const struct bench_args *a,
 	cons = (struct actor){ .ops = ops, .in = q[MERGED] };
 
 	t0 = bench_now();
-	gc = cw_start(ops, 1, produce, &gen, sizeof(gen));
-	sc = cw_start(ops, 2 * WORKERS, stage, stages, sizeof(stages[0]));
+	gc = bench_run(&ops->run, 1, produce, &gen, sizeof(gen));
+	sc = bench_run(&ops->run, 2 * WORKERS, stage, stages, sizeof(stages[0]));
 	consume(&cons);
 	r->ns = bench_now() - t0;
-	cw_join(ops, gc);
-	cw_join(ops, sc);
+	bench_wait(&ops->run, gc);
+	bench_wait(&ops->run, sc);
 
 	r->check = verdict(&cons, a->items, 2 * bench_sum_upto(a->items),
 			   gen.failed + failures(stages, 2 * WORKERS));
@@ -423,12 +407,12 @@ void cw_worker_pool(const struct chan_ops *ops, const struct bench_args *a,
 	cons = (struct actor){ .ops = ops, .in = q[RESULTS] };
 
 	t0 = bench_now();
-	sc = cw_start(ops, 1, produce, &sender, sizeof(sender));
-	wc = cw_start(ops, WORKERS, stage, workers, sizeof(workers[0]));
+	sc = bench_run(&ops->run, 1, produce, &sender, sizeof(sender));
+	wc = bench_run(&ops->run, WORKERS, stage, workers, sizeof(workers[0]));
 	consume(&cons);
 	r->ns = bench_now() - t0;
-	cw_join(ops, sc);
-	cw_join(ops, wc);
+	bench_wait(&ops->run, sc);
+	bench_wait(&ops->run, wc);
 
 	r->check = verdict(&cons, a->items, sum_squares_upto(a->items),
 			   sender.failed + failures(workers, WORKERS));

@@ -8,8 +8,8 @@
  *
  *	BENCH(chan_spsc, pthread) { cw_spsc(&pq_ops, a, r); }
  *
- * The actors run on OS threads unless the ops bring start/join hooks: impl
- * kanal_go runs the same bodies with every actor a kn_go task.
+ * The actors run on OS threads unless the ops bring a runner (bench.h):
+ * impl kanal_go runs the same bodies with every actor a kn_go task.
  */
 #ifndef KN_BENCH_CHAN_WORKLOADS_H
 #define KN_BENCH_CHAN_WORKLOADS_H
@@ -29,21 +29,8 @@ struct chan_ops {
 	/* Called once, by the sending side, when no send is in progress. */
 	void (*close)(void *q);
 	void (*free)(void *q);
-	/*
-	 * Optional, both or neither: start runs fn(args + i * arg_size) for
-	 * i = 0..n-1 concurrently and returns at once (it ends the process
-	 * when it cannot: a workload cannot go on without its actors); join
-	 * waits for all of them and frees what start made. NULL: OS threads
-	 * (bench_start/bench_join).
-	 */
-	void *(*start)(int n, void *(*fn)(void *), void *args, size_t arg_size);
-	void (*join)(void *crew);
+	struct bench_runner run; /* the actors: threads unless set */
 };
-
-/* Starts n actors the way ops runs them, and joins them. */
-void *cw_start(const struct chan_ops *ops, int n, void *(*fn)(void *),
-	       void *args, size_t arg_size);
-void cw_join(const struct chan_ops *ops, void *crew);
 
 /* chan_spsc: capacity 1024, values must arrive in order. */
 void cw_spsc(const struct chan_ops *ops, const struct bench_args *a,

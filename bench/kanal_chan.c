@@ -58,7 +58,7 @@ static const struct chan_ops kq_ops = {
 static const struct chan_ops kq_go_ops = {
 	.new = kq_new, .send = kq_send, .recv = kq_recv,
 	.close = kq_close, .free = kq_free,
-	.start = bench_go_start, .join = bench_go_join,
+	.run = { bench_go_start, bench_go_join },
 };
 
 BENCH(chan_spsc, kanal) { cw_spsc(&kq_ops, a, r); }
@@ -121,7 +121,7 @@ static void select2(const struct chan_ops *ops, const struct bench_args *a,
 		cases[i] = (struct kn_case){ p[i].ch, KN_RECV, &in };
 	}
 	t0 = bench_now();
-	crew = cw_start(ops, 2, sel_produce, p, sizeof(p[0]));
+	crew = bench_run(&ops->run, 2, sel_produce, p, sizeof(p[0]));
 	while (open) {
 		size_t fired;
 		int e = kn_select(cases, 2, 0, KN_FOREVER, NULL, &fired);
@@ -138,7 +138,7 @@ static void select2(const struct chan_ops *ops, const struct bench_args *a,
 		}
 	}
 	r->ns = bench_now() - t0;
-	cw_join(ops, crew);
+	bench_wait(&ops->run, crew);
 	r->check = count == n && sum == bench_sum_upto(n) ? "ok" : "select lost or duplicated values";
 	for (i = 0; i < 2; i++)
 		kn_chan_free(p[i].ch);

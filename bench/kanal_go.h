@@ -13,7 +13,7 @@
 
 #include "bench.h"
 
-/* struct chan_ops start/join hooks: the actors as kn_go tasks, joined
+/* struct bench_runner hooks: the actors as kn_go tasks, joined
  * through a wait group (as Go's sync.WaitGroup). */
 void *bench_go_start(int n, void *(*fn)(void *), void *args, size_t arg_size);
 void bench_go_join(void *crew);

@@ -15,6 +15,7 @@
 #include <kanal/pool.h>
 
 #include "bench.h"
+#include "kanal_go.h"
 
 static void nothing(void *arg)
 {
@@ -143,16 +144,16 @@ static int empty(kn_ctx *ctx, void *arg)
 	return 0;
 }
 
-BENCH(group_limit20, kanal)
+/* N empty tasks through a group limited to 20, on p, from this thread. */
+static void group_limit20_on(kn_pool *p, const struct bench_args *a,
+			     struct bench_result *r)
 {
-	kn_pool *p = pool_up(r);
-	kn_group *g = p ? kn_group_new(NULL, p) : NULL;
+	kn_group *g = kn_group_new(NULL, p);
 	uint64_t i, before, t0;
 	int err;
 
 	if (!g) {
 		r->check = "cannot make the group";
-		kn_pool_free(p);
 		return;
 	}
 	kn_group_set_limit(g, 20);
@@ -166,7 +167,22 @@ BENCH(group_limit20, kanal)
 	r->check = err ? "wait returned an error" :
 			 ran_verdict(tasks_run(p) - before, a->items);
 	kn_group_free(g);
+}
+
+BENCH(group_limit20, kanal)
+{
+	kn_pool *p = pool_up(r);
+
+	if (p)
+		group_limit20_on(p, a, r);
 	kn_pool_free(p);
+}
+
+/* kanal_go: the loop is the main task on the default pool, as Go's is the
+ * main goroutine: a full group suspends it and its thread runs the tasks. */
+BENCH_GO(group_limit20)
+{
+	group_limit20_on(kn_pool_current(), a, r);
 }
 
 /* ---- pool_idle_cpu ---------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <kanal/sem.h>
 
 #include "bench.h"
+#include "kanal_go.h"
 #include "sem_workloads.h"
 
 static void *ks_new(unsigned tokens)
@@ -47,9 +48,18 @@ static const struct sem_ops ks_ops = {
 	.available = ks_available, .free = ks_free,
 };
 
+/* kanal_go: the 8 loopers are kn_go tasks, as Go's are goroutines. */
+static const struct sem_ops ks_go_ops = {
+	.new = ks_new, .acquire = ks_acquire, .release = ks_release,
+	.available = ks_available, .free = ks_free,
+	.run = { bench_go_start, bench_go_join },
+};
+
 BENCH(sem_uncontended, kanal) { sw_uncontended(&ks_ops, a, r); }
 BENCH(sem_contended, kanal) { sw_shared(&ks_ops, 20, a, r); }
 BENCH(sem_blocking, kanal) { sw_shared(&ks_ops, 4, a, r); }
+BENCH_GO(sem_contended) { sw_shared(&ks_go_ops, 20, a, r); }
+BENCH_GO(sem_blocking) { sw_shared(&ks_go_ops, 4, a, r); }
 
 /* ---- ctx_cancel_fanout ------------------------------------------------------ */
 

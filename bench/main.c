@@ -172,6 +172,22 @@ void bench_join(struct bench_crew *c)
 	free(c);
 }
 
+void *bench_run(const struct bench_runner *how, int n, void *(*fn)(void *),
+		void *args, size_t arg_size)
+{
+	if (how->start)
+		return how->start(n, fn, args, arg_size);
+	return bench_start(n, fn, args, arg_size);
+}
+
+void bench_wait(const struct bench_runner *how, void *crew)
+{
+	if (how->join)
+		how->join(crew);
+	else
+		bench_join(crew);
+}
+
 int bench_threads(int n, void *(*fn)(void *), void *args, size_t arg_size)
 {
 	pthread_t *t = malloc(n * sizeof(pthread_t));

@@ -67,7 +67,7 @@ static void run(const struct sem_ops *ops, unsigned tokens, int n,
 	if (n == 1)
 		loop(&l[0]);
 	else
-		bench_join(bench_start(n, loop, l, sizeof(l[0])));
+		bench_wait(&ops->run, bench_run(&ops->run, n, loop, l, sizeof(l[0])));
 	r->ns = bench_now() - t0;
 
 	for (int k = 0; k < n; k++)

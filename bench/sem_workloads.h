@@ -17,6 +17,7 @@ struct sem_ops {
 	/* Tokens free; called only when no thread uses the semaphore. */
 	unsigned (*available)(void *s);
 	void (*free)(void *s);
+	struct bench_runner run; /* the threads: OS threads unless set */
 };
 
 /* sem_uncontended: one thread, a semaphore of 1, N acquire+release pairs. */

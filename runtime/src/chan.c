@@ -485,8 +485,11 @@ static int poll_rings(struct wait_case *wc, const size_t *order, size_t n,
 	struct poll p;
 	int r = EAGAIN;
 
+	if (waiter_others_ready())
+		return r;
 	poll_begin(&p);
-	while (!waiter_others_ready() && poll_next(&p) && !(ctx && ctx_done(ctx)) &&
+	while (poll_next(&p) && !(ctx && ctx_done(ctx)) &&
+	       !waiter_others_ready() &&
 	       (r = try_pass(wc, order, n, &none, fired)) == EAGAIN)
 		;
 	poll_end(&p, r != EAGAIN);
