@@ -143,7 +143,8 @@ void backoff_snooze(struct backoff *b)
 int sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, uint64_t deadline)
 {
 	struct timespec ts, *tsp = NULL;
-	long r;
+	int saved_errno = errno;
+	bool timed_out;
 
 	if (deadline != KN_FOREVER) {
 		ts.tv_sec = (time_t)(deadline / 1000000000u);
@@ -153,17 +154,22 @@ int sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, uint64_t deadline)
 	at_add_relaxed(&stat_syscalls, 1);
 	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC timeout, so a
 	 * retry after EINTR or a spurious wake-up never stretches the wait. */
-	r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val,
-		    tsp, NULL, FUTEX_BITSET_MATCH_ANY);
-	if (r == -1 && errno == ETIMEDOUT)
-		return ETIMEDOUT;
-	return 0;
+	timed_out = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+			    val, tsp, NULL, FUTEX_BITSET_MATCH_ANY) == -1 &&
+		    errno == ETIMEDOUT;
+	/* EAGAIN and EINTR are normal here: a blocking kanal call leaves
+	 * the caller's errno as it was. */
+	errno = saved_errno;
+	return timed_out ? ETIMEDOUT : 0;
 }
 
 void sys_futex_wake(_Atomic uint32_t *addr, int n)
 {
+	int saved_errno = errno;
+
 	at_add_relaxed(&stat_syscalls, 1);
 	syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+	errno = saved_errno;
 }
 
 void *kn_alloc(size_t size)

@@ -5,6 +5,11 @@
  * Deadlines are absolute CLOCK_MONOTONIC nanoseconds: kn_now() plus a
  * duration. KN_FOREVER waits without limit; 0 (or any time already passed)
  * does not wait: the call fails with ETIMEDOUT if it would have to block.
+ *
+ * Errors are returned as errno values; errno itself is set only by the
+ * calls that return NULL and say so. A blocking call leaves errno as it
+ * was (in a pool task, too: each task keeps its own errno across a
+ * suspension).
  */
 #ifndef KANAL_BASE_H
 #define KANAL_BASE_H

@@ -20,7 +20,9 @@
  * errno (other thread-locals are the thread's, shared by its tasks). Tasks run on the stack of the worker loop
  * that took them; a stack of stack_size bytes (guard page below) is mapped
  * only when a task blocks and no spare stack is left, and a worker keeps a
- * few for reuse. A pool whose tasks never block never maps one.
+ * few for reuse. A pool whose tasks never block never maps one. So a task
+ * may have no more than stack_size bytes of stack (the guard page faults
+ * beyond): a task with large frames needs a pool with a larger stack_size.
  *
  * A task on a pool made with no_fibers, or a suspension for which no stack
  * can be mapped (or no timer set), blocks the worker thread instead: it
