@@ -49,6 +49,11 @@ void bench_register(const char *workload, const char *impl, bench_fn fn);
 uint64_t kn_bench_syscalls(void);
 uint64_t kn_bench_allocs(void);
 
+/* "kn-bench: message" on stderr, exit 1: a workload that cannot set up
+ * its actors or buffers cannot go on. */
+__attribute__((format(printf, 1, 2), noreturn))
+void bench_die(const char *fmt, ...);
+
 /* CLOCK_MONOTONIC nanoseconds. */
 uint64_t bench_now(void);
 

@@ -8,8 +8,6 @@
  */
 #include "kanal_go.h"
 
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,21 +33,13 @@ static void run_actor(void *arg)
 	kn_waitgroup_done(a->done);
 }
 
-/* As bench_start: a workload cannot go on without its actors. */
-__attribute__((noreturn))
-static void die(int err)
-{
-	fprintf(stderr, "kn-bench: cannot start a task: %s\n", strerror(err));
-	exit(1);
-}
-
 void *bench_go_start(int n, void *(*fn)(void *), void *args, size_t arg_size)
 {
 	struct go_crew *c = malloc(sizeof(*c) + n * sizeof(c->actor[0]));
 	int err;
 
 	if (!c)
-		die(ENOMEM);
+		bench_die("no memory for %d tasks", n);
 	kn_waitgroup_init(&c->done);
 	kn_waitgroup_add(&c->done, n);
 	for (int i = 0; i < n; i++) {
@@ -57,7 +47,7 @@ void *bench_go_start(int n, void *(*fn)(void *), void *args, size_t arg_size)
 						 &c->done };
 		err = kn_go(run_actor, &c->actor[i]);
 		if (err)
-			die(err);
+			bench_die("cannot start a task: %s", strerror(err));
 	}
 	return c;
 }
@@ -74,31 +64,22 @@ struct go_main {
 	bench_fn fn;
 	const struct bench_args *a;
 	struct bench_result *r;
-	kn_waitgroup done;
 };
 
-static void run_main(void *arg)
+static void *run_main(void *arg)
 {
 	struct go_main *m = arg;
 
 	m->fn(m->a, m->r);
-	kn_waitgroup_done(&m->done);
+	return NULL;
 }
 
+/* The first kn_go makes the default pool: before any clock starts, as Go's
+ * runtime is up before main. */
 void bench_go_main(bench_fn fn, const struct bench_args *a,
 		   struct bench_result *r)
 {
-	struct go_main m = { .fn = fn, .a = a, .r = r };
-	int err;
+	struct go_main m = { fn, a, r };
 
-	kn_waitgroup_init(&m.done);
-	kn_waitgroup_add(&m.done, 1);
-	/* The first kn_go makes the default pool: before any clock starts,
-	 * as Go's runtime is up before main. */
-	err = kn_go(run_main, &m);
-	if (err) {
-		r->check = "cannot start the main task";
-		return;
-	}
-	kn_waitgroup_wait(&m.done);
+	bench_go_join(bench_go_start(1, run_main, &m, 0));
 }

@@ -35,8 +35,7 @@ struct entry {
 static struct entry registry[BENCH_MAX];
 static int registered;
 
-__attribute__((format(printf, 1, 2), noreturn))
-static void die(const char *fmt, ...)
+void bench_die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -61,9 +60,9 @@ static struct entry *lookup(const char *workload, const char *impl)
 void bench_register(const char *workload, const char *impl, bench_fn fn)
 {
 	if (registered == BENCH_MAX)
-		die("more than %d workload/impl pairs", BENCH_MAX);
+		bench_die("more than %d workload/impl pairs", BENCH_MAX);
 	if (lookup(workload, impl))
-		die("%s %s registered twice", workload, impl);
+		bench_die("%s %s registered twice", workload, impl);
 	registry[registered++] = (struct entry){ workload, impl, fn };
 }
 
@@ -89,7 +88,7 @@ struct bench_lat *bench_lat_new(uint64_t capacity)
 	struct bench_lat *l = malloc(bytes);
 
 	if (!l)
-		die("no memory for %" PRIu64 " latency samples", capacity);
+		bench_die("no memory for %" PRIu64 " latency samples", capacity);
 	/* Touch every page now so that recording never takes a page fault. */
 	memset(l, 0, bytes);
 	l->capacity = capacity;
@@ -158,10 +157,10 @@ struct bench_crew *bench_start(int n, void *(*fn)(void *), void *args,
 	int err = 0;
 
 	if (!c)
-		die("no memory for %d threads", n);
+		bench_die("no memory for %d threads", n);
 	c->n = n;
 	if (start(c->thread, n, fn, args, arg_size, &err) < n)
-		die("cannot start a thread: %s", strerror(err));
+		bench_die("cannot start a thread: %s", strerror(err));
 	return c;
 }
 
@@ -273,7 +272,7 @@ static uint64_t parse_items(const char *s)
 	errno = 0;
 	n = strtoull(s, &end, 10);
 	if (errno || end == s || *end || n == 0 || *s == '-')
-		die("--items wants a positive integer, not \"%s\"", s);
+		bench_die("--items wants a positive integer, not \"%s\"", s);
 	return n;
 }
 

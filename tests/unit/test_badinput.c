@@ -76,15 +76,19 @@ Test(badinput, chan_null_channel)
 
 	cr_expect_eq(kn_chan_send(NULL, &v), EINVAL);
 	cr_expect_eq(kn_chan_try_send(NULL, &v), EINVAL);
+	cr_expect_eq(kn_chan_send_until(NULL, &v, KN_FOREVER), EINVAL);
 	cr_expect_eq(kn_chan_send_until(NULL, &v, 0), EINVAL);
 	cr_expect_eq(kn_chan_send_ctx(NULL, &v, NULL), EINVAL);
 	cr_expect_eq(kn_chan_recv(NULL, &v), EINVAL);
 	cr_expect_eq(kn_chan_try_recv(NULL, &v), EINVAL);
+	cr_expect_eq(kn_chan_recv_until(NULL, &v, KN_FOREVER), EINVAL);
 	cr_expect_eq(kn_chan_recv_until(NULL, &v, 0), EINVAL);
 	cr_expect_eq(kn_chan_recv_ctx(NULL, &v, NULL), EINVAL);
 	cr_expect_eq(kn_chan_send_batch(NULL, &v, 1, &n, 0, NULL), EINVAL);
+	cr_expect_eq(kn_chan_send_batch(NULL, &v, 1, &n, KN_FOREVER, NULL), EINVAL);
 	cr_expect_eq(kn_chan_recv_batch(NULL, &v, 1, &n, 0, NULL), EINVAL);
 	cr_expect_eq(n, 0, "recv_batch sets *received even when it fails");
+	cr_expect_eq(kn_chan_recv_batch(NULL, &v, 1, &n, KN_FOREVER, NULL), EINVAL);
 	cr_expect_eq(kn_chan_close(NULL), EINVAL);
 	cr_expect_eq(kn_chan_len(NULL), 0);
 	cr_expect_eq(kn_chan_cap(NULL), 0);
@@ -93,6 +97,7 @@ Test(badinput, chan_null_channel)
 	errno = 0;
 	cr_expect_eq(kn_chan_fd(NULL, KN_RECV), -1);
 	cr_expect_eq(errno, EINVAL);
+	kn_chan_free(NULL);
 }
 
 static void null_buffers(size_t cap)

@@ -85,34 +85,6 @@ Test(chan, new_reports_its_shape)
 	}
 }
 
-Test(chan, null_channel_is_einval)
-{
-	int64_t v = 1;
-	size_t n = 0;
-
-	cr_expect_eq(kn_chan_send(NULL, &v), EINVAL);
-	cr_expect_eq(kn_chan_try_send(NULL, &v), EINVAL);
-	cr_expect_eq(kn_chan_send_until(NULL, &v, KN_FOREVER), EINVAL);
-	cr_expect_eq(kn_chan_send_until(NULL, &v, 0), EINVAL);
-	cr_expect_eq(kn_chan_send_ctx(NULL, &v, NULL), EINVAL);
-	cr_expect_eq(kn_chan_recv(NULL, &v), EINVAL);
-	cr_expect_eq(kn_chan_try_recv(NULL, &v), EINVAL);
-	cr_expect_eq(kn_chan_recv_until(NULL, &v, KN_FOREVER), EINVAL);
-	cr_expect_eq(kn_chan_recv_until(NULL, &v, 0), EINVAL);
-	cr_expect_eq(kn_chan_recv_ctx(NULL, &v, NULL), EINVAL);
-	cr_expect_eq(kn_chan_send_batch(NULL, &v, 1, &n, KN_FOREVER, NULL), EINVAL);
-	cr_expect_eq(kn_chan_recv_batch(NULL, &v, 1, &n, KN_FOREVER, NULL), EINVAL);
-	cr_expect_eq(kn_chan_close(NULL), EINVAL);
-	cr_expect_eq(kn_chan_len(NULL), 0);
-	cr_expect_eq(kn_chan_cap(NULL), 0);
-	cr_expect_eq(kn_chan_elem_size(NULL), 0);
-	cr_expect_not(kn_chan_is_closed(NULL));
-	errno = 0;
-	cr_expect_eq(kn_chan_fd(NULL, KN_RECV), -1);
-	cr_expect_eq(errno, EINVAL);
-	kn_chan_free(NULL);
-}
-
 /* Every form given a NULL value fails with EINVAL and moves nothing. */
 static void expect_null_value_einval(kn_chan *ch)
 {
