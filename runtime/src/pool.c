@@ -50,7 +50,9 @@
  * worker's remote stack (a CAS; the worker takes the stack whole with one
  * exchange) and wakes the worker through its wakeq if it sleeps. The loop
  * resumes runnable fibers before taking tasks; the loop fiber that does so
- * becomes a spare (beyond LOOPS_KEEP it is unmapped). Fibers never move
+ * becomes a spare (beyond LOOPS_KEEP it is unmapped). A task starts beside
+ * blocked fibers only with a spare in reserve (invariant 7), so that no
+ * task sleeps on a thread whose other fibers it may be waiting for. Fibers never move
  * between workers: a task resumes on its own thread. A worker with blocked
  * fibers polls for them briefly before searching (poll_ready), since their
  * partners often answer within microseconds; it sleeps registered on both
@@ -120,6 +122,13 @@
  *     undecided and SEL_SUSPENDED, or about to be marked so by the fiber
  *     switched to); nblocked counts the last two kinds. Only its own
  *     worker's thread switches to it.
+ *  7. A task starts (from the loop or inside a join) on a worker with
+ *     nblocked > 0 only while a spare loop is in reserve; while it runs
+ *     the reserve stays (a fiber resumed from a loop leaves that loop
+ *     spare; one resumed by a blocking task takes nothing). So a blocking
+ *     task maps a stack only when no other fiber is blocked here, and if
+ *     that fails, its thread sleeps without stranding any. A worker that
+ *     cannot map the reserve only resumes its fibers (sleep_for_fibers).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -355,6 +364,13 @@ static void kick_if_needed(kn_pool *p, uint64_t s)
 		kick(p);
 }
 
+/* A worker's thread stops running work (a task sleeps on it, or it waits
+ * for its fibers): someone else may have to take the queued work. */
+static void count_blocked(kn_pool *p)
+{
+	kick_if_needed(p, at_add_seq_cst(&p->state, ST_BLOCKED_ONE) + ST_BLOCKED_ONE);
+}
+
 static bool start_search(kn_pool *p)
 {
 	uint64_t s = at_load_relaxed(&p->state);
@@ -487,21 +503,48 @@ static void loop_main(void *arg)
 	switch_to(w, &w->native, NULL, true);
 }
 
-static struct fiber *spare_loop(struct worker *w)
+static struct fiber *new_loop(struct worker *w)
 {
-	struct fiber *f = w->loops;
+	struct fiber *f = fiber_new(w->pool->stack_size, loop_main, w);
 
-	if (f) {
-		w->loops = f->next;
-		w->nloops--;
-		return f;
-	}
-	f = fiber_new(w->pool->stack_size, loop_main, w);
 	if (f) {
 		f->owner = w;
 		f->wake = fiber_ready;
 	}
 	return f;
+}
+
+/* A spare loop; mapping one here happens only with no fiber blocked
+ * (invariant 7), so a failure that leaves the task asleep on the thread
+ * strands nobody. */
+static struct fiber *spare_loop(struct worker *w)
+{
+	struct fiber *f = w->loops;
+
+	if (!f)
+		return new_loop(w);
+	w->loops = f->next;
+	w->nloops--;
+	return f;
+}
+
+/* Invariant 7: may a task start here? Blocked fibers resume only on this
+ * thread, so a task that slept on the thread (no stack to switch to) would
+ * strand them, and they may be what it waits for. Hence a task starts
+ * beside blocked fibers only with a spare loop in reserve. */
+static bool may_start_task(struct worker *w)
+{
+	struct fiber *f;
+
+	if (w->loops || !at_load_relaxed(&w->nblocked))
+		return true;
+	f = new_loop(w);
+	if (!f)
+		return false;
+	f->next = NULL;
+	w->loops = f;
+	w->nloops = 1;
+	return true;
 }
 
 /* The block hook's suspend: run a runnable fiber, else a loop fiber, in
@@ -715,9 +758,12 @@ static uint32_t sleep_thread(struct worker *w, struct waiter *wt)
 	return v;
 }
 
-/* A stopping worker whose fibers are still blocked waits for them. */
+/* Wait for a fiber of this worker to become runnable, counted as a
+ * blocked task (so queued work gets another thread): a stopping worker
+ * whose fibers are still blocked, or one that may not start a task. */
 static void sleep_for_fibers(struct worker *w)
 {
+	kn_pool *p = w->pool;
 	struct waiter wt;
 	struct wait_node n;
 
@@ -726,7 +772,9 @@ static void sleep_for_fibers(struct worker *w)
 	waitq_push(&w->wakeq, &n);
 	if (has_ready(w))
 		waiter_decide(&wt, SEL_ABORT);
+	count_blocked(p);
 	sleep_thread(w, &wt);
+	at_sub_seq_cst(&p->state, ST_BLOCKED_ONE);
 	waitq_remove(&w->wakeq, &n);
 }
 
@@ -778,6 +826,10 @@ static struct kn_task *next_task(struct worker *w)
 		if (at_load_acquire(&p->stopping)) {
 			if (!at_load_relaxed(&w->nblocked))
 				return NULL;
+			sleep_for_fibers(w);
+			continue;
+		}
+		if (!may_start_task(w)) {
 			sleep_for_fibers(w);
 			continue;
 		}
@@ -843,8 +895,7 @@ static void worker_block(void *arg)
 	struct worker *w = arg;
 
 	qsbr_offline();
-	kick_if_needed(w->pool, at_add_seq_cst(&w->pool->state, ST_BLOCKED_ONE) +
-					ST_BLOCKED_ONE);
+	count_blocked(w->pool);
 }
 
 static void worker_unblock(void *arg)
@@ -1022,7 +1073,7 @@ static void help(struct worker *w, struct kn_task *t)
 {
 	struct kn_task *x;
 
-	while (at_load_acquire(&t->state) == TASK_PENDING) {
+	while (at_load_acquire(&t->state) == TASK_PENDING && may_start_task(w)) {
 		x = deque_pop(&w->dq);
 		if (!x)
 			x = leapfrog(w, t);

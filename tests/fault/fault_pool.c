@@ -3,13 +3,15 @@
  * kn_pool_new (the pool, its tables, each worker and its deque),
  * kn_pool_spawn and kn_pool_spawn_task from outside (the task record) and
  * from inside a task (the record, and the deque's growth past its first
- * 256 slots), kn_group_new (the group, its context), kn_group_go. Thread
+ * 256 slots), fiber stacks (a ring of tasks on one worker, each blocking in
+ * turn), kn_group_new (the group, its context), kn_group_go. Thread
  * creation is not an allocation of kanal's; a failure there is EAGAIN and
  * is not injected here. See sweep.h.
  */
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "kanal/chan.h"
 #include "kanal/group.h"
 #include "kanal/pool.h"
 #include "sweep.h"
@@ -85,6 +87,94 @@ static int pool_scenario(void *arg)
 	return 0;
 }
 
+/* A ring on one worker: the root task sends ROUNDS values through STAGES
+ * tasks over rendezvous channels, so every task blocks in turn and each
+ * block needs a stack. Whichever stack fails to map, the ring must finish
+ * (a task that sleeps on the thread must not strand the fibers it waits
+ * for); a missing stage closes its channels and the ring ends early. */
+#define STAGES 6
+#define ROUNDS 20
+
+struct ring {
+	kn_pool *pool;
+	kn_chan *ch[STAGES + 1];
+	long got;       /* values back at the root, in order */
+	bool bad;
+};
+
+struct stage {
+	struct ring *r;
+	int i;
+};
+
+static struct stage stages[STAGES];
+
+static void ring_stage(void *arg)
+{
+	struct stage *st = arg;
+	kn_chan *in = st->r->ch[st->i], *out = st->r->ch[st->i + 1];
+	long v;
+
+	while (kn_chan_recv(in, &v) == 0 && kn_chan_send(out, &v) == 0)
+		;
+	kn_chan_close(in);
+	kn_chan_close(out);
+}
+
+static void ring_root(void *arg)
+{
+	struct ring *r = arg;
+	long v, back;
+	int i;
+
+	/* Last first: the worker pops stage 0 first, so each stage starts
+	 * while the ones it feeds wait on this thread. */
+	for (i = STAGES - 1; i >= 0; i--) {
+		stages[i] = (struct stage){ r, i };
+		if (kn_pool_spawn(r->pool, ring_stage, &stages[i])) {
+			kn_chan_close(r->ch[i]);
+			kn_chan_close(r->ch[i + 1]);
+		}
+	}
+	for (v = 0; v < ROUNDS; v++) {
+		if (kn_chan_send(r->ch[0], &v) || kn_chan_recv(r->ch[STAGES], &back))
+			break;
+		if (back != v)
+			r->bad = true;
+		r->got++;
+	}
+	kn_chan_close(r->ch[0]);
+	while (kn_chan_recv(r->ch[STAGES], &back) == 0)
+		;
+}
+
+static int ring_scenario(void *arg)
+{
+	struct kn_pool_opts o = { .workers = 1 };
+	struct ring r = { 0 };
+	bool all = true;
+	kn_task *t;
+	int i;
+
+	(void)arg;
+	for (i = 0; i <= STAGES; i++)
+		all &= (r.ch[i] = kn_chan_new(sizeof(long), 0)) != NULL;
+	errno = 0;
+	r.pool = all ? kn_pool_new(&o) : NULL;
+	t = r.pool ? kn_pool_spawn_task(r.pool, ring_root, &r) : NULL;
+	if (t) {
+		CHECK(kn_task_join(t) == 0);
+		CHECK(!r.bad && r.got <= ROUNDS);
+		CHECK(kn_pool_wait_idle(r.pool) == 0);
+	} else if (all) {
+		CHECK_NOMEM(errno);
+	}
+	kn_pool_free(r.pool);
+	for (i = 0; i <= STAGES; i++)
+		kn_chan_free(r.ch[i]);
+	return 0;
+}
+
 static int task_ok(kn_ctx *ctx, void *arg)
 {
 	(void)ctx;
@@ -151,6 +241,7 @@ int main(void)
 
 	bad |= sweep("pool: new (2 workers), spawn, spawn_task", pool_scenario, &two);
 	bad |= sweep("pool: 1 worker, deque growth in a task", pool_scenario, &one);
+	bad |= sweep("pool: fiber stacks, a ring of blocking tasks", ring_scenario, NULL);
 	ga.pool = kn_pool_new(&o);
 	if (!ga.pool) {
 		perror("kn_pool_new");

@@ -13,26 +13,33 @@
  *
  * Tasks may block. When a task blocks in a kanal call (a channel, select,
  * semaphore, context, wait group, group or join; with a deadline, a context
- * or neither), it is suspended like a goroutine: its worker thread
- * switches to another stack (a fiber, in user space: no system call) and
- * goes on running other tasks; whoever completes the wait makes the task
- * runnable again, and it resumes on the same worker thread, with its own
- * errno (other thread-locals are the thread's, shared by its tasks). Tasks run on the stack of the worker loop
- * that took them; a stack of stack_size bytes (guard page below) is mapped
- * only when a task blocks and no spare stack is left, and a worker keeps a
- * few for reuse. A pool whose tasks never block never maps one. So a task
- * may have no more than stack_size bytes of stack (the guard page faults
- * beyond): a task with large frames needs a pool with a larger stack_size.
+ * or neither), it is suspended like a goroutine: its worker thread switches
+ * to another stack (a fiber, in user space: no system call) and goes on
+ * running other tasks; whoever completes the wait makes the task runnable
+ * again, and it resumes on the same worker thread, with its own errno
+ * (other thread-locals are the thread's, shared by its tasks). Tasks run on
+ * the stack of the worker loop that took them; a stack of stack_size bytes
+ * (guard page below) is mapped only when a task blocks and no spare stack
+ * is left, and a worker keeps a few for reuse. A pool whose tasks never
+ * block never maps one. So a task may have no more than stack_size bytes of
+ * stack (the guard page faults beyond): a task with large frames needs a
+ * pool with a larger stack_size.
  *
  * A task on a pool made with no_fibers, or a suspension for which no stack
  * can be mapped (or no timer set), blocks the worker thread instead: it
  * lets a spare thread take its place, up to max_spare spare threads, so
- * that the pool keeps N threads running tasks. Spare threads stay parked, ready for the next block, until
- * shutdown. A task that blocks outside kanal (a raw system call, a pthread
- * mutex) holds its worker like any long computation, and so do the
- * suspended tasks that are to resume on that worker. Hence: do not hold an
- * OS lock (a pthread mutex) across a blocking kanal call in a task, since
- * another task on the same thread may wait for it (use a kn_sem).
+ * that the pool keeps N threads running tasks. Spare threads stay parked,
+ * ready for the next block, until shutdown. Out of memory, a worker with
+ * suspended tasks starts a new task only once it holds a spare stack (else
+ * it only resumes its own tasks): a task that slept on the thread could
+ * wait for one of them. The one exception: a suspension with a deadline
+ * whose timer entry cannot be allocated sleeps on the thread, and the
+ * thread's other suspended tasks wait for it until that deadline. A task
+ * that blocks outside kanal (a raw system call, a pthread mutex) holds its
+ * worker like any long computation, and so do the suspended tasks that are
+ * to resume on that worker. Hence: do not hold an OS lock (a pthread mutex)
+ * across a blocking kanal call in a task, since another task on the same
+ * thread may wait for it (use a kn_sem).
  *
  * Joining a task from inside a task of the same pool helps: while the
  * joined task is not finished, the joiner runs tasks from its own deque
