@@ -234,9 +234,13 @@ int kn_chan_fd(kn_chan *ch, int op)
 
 /* ---- notification --------------------------------------------------------- */
 
-void chan_signal(kn_chan *ch, int kind_done)
+/* n values of kind_done moved: wake up to n waiters of the other side. */
+void chan_signal(kn_chan *ch, int kind_done, size_t n)
 {
-	waitq_notify_one(chan_queue(ch, kind_done == KN_SEND ? KN_RECV : KN_SEND));
+	struct waitq *q = chan_queue(ch, kind_done == KN_SEND ? KN_RECV : KN_SEND);
+
+	while (n-- && waitq_notify_one(q))
+		;
 	if (unlikely(at_load_acquire(&ch->fds[0]) || at_load_acquire(&ch->fds[1])))
 		fd_update_both(ch);
 }
@@ -270,7 +274,7 @@ static int ring_op(struct op *o)
 				   : ring_try_recv(o->ch, o->val);
 
 	if (r == 0)
-		chan_signal(o->ch, o->kind);
+		chan_signal(o->ch, o->kind, 1);
 	return r;
 }
 
@@ -619,20 +623,40 @@ int kn_chan_recv_ctx(kn_chan *ch, void *out, kn_ctx *ctx)
 	return chan_op(ch, KN_RECV, out, KN_FOREVER, ctx, false);
 }
 
+/* A run of buffered values moved with one CAS, or 0: the single-value
+ * path (which waits, and reports closing and cancellation) decides. */
+static size_t ring_batch(kn_chan *ch, int kind, unsigned char *vals, size_t n,
+			 kn_ctx *ctx)
+{
+	size_t k;
+
+	if (!ch->cap || (ctx && ctx_done(ctx)))
+		return 0;
+	k = kind == KN_SEND ? ring_send_n(ch, vals, n) : ring_recv_n(ch, vals, n);
+	if (k)
+		chan_signal(ch, kind, k);
+	return k;
+}
+
 int kn_chan_send_batch(kn_chan *ch, const void *elems, size_t n, size_t *sent,
 		       uint64_t deadline, kn_ctx *ctx)
 {
-	const unsigned char *p = elems;
-	size_t i;
+	unsigned char *p = (unsigned char *)elems;
+	size_t i = 0, k;
 	int r = 0;
 
 	if (!chan_live(ch) || (!elems && n))
 		return EINVAL;
-	for (i = 0; i < n; i++) {
-		r = chan_op(ch, KN_SEND, (void *)(p + i * ch->esize), deadline,
-			    ctx, false);
+	while (i < n) {
+		k = ring_batch(ch, KN_SEND, p + i * ch->esize, n - i, ctx);
+		if (k) {
+			i += k;
+			continue;
+		}
+		r = chan_op(ch, KN_SEND, p + i * ch->esize, deadline, ctx, false);
 		if (r)
 			break;
+		i++;
 	}
 	if (sent)
 		*sent = i;
@@ -643,17 +667,21 @@ int kn_chan_recv_batch(kn_chan *ch, void *elems, size_t n, size_t *received,
 		       uint64_t deadline, kn_ctx *ctx)
 {
 	unsigned char *p = elems;
-	size_t i = 0;
+	size_t i;
 	int r;
 
 	if (received)
 		*received = 0;
 	if (!chan_live(ch) || !elems || n == 0)
 		return EINVAL;
-	r = chan_op(ch, KN_RECV, p, deadline, ctx, false);
-	if (r)
-		return r;
-	for (i = 1; i < n; i++)
+	i = ring_batch(ch, KN_RECV, p, n, ctx);
+	if (!i) {
+		r = chan_op(ch, KN_RECV, p, deadline, ctx, false);
+		if (r)
+			return r;
+		i = 1 + ring_batch(ch, KN_RECV, p + ch->esize, n - 1, NULL);
+	}
+	for (; i < n && !ch->cap; i++)
 		if (chan_op(ch, KN_RECV, p + i * ch->esize, 0, NULL, true))
 			break;
 	if (received)

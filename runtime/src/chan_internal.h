@@ -74,6 +74,6 @@ int zero_close(kn_chan *ch);
 #define TOKEN_DONE(t) ((((t) - SEL_CASE0) & 1u) != 0)
 
 /* Notify the other side after a ring operation moved a value. */
-void chan_signal(kn_chan *ch, int kind_done);
+void chan_signal(kn_chan *ch, int kind_done, size_t n);
 
 #endif

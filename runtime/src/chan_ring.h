@@ -26,8 +26,8 @@
  * Close sets mark_bit in tail with one fetch_or: senders see it in the tail
  * they must read anyway, receivers drain to tail and then see it.
  *
- * Linearization points: a send at its successful tail CAS, a receive at its
- * successful head CAS, close at the fetch_or; "full" at the head load that
+ * Linearization points: a send (or a batch of sends) at its successful tail
+ * CAS, a receive (or a batch) at its successful head CAS, close at the fetch_or; "full" at the head load that
  * proves it, "empty"/"closed and drained" at the tail load.
  *
  * Invariants
@@ -153,6 +153,69 @@ static inline int ring_try_recv(kn_chan *ch, void *out)
 			head = at_load_relaxed(&ch->head);
 		}
 	}
+}
+
+/*
+ * Batches: one CAS for a run of slots. The run from pos is the slots whose
+ * stamps say "free for this lap" (off 0, from tail) or "full for this lap"
+ * (off 1, from head), at most n; end is the position after it. Such slots
+ * change only through a CAS of that same index, so a CAS from pos to end
+ * that succeeds finds every one of them as the stamps said (positions
+ * never repeat: no ABA). The batch linearizes at that CAS, as its values
+ * in order. 0 when there is no run now (empty, full, closed, or a partner
+ * between its CAS and its stamp store): the single-value path decides.
+ */
+static inline size_t ring_run(kn_chan *ch, uint64_t pos, uint64_t off,
+			      size_t n, uint64_t *end)
+{
+	size_t k = 0;
+
+	while (k < n && at_load_acquire(stamp_of(ch, pos)) == pos + off) {
+		pos = next_pos(ch, pos);
+		k++;
+	}
+	*end = pos;
+	return k;
+}
+
+static inline size_t ring_send_n(kn_chan *ch, const unsigned char *vals, size_t n)
+{
+	uint64_t tail = at_load_relaxed(&ch->tail), end;
+	_Atomic uint64_t *stamp;
+	size_t k, i;
+
+	do {
+		if (tail & ch->mark_bit)
+			return 0;
+		k = ring_run(ch, tail, 0, n, &end);
+		if (!k)
+			return 0;
+	} while (!at_cas_weak_seq_cst(&ch->tail, &tail, end));
+	for (i = 0; i < k; i++, tail = next_pos(ch, tail)) {
+		stamp = stamp_of(ch, tail);
+		copy_value(value_of(stamp), vals + i * ch->esize, ch->esize);
+		at_store_release(stamp, tail + 1);
+	}
+	return k;
+}
+
+static inline size_t ring_recv_n(kn_chan *ch, unsigned char *out, size_t n)
+{
+	uint64_t head = at_load_relaxed(&ch->head), end;
+	_Atomic uint64_t *stamp;
+	size_t k, i;
+
+	do {
+		k = ring_run(ch, head, 1, n, &end);
+		if (!k)
+			return 0;
+	} while (!at_cas_weak_seq_cst(&ch->head, &head, end));
+	for (i = 0; i < k; i++, head = next_pos(ch, head)) {
+		stamp = stamp_of(ch, head);
+		copy_value(out + i * ch->esize, value_of(stamp), ch->esize);
+		at_store_release(stamp, head + ch->one_lap);
+	}
+	return k;
 }
 
 static inline bool ring_ready(kn_chan *ch, int kind)

@@ -960,6 +960,98 @@ Test(chan, batches_stream_in_order)
 	}
 }
 
+/* Batches from several threads at once, on small rings that wrap every
+ * few batches: a batch claims its run of slots with one CAS, so a run
+ * that overlapped another's would duplicate or lose values, and one
+ * claimed out of order would break a producer's order. */
+#define BM_PRODUCERS 3
+#define BM_PER 20000
+
+struct bm_side {
+	kn_chan *ch;
+	int id;
+	_Atomic uint8_t *seen;   /* receivers: each value exactly once */
+	long got;
+	bool disorder;
+};
+
+static int bm_send(void *p)
+{
+	struct bm_side *s = p;
+	int64_t buf[9];
+	size_t i, k, sent = 0;
+
+	while (sent < BM_PER) {
+		k = 1 + (sent * 7 + (size_t)s->id) % 9;
+		if (k > BM_PER - sent)
+			k = BM_PER - sent;
+		for (i = 0; i < k; i++)
+			buf[i] = s->id * BM_PER + (int64_t)(sent + i);
+		if (kn_chan_send_batch(s->ch, buf, k, NULL, KN_FOREVER, NULL))
+			return 1;
+		sent += k;
+	}
+	return 0;
+}
+
+static int bm_recv(void *p)
+{
+	struct bm_side *s = p;
+	int64_t buf[9], last[BM_PRODUCERS] = { -1, -1, -1 }, v;
+	size_t i, n, round = 0;
+
+	while (kn_chan_recv_batch(s->ch, buf, 1 + round++ % 9, &n, KN_FOREVER,
+				  NULL) == 0) {
+		for (i = 0; i < n; i++) {
+			v = buf[i];
+			if (v / BM_PER >= BM_PRODUCERS || v <= last[v / BM_PER])
+				s->disorder = true;
+			else
+				last[v / BM_PER] = v;
+			atomic_fetch_add(&s->seen[v], 1);
+			s->got++;
+		}
+	}
+	return 0;
+}
+
+Test(chan, batches_mpmc_exactly_once_in_order)
+{
+	static const size_t caps[] = { 2, 5, 16 };
+	size_t c, i;
+
+	for (c = 0; c < 3; c++) {
+		_Atomic uint8_t *seen = calloc(BM_PRODUCERS * BM_PER, 1);
+		struct bm_side snd[BM_PRODUCERS], rcv[2];
+		struct kt_thread ts[BM_PRODUCERS], tr[2];
+		kn_chan *ch = kt_chan(8, caps[c]);
+		long total = 0;
+
+		cr_assert(seen);
+		for (i = 0; i < 2; i++) {
+			rcv[i] = (struct bm_side){ ch, (int)i, seen, 0, false };
+			kt_spawn(&tr[i], bm_recv, &rcv[i]);
+		}
+		for (i = 0; i < BM_PRODUCERS; i++) {
+			snd[i] = (struct bm_side){ ch, (int)i, NULL, 0, false };
+			kt_spawn(&ts[i], bm_send, &snd[i]);
+		}
+		for (i = 0; i < BM_PRODUCERS; i++)
+			cr_expect_eq(kt_join(&ts[i]), 0);
+		kn_chan_close(ch);
+		for (i = 0; i < 2; i++) {
+			cr_expect_eq(kt_join(&tr[i]), 0);
+			cr_expect(!rcv[i].disorder, "cap %zu: a producer's order broke", caps[c]);
+			total += rcv[i].got;
+		}
+		cr_expect_eq(total, BM_PRODUCERS * BM_PER, "cap %zu", caps[c]);
+		for (i = 0; i < BM_PRODUCERS * BM_PER; i++)
+			cr_assert_eq(atomic_load(&seen[i]), 1, "cap %zu value %zu", caps[c], i);
+		kn_chan_free(ch);
+		free(seen);
+	}
+}
+
 /* ---- wrap-around and order ---------------------------------------------- */
 
 static const size_t wrap_caps[] = { 1, 2, 3, 7 };
