@@ -365,6 +365,20 @@ static void put_first(size_t *order, size_t n, size_t i)
 	order[0] = i;
 }
 
+/* A ring case's try. A failed try leaves the positions it saw before it
+ * for rings_moved; they are read only after a first failure, so a ready
+ * ring costs no extra loads of lines its partners write. */
+static int ring_try(struct wait_case *c)
+{
+	int r = ring_op(&c->op);
+
+	if (r != EAGAIN)
+		return r;
+	c->head = at_load_seq_cst(&c->op.ch->head);
+	c->tail = at_load_seq_cst(&c->op.ch->tail);
+	return ring_op(&c->op);
+}
+
 /* One try pass, rendezvous locks held. EAGAIN if no case was ready. */
 static int try_pass(struct wait_case *wc, const size_t *order, size_t n,
 		    struct zlocks *z, size_t *fired)
@@ -378,11 +392,7 @@ static int try_pass(struct wait_case *wc, const size_t *order, size_t n,
 
 		if (!o->ch)
 			continue;
-		if (o->ch->cap) {
-			wc[order[k]].head = at_load_seq_cst(&o->ch->head);
-			wc[order[k]].tail = at_load_seq_cst(&o->ch->tail);
-		}
-		r = o->ch->cap ? ring_op(o) : zero_try_locked(o, &dropped);
+		r = o->ch->cap ? ring_try(&wc[order[k]]) : zero_try_locked(o, &dropped);
 		if (r != EAGAIN) {
 			zlocks_release(z, dropped ? o->ch : NULL);
 			*fired = order[k];
