@@ -8,6 +8,7 @@
  */
 #include "kanal_go.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,8 +70,17 @@ struct go_main {
 static void *run_main(void *arg)
 {
 	struct go_main *m = arg;
+	struct kn_pool_stats st;
 
 	m->fn(m->a, m->r);
+	/* KN_BENCH_STATS=1: where the tasks ran (a diagnostic, on stderr). */
+	if (getenv("KN_BENCH_STATS") && !kn_pool_stats(kn_pool_current(), &st))
+		fprintf(stderr, "pool: %llu tasks, %llu steals, %llu parks, "
+			"%llu switches, %u threads\n",
+			(unsigned long long)st.tasks_run,
+			(unsigned long long)st.steals,
+			(unsigned long long)st.parks,
+			(unsigned long long)st.switches, st.threads);
 	return NULL;
 }
 

@@ -185,7 +185,7 @@ int64_t deque_room(struct deque *d)
 	return at_load_relaxed(&d->ring)->mask + 1 - used;
 }
 
-enum steal_result deque_steal(struct deque *d, void **x)
+enum steal_result deque_steal(struct deque *d, void **x, int64_t leave)
 {
 	int64_t t = at_load_seq_cst(&d->top);
 	int64_t b = at_load_seq_cst(&d->bottom);
@@ -194,6 +194,8 @@ enum steal_result deque_steal(struct deque *d, void **x)
 
 	if (t >= b)
 		return STEAL_EMPTY;
+	if (b - t <= leave)
+		return STEAL_LEFT;
 	r = at_load_acquire(&d->ring);
 	v = at_load_relaxed(&r->slot[t & r->mask]);
 	if (!at_cas_seq_cst(&d->top, &t, t + 1))

@@ -54,6 +54,7 @@ enum steal_result {
 	STEAL_EMPTY,
 	STEAL_OK,
 	STEAL_RETRY, /* lost a race with another thief or the owner */
+	STEAL_LEFT,  /* few items, left to their owner (deque_steal's leave) */
 };
 
 /* A deque with room for 2^log2 items before it first grows. ENOMEM. */
@@ -68,8 +69,8 @@ int deque_push(struct deque *d, void *x);
 void *deque_pop(struct deque *d);
 /* Owner: how many pushes fit before the ring must grow. */
 int64_t deque_room(struct deque *d);
-/* Thief: take the oldest item into *x. */
-enum steal_result deque_steal(struct deque *d, void **x);
+/* Thief: take the oldest item into *x, unless there are at most leave. */
+enum steal_result deque_steal(struct deque *d, void **x, int64_t leave);
 /* Nothing to take right now (a snapshot; any thread). */
 bool deque_empty(struct deque *d);
 

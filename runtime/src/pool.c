@@ -144,6 +144,10 @@
 #define INJ_BATCH 32           /* most tasks taken from the injector at once */
 #define INJECTOR_EVERY 61      /* tasks between looks at the injector first */
 #define SEARCH_ROUNDS 4
+#define TASK_TURN 4            /* every 4th block lets a queued task start */
+#define LEAVE_FEW 16           /* a deque this shallow is left to its owner */
+#define LEAVE_GRACE_NS 20000   /* while its owner progresses this often */
+#define LEAVE_MAX_NS 100000    /* and for no longer (see search) */
 
 #define ST_BLOCKED_ONE ((uint64_t)1)
 #define ST_SEARCH_ONE ((uint64_t)1 << 16)
@@ -176,6 +180,8 @@ struct worker {
 	kn_pool *pool;
 	unsigned index;
 	unsigned tick;
+	unsigned turn;           /* blocks, for TASK_TURN */
+	bool tasks_first;        /* the next loop pass takes a task first */
 	uint64_t rng;
 	pthread_t thread;
 	struct block_hook hook;
@@ -552,8 +558,15 @@ static bool may_start_task(struct worker *w)
 static bool worker_suspend(void *arg, struct waiter *wt)
 {
 	struct worker *w = arg;
-	struct fiber *to = take_ready(w);
+	struct fiber *to = NULL;
 
+	/* Queued tasks get a turn between runnable fibers: else fibers that
+	 * keep waking each other hold the worker, and its new tasks wait for
+	 * a thief (another core, for good). */
+	if (++w->turn % TASK_TURN || deque_empty(&w->dq))
+		to = take_ready(w);
+	else
+		w->tasks_first = true;
 	if (!to)
 		to = spare_loop(w);
 	if (!to)
@@ -678,17 +691,22 @@ static struct kn_task *inj_take(struct worker *w)
 	return first;
 }
 
+/* left: NULL to take any task, else where to say that a few were left to
+ * their owner (see search). */
 static struct kn_task *steal_from(struct worker *w, struct worker *v,
-				  bool *retry)
+				  bool *retry, bool *left)
 {
 	void *x;
 
-	switch (deque_steal(&v->dq, &x)) {
+	switch (deque_steal(&v->dq, &x, left ? LEAVE_FEW : 0)) {
 	case STEAL_OK:
 		stat_inc(&w->n_steal);
 		return took(w, x);
 	case STEAL_RETRY:
 		*retry = true;
+		break;
+	case STEAL_LEFT:
+		*left = true;
 		break;
 	case STEAL_EMPTY:
 		break;
@@ -696,7 +714,7 @@ static struct kn_task *steal_from(struct worker *w, struct worker *v,
 	return NULL;
 }
 
-static struct kn_task *steal_any(struct worker *w)
+static struct kn_task *steal_any(struct worker *w, bool *left)
 {
 	kn_pool *p = w->pool;
 	unsigned n = at_load_acquire(&p->nstarted), i, start;
@@ -712,34 +730,96 @@ static struct kn_task *steal_any(struct worker *w)
 		start = (unsigned)(w->rng % n);
 		for (i = 0; i < n; i++) {
 			v = at_load_acquire(&p->slots[(start + i) % n]);
-			if (v && v != w && (t = steal_from(w, v, &retry)))
+			if (v && v != w && (t = steal_from(w, v, &retry, left)))
 				return t;
 		}
 	} while (retry);
 	return NULL;
 }
 
-static struct kn_task *scan(struct worker *w)
+static struct kn_task *scan(struct worker *w, bool *left)
 {
 	struct kn_task *t = inj_take(w);
 
-	return t ? t : steal_any(w);
+	return t ? t : steal_any(w, left);
+}
+
+/*
+ * A few tasks on a deque are most often a group that talks to its spawner
+ * and to each other (a generator and its consumer, pipeline stages, a
+ * worker pool and its feeder): once the spawner's task blocks, its worker
+ * runs them within microseconds, on one core, where every hand-off is a
+ * fiber switch; split across cores, every hand-off crosses them, and a
+ * fiber never moves. So a searcher leaves a deque of at most LEAVE_FEW
+ * tasks to its owner while the owners make progress (finish or switch
+ * tasks) within every LEAVE_GRACE_NS, up to LEAVE_MAX_NS, yielding
+ * meanwhile; an owner stuck in one task longer than that is not about to
+ * run them, and they are stolen. Deeper deques (data parallelism, fork-
+ * join) are stolen from at once. Go's runnext slot plays this part for one
+ * goroutine, and Go can move a goroutine later; kanal cannot.
+ */
+static uint64_t others_progress(struct worker *w)
+{
+	kn_pool *p = w->pool;
+	unsigned i, n = at_load_acquire(&p->nstarted);
+	struct worker *v;
+	uint64_t sum = 0;
+
+	for (i = 0; i < n; i++) {
+		v = at_load_acquire(&p->slots[i]);
+		if (v && v != w)
+			sum += at_load_relaxed(&v->n_run) + at_load_relaxed(&v->n_switch);
+	}
+	return sum;
+}
+
+struct leave {
+	uint64_t first, since, seen; /* first == 0: nothing left yet */
+};
+
+/* May the search still leave shallow deques alone? */
+static bool leave_few(struct worker *w, struct leave *l)
+{
+	uint64_t now, pr;
+
+	if (!l->first)
+		return true;
+	now = kn_now();
+	if (now - l->since < LEAVE_GRACE_NS)
+		return true;
+	pr = others_progress(w);
+	if (pr == l->seen || now - l->first >= LEAVE_MAX_NS)
+		return false;
+	l->since = now;
+	l->seen = pr;
+	return true;
 }
 
 static struct kn_task *search(struct worker *w)
 {
 	struct backoff b = { 0 };
+	struct leave l = { 0 };
 	struct kn_task *t;
+	bool left;
 	int round;
 
-	for (round = 0; round < SEARCH_ROUNDS; round++) {
-		t = scan(w);
+	for (round = 0;; round++) {
+		left = false;
+		t = scan(w, leave_few(w, &l) ? &left : NULL);
 		if (t || at_load_acquire(&w->pool->stopping) || has_ready(w))
 			return t;
+		if (left && !l.first) {
+			l.first = l.since = kn_now();
+			l.seen = others_progress(w);
+		}
+		if (!left && round >= SEARCH_ROUNDS - 1)
+			return NULL;
 		qsbr_quiescent();
-		backoff_spin(&b);
+		if (left)
+			backoff_snooze(&b);
+		else
+			backoff_spin(&b);
 	}
-	return NULL;
 }
 
 /* ---- parking ---------------------------------------------------------- */
@@ -817,8 +897,9 @@ static struct kn_task *next_task(struct worker *w)
 	bool searching;
 
 	for (;;) {
-		struct fiber *f = take_ready(w);
+		struct fiber *f = w->tasks_first ? NULL : take_ready(w);
 
+		w->tasks_first = false;
 		if (f) {
 			run_ready(w, f);
 			continue;
@@ -854,8 +935,9 @@ static struct kn_task *next_task(struct worker *w)
 			continue;
 		}
 		/* Withdrew: work is visible. Take it even if searchers
-		 * abound, or wait for the half-done enqueue behind it. */
-		t = scan(w);
+		 * abound (leaving a few to a busy owner, as searchers do),
+		 * or wait for the half-done enqueue behind it. */
+		t = search(w);
 		if (t)
 			return t;
 		backoff_snooze(&b);
@@ -1064,7 +1146,7 @@ static struct kn_task *leapfrog(struct worker *w, struct kn_task *t)
 	v = at_load_acquire(&w->pool->slots[i]);
 	do {
 		retry = false;
-		x = steal_from(w, v, &retry);
+		x = steal_from(w, v, &retry, NULL);
 	} while (!x && retry && at_load_acquire(&t->state) == TASK_PENDING);
 	return x;
 }

@@ -44,14 +44,20 @@ Test(deque, lifo_for_owner_fifo_for_thief_and_growth)
 	cr_assert_eq(deque_init(&d, 2), 0);
 	for (i = 1; i <= 1000; i++) /* grows 4 -> 1024 on the way */
 		cr_assert_eq(deque_push(&d, (void *)i), 0);
-	cr_assert_eq(deque_steal(&d, &x), STEAL_OK);
+	cr_assert_eq(deque_steal(&d, &x, 8), STEAL_OK);
 	cr_assert_eq((uintptr_t)x, 1);
-	cr_assert_eq(deque_steal(&d, &x), STEAL_OK);
+	cr_assert_eq(deque_steal(&d, &x, 0), STEAL_OK);
 	cr_assert_eq((uintptr_t)x, 2);
-	for (i = 1000; i >= 3; i--)
+	for (i = 1000; i >= 5; i--)
 		cr_assert_eq((uintptr_t)deque_pop(&d), i);
+	/* Two left: a thief that leaves up to 2 (or more) to the owner. */
+	cr_assert_eq(deque_steal(&d, &x, 2), STEAL_LEFT);
+	cr_assert_eq(deque_steal(&d, &x, 1), STEAL_OK);
+	cr_assert_eq((uintptr_t)x, 3);
+	cr_assert_eq(deque_steal(&d, &x, 1), STEAL_LEFT);
+	cr_assert_eq((uintptr_t)deque_pop(&d), 4);
 	cr_assert_null(deque_pop(&d));
-	cr_assert_eq(deque_steal(&d, &x), STEAL_EMPTY);
+	cr_assert_eq(deque_steal(&d, &x, 0), STEAL_EMPTY);
 	cr_assert(deque_empty(&d));
 	deque_destroy(&d);
 	qsbr_unregister();
@@ -84,7 +90,7 @@ static void *dq_thief(void *arg)
 	for (;;) {
 		bool done = at_load_acquire(&r->done);
 
-		if (deque_steal(&r->d, &x) == STEAL_OK)
+		if (deque_steal(&r->d, &x, 0) == STEAL_OK)
 			dq_take(r, x);
 		else if (done && deque_empty(&r->d))
 			break;

@@ -78,7 +78,10 @@ KN_API int kn_chan_recv_ctx(kn_chan *ch, void *out, kn_ctx *ctx);
  * at least one value, then takes up to n that are there without waiting;
  * *received gets how many; it returns 0, or EPIPE when the channel is closed
  * and drained. Both also take a deadline and a context (KN_FOREVER, NULL for
- * none): on ETIMEDOUT/ECANCELED the count says how many moved.
+ * none): on ETIMEDOUT/ECANCELED the count says how many moved. On a
+ * buffered channel a batch moves each run of values it finds (free slots,
+ * or buffered values) with one atomic operation, as consecutive sends or
+ * receives at that instant: batches cost less per value than single calls.
  */
 KN_API int kn_chan_send_batch(kn_chan *ch, const void *elems, size_t n,
 			      size_t *sent, uint64_t deadline, kn_ctx *ctx);
