@@ -145,8 +145,9 @@
 #define INJECTOR_EVERY 61      /* tasks between looks at the injector first */
 #define SEARCH_ROUNDS 4
 #define TASK_TURN 4            /* every 4th block lets a queued task start */
-#define LEAVE_FEW 16           /* a deque this shallow is left to its owner */
-#define LEAVE_GRACE_NS 20000   /* while its owner progresses this often */
+#define LEAVE_FEW 32           /* a deque this shallow is left to its owner */
+#define LEAVE_GRACE_NS 20000   /* while its owner progresses this often: */
+#define LEAVE_PROGRESS 1       /* a task end or a switch in each period */
 #define LEAVE_MAX_NS 100000    /* and for no longer (see search) */
 
 #define ST_BLOCKED_ONE ((uint64_t)1)
@@ -751,10 +752,10 @@ static struct kn_task *scan(struct worker *w, bool *left)
  * runs them within microseconds, on one core, where every hand-off is a
  * fiber switch; split across cores, every hand-off crosses them, and a
  * fiber never moves. So a searcher leaves a deque of at most LEAVE_FEW
- * tasks to its owner while the owners make progress (finish or switch
- * tasks) within every LEAVE_GRACE_NS, up to LEAVE_MAX_NS, yielding
- * meanwhile; an owner stuck in one task longer than that is not about to
- * run them, and they are stolen. Deeper deques (data parallelism, fork-
+ * tasks to its owner while the owners make quick progress (LEAVE_PROGRESS
+ * task ends or switches in every LEAVE_GRACE_NS), up to LEAVE_MAX_NS,
+ * yielding meanwhile. Owners slower than that run tasks long enough to be
+ * worth another core, and those are stolen. Deeper deques (data parallelism, fork-
  * join) are stolen from at once. Go's runnext slot plays this part for one
  * goroutine, and Go can move a goroutine later; kanal cannot.
  */
@@ -788,7 +789,7 @@ static bool leave_few(struct worker *w, struct leave *l)
 	if (now - l->since < LEAVE_GRACE_NS)
 		return true;
 	pr = others_progress(w);
-	if (pr == l->seen || now - l->first >= LEAVE_MAX_NS)
+	if (pr - l->seen < LEAVE_PROGRESS || now - l->first >= LEAVE_MAX_NS)
 		return false;
 	l->since = now;
 	l->seen = pr;
