@@ -194,10 +194,10 @@ enum steal_result deque_steal(struct deque *d, void **x, int64_t leave)
 
 	if (t >= b)
 		return STEAL_EMPTY;
-	if (b - t <= leave)
-		return STEAL_LEFT;
 	r = at_load_acquire(&d->ring);
 	v = at_load_relaxed(&r->slot[t & r->mask]);
+	if (b - t <= leave && !((uintptr_t)v & DEQUE_TAKE_ANYWAY))
+		return STEAL_LEFT;
 	if (!at_cas_seq_cst(&d->top, &t, t + 1))
 		return STEAL_RETRY;
 	*x = v;

@@ -69,7 +69,10 @@ int deque_push(struct deque *d, void *x);
 void *deque_pop(struct deque *d);
 /* Owner: how many pushes fit before the ring must grow. */
 int64_t deque_room(struct deque *d);
-/* Thief: take the oldest item into *x, unless there are at most leave. */
+/* Thief: take the oldest item into *x, unless there are at most leave
+ * and that item does not have DEQUE_TAKE_ANYWAY set in its address (the
+ * pool sets it on joinable tasks; the deque stores items as given). */
+#define DEQUE_TAKE_ANYWAY ((uintptr_t)1)
 enum steal_result deque_steal(struct deque *d, void **x, int64_t leave);
 /* Nothing to take right now (a snapshot; any thread). */
 bool deque_empty(struct deque *d);

@@ -145,10 +145,12 @@
 #define INJECTOR_EVERY 61      /* tasks between looks at the injector first */
 #define SEARCH_ROUNDS 4
 #define TASK_TURN 4            /* every 4th block lets a queued task start */
+#define TASK_STREAK 16         /* queued tasks before a runnable fiber, at most */
 #define LEAVE_FEW 32           /* a deque this shallow is left to its owner */
 #define LEAVE_GRACE_NS 20000   /* while its owner progresses this often: */
 #define LEAVE_PROGRESS 1       /* a task end or a switch in each period */
 #define LEAVE_MAX_NS 100000    /* and for no longer (see search) */
+#define LEAVE_SCAN_NS 10000    /* between looks at deques left alone */
 
 #define ST_BLOCKED_ONE ((uint64_t)1)
 #define ST_SEARCH_ONE ((uint64_t)1 << 16)
@@ -182,6 +184,7 @@ struct worker {
 	unsigned index;
 	unsigned tick;
 	unsigned turn;           /* blocks, for TASK_TURN */
+	unsigned streak;         /* tasks taken while fibers were runnable */
 	bool tasks_first;        /* the next loop pass takes a task first */
 	uint64_t rng;
 	pthread_t thread;
@@ -655,6 +658,25 @@ static struct kn_task *took(struct worker *w, struct kn_task *t)
 	return t;
 }
 
+/* Deque items: a joinable task is tagged so that thieves never leave it
+ * to its owner (fork-join wants the other cores at once; see search). */
+static void *dq_item(struct kn_task *t)
+{
+	uintptr_t tag = at_load_relaxed(&t->state) == TASK_DETACHED ? 0 : DEQUE_TAKE_ANYWAY;
+
+	return (void *)((uintptr_t)t | tag);
+}
+
+static struct kn_task *dq_task(void *x)
+{
+	return (struct kn_task *)((uintptr_t)x & ~DEQUE_TAKE_ANYWAY);
+}
+
+static struct kn_task *dq_pop(struct worker *w)
+{
+	return dq_task(deque_pop(&w->dq));
+}
+
 /* A batch from the injector: the first task is returned, the rest go onto
  * w's deque (as many as fit without growing it). */
 static struct kn_task *inj_take(struct worker *w)
@@ -681,7 +703,7 @@ static struct kn_task *inj_take(struct worker *w)
 		if (got++ == 0)
 			first = t;
 		else
-			deque_push(&w->dq, t); /* fits: no growth, no failure */
+			deque_push(&w->dq, dq_item(t)); /* fits: no growth, no failure */
 	}
 	lock_release(&p->inj_lock);
 	if (got) {
@@ -702,7 +724,7 @@ static struct kn_task *steal_from(struct worker *w, struct worker *v,
 	switch (deque_steal(&v->dq, &x, left ? LEAVE_FEW : 0)) {
 	case STEAL_OK:
 		stat_inc(&w->n_steal);
-		return took(w, x);
+		return took(w, dq_task(x));
 	case STEAL_RETRY:
 		*retry = true;
 		break;
@@ -796,6 +818,19 @@ static bool leave_few(struct worker *w, struct leave *l)
 	return true;
 }
 
+/* Between scans of deques left to their owners: yield, without reading
+ * the owners' deque lines (each read costs the owner a miss on its next
+ * push or pop), until LEAVE_SCAN_NS pass or other work shows up. */
+static void leave_wait(struct worker *w, struct backoff *b)
+{
+	uint64_t until = kn_now() + LEAVE_SCAN_NS;
+
+	do
+		backoff_snooze(b);
+	while (!has_ready(w) && at_load_relaxed(&w->pool->pending) <= 0 &&
+	       !at_load_relaxed(&w->pool->stopping) && kn_now() < until);
+}
+
 static struct kn_task *search(struct worker *w)
 {
 	struct backoff b = { 0 };
@@ -817,7 +852,7 @@ static struct kn_task *search(struct worker *w)
 			return NULL;
 		qsbr_quiescent();
 		if (left)
-			backoff_snooze(&b);
+			leave_wait(w, &b);
 		else
 			backoff_spin(&b);
 	}
@@ -890,6 +925,20 @@ static bool park(struct worker *w, bool searching)
 	return v != SEL_ABORT;
 }
 
+/*
+ * Do queued tasks go before runnable fibers now? A fiber woken by a task
+ * of this worker usually waits for that task's siblings (a spawner held
+ * by a group's limit, a joiner): running up to TASK_STREAK of the queued
+ * ones first lets it resume once for many, and it then spawns or joins
+ * in a burst; past that, the fiber goes first, so that a stream of tasks
+ * never holds a woken fiber for more than TASK_STREAK tasks. A block
+ * gives queued tasks a turn as well (worker_suspend).
+ */
+static bool tasks_turn(struct worker *w)
+{
+	return w->tasks_first || (w->streak < TASK_STREAK && !deque_empty(&w->dq));
+}
+
 static struct kn_task *next_task(struct worker *w)
 {
 	kn_pool *p = w->pool;
@@ -898,10 +947,11 @@ static struct kn_task *next_task(struct worker *w)
 	bool searching;
 
 	for (;;) {
-		struct fiber *f = w->tasks_first ? NULL : take_ready(w);
+		struct fiber *f = tasks_turn(w) ? NULL : take_ready(w);
 
 		w->tasks_first = false;
 		if (f) {
+			w->streak = 0;
 			run_ready(w, f);
 			continue;
 		}
@@ -917,9 +967,11 @@ static struct kn_task *next_task(struct worker *w)
 		}
 		if (++w->tick % INJECTOR_EVERY == 0 && (t = inj_take(w)))
 			return t;
-		t = deque_pop(&w->dq);
-		if (t)
+		t = dq_pop(w);
+		if (t) {
+			w->streak += has_ready(w);
 			return t;
+		}
 		if (at_load_relaxed(&w->nblocked) && poll_ready(w))
 			continue;
 		searching = st_running(at_load_relaxed(&p->state)) <= p->target &&
@@ -1036,7 +1088,7 @@ static void *worker_main(void *arg)
 	/* Stopping: what is left here is dropped now, so that a join
 	 * waiting for it (on another worker) returns and lets that worker
 	 * stop too. Draining shutdowns leave nothing. */
-	while ((t = deque_pop(&w->dq)) != NULL)
+	while ((t = dq_pop(w)) != NULL)
 		drop_task(p, t);
 	if (p->on_stop)
 		p->on_stop(p, w->index, p->hook_arg);
@@ -1065,7 +1117,7 @@ static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
 static int submit(kn_pool *p, struct kn_task *t)
 {
 	if (on_own_worker(p)) {
-		if (deque_push(&self->dq, t))
+		if (deque_push(&self->dq, dq_item(t)))
 			return ENOMEM;
 	} else {
 		/* pending first: it covers the task from now on (invariant
@@ -1157,7 +1209,7 @@ static void help(struct worker *w, struct kn_task *t)
 	struct kn_task *x;
 
 	while (at_load_acquire(&t->state) == TASK_PENDING && may_start_task(w)) {
-		x = deque_pop(&w->dq);
+		x = dq_pop(w);
 		if (!x)
 			x = leapfrog(w, t);
 		if (!x)
@@ -1292,7 +1344,7 @@ int kn_pool_shutdown(kn_pool *p, bool drain, size_t *dropped)
 	drop_injected(p);
 	n = at_load_relaxed(&p->nstarted);
 	for (i = 0; i < n; i++)
-		while ((t = deque_pop(&p->owned[i]->dq)) != NULL)
+		while ((t = dq_pop(p->owned[i])) != NULL)
 			drop_task(p, t);
 	if (dropped)
 		*dropped = (size_t)at_load_relaxed(&p->dropped);

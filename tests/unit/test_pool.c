@@ -34,6 +34,7 @@ static void gate_task(void *arg)
 
 /* ---- the deque ---------------------------------------------------------- */
 
+/* Items are even numbers: bit 0 (DEQUE_TAKE_ANYWAY) is the pool's tag. */
 Test(deque, lifo_for_owner_fifo_for_thief_and_growth)
 {
 	struct deque d;
@@ -43,19 +44,27 @@ Test(deque, lifo_for_owner_fifo_for_thief_and_growth)
 	qsbr_register();
 	cr_assert_eq(deque_init(&d, 2), 0);
 	for (i = 1; i <= 1000; i++) /* grows 4 -> 1024 on the way */
-		cr_assert_eq(deque_push(&d, (void *)i), 0);
+		cr_assert_eq(deque_push(&d, (void *)(2 * i)), 0);
 	cr_assert_eq(deque_steal(&d, &x, 8), STEAL_OK);
-	cr_assert_eq((uintptr_t)x, 1);
-	cr_assert_eq(deque_steal(&d, &x, 0), STEAL_OK);
 	cr_assert_eq((uintptr_t)x, 2);
+	cr_assert_eq(deque_steal(&d, &x, 0), STEAL_OK);
+	cr_assert_eq((uintptr_t)x, 4);
 	for (i = 1000; i >= 5; i--)
-		cr_assert_eq((uintptr_t)deque_pop(&d), i);
+		cr_assert_eq((uintptr_t)deque_pop(&d), 2 * i);
 	/* Two left: a thief that leaves up to 2 (or more) to the owner. */
 	cr_assert_eq(deque_steal(&d, &x, 2), STEAL_LEFT);
 	cr_assert_eq(deque_steal(&d, &x, 1), STEAL_OK);
-	cr_assert_eq((uintptr_t)x, 3);
+	cr_assert_eq((uintptr_t)x, 6);
 	cr_assert_eq(deque_steal(&d, &x, 1), STEAL_LEFT);
-	cr_assert_eq((uintptr_t)deque_pop(&d), 4);
+	/* ... unless the item is tagged to be taken anyway. */
+	cr_assert_eq(deque_push(&d, (void *)(10 | DEQUE_TAKE_ANYWAY)), 0);
+	cr_assert_eq(deque_steal(&d, &x, 2), STEAL_LEFT); /* 8 is oldest */
+	cr_assert_eq((uintptr_t)deque_pop(&d), 10 | DEQUE_TAKE_ANYWAY);
+	cr_assert_eq(deque_push(&d, (void *)(12 | DEQUE_TAKE_ANYWAY)), 0);
+	cr_assert_eq(deque_steal(&d, &x, 0), STEAL_OK);
+	cr_assert_eq((uintptr_t)x, 8);
+	cr_assert_eq(deque_steal(&d, &x, 8), STEAL_OK);
+	cr_assert_eq((uintptr_t)x, 12 | DEQUE_TAKE_ANYWAY);
 	cr_assert_null(deque_pop(&d));
 	cr_assert_eq(deque_steal(&d, &x, 0), STEAL_EMPTY);
 	cr_assert(deque_empty(&d));
