@@ -11,6 +11,16 @@
  * parked worker only when no worker is searching. An idle pool makes no
  * system call and burns no CPU: there are no periodic wake-ups.
  *
+ * Placement. A suspended task resumes on the worker that first ran it, so
+ * where a task starts decides which tasks share a core for good. A few
+ * detached tasks (at most 32) queued on a worker that keeps switching or
+ * finishing tasks are left to it for up to 100 us: a generator, a pipeline
+ * or a worker pool spawned by one task then runs on one core, where every
+ * hand-off is a user-space switch. Joinable tasks (fork-join), deeper
+ * queues and the queue of a worker busy in one long task are stolen at
+ * once (long: 20 us). A worker runs up to 16 queued tasks before a task
+ * they woke, and gives queued tasks a turn at every 4th suspension.
+ *
  * Tasks may block. When a task blocks in a kanal call (a channel, select,
  * semaphore, context, wait group, group or join; with a deadline, a context
  * or neither), it is suspended like a goroutine: its worker thread switches
