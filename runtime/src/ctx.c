@@ -366,7 +366,7 @@ kn_ctx *kn_ctx_with_deadline(kn_ctx *parent, uint64_t deadline)
 	c->tparent = tp;
 	c->timed = deadline < inherited;
 	c->deadline = c->timed ? deadline : inherited;
-	c->timer.idx = TIMER_NOT_QUEUED;
+	c->timer.queued = false;
 	if (tp)
 		adopt(tp, c);
 	if (c->timed && !at_load_relaxed(&c->err)) {

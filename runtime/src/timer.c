@@ -8,12 +8,22 @@
  * Why one: a thread per deadline would cost a thread per context. The
  * thread parks through the waiter layer like every other blocked thread.
  *
- * Algorithm. A binary min-heap of entries by time, guarded by a futex lock.
- * The thread, under the lock, fires every due entry (dropping the lock
- * around each fire call), computes the earliest pending time, pushes its
- * wait node on the queue `wake` still under the lock, then parks until that
- * time (KN_FOREVER when the heap is empty). timer_add notifies `wake` only
- * when the new entry became the earliest.
+ * Algorithm. A pairing heap of the entries by time (intrusive: an entry
+ * carries its own links, so adding one never allocates and a fiber's
+ * deadline cannot fail for want of memory), guarded by a futex lock. The
+ * thread, under the lock, fires every due entry (dropping the lock around
+ * each fire call), reads the earliest pending time at the root, pushes its
+ * wait node on the queue `wake` still under the lock, then parks until
+ * that time (KN_FOREVER when the heap is empty). timer_add notifies `wake`
+ * only when the new entry became the root.
+ *
+ * The heap: every node's time is no earlier than its parent's. A node's
+ * children form a list (child, then next); prev points to the previous
+ * sibling, or to the parent for a first child, so that any entry can be
+ * cut out. add melds the entry with the root, O(1); taking the root out
+ * melds its children in two passes (left to right in pairs, then the pairs
+ * right to left), O(log n) amortized; removing another entry cuts it out
+ * and melds its children back in.
  *
  * No lost wake-up: the thread registers on `wake` before it releases the
  * heap lock, and an adder inserts under that lock and reads the queue after
@@ -23,12 +33,13 @@
  *
  * Invariants
  *
- *  1. heap[0..len) is a min-heap by when; heap[i]->idx == i; an entry not
- *     in the heap has idx == TIMER_NOT_QUEUED. All of it under `lock`.
+ *  1. The root is the earliest entry; no child is earlier than its parent;
+ *     an entry is queued (in the heap) exactly when its queued flag is set.
+ *     All of it under `lock`.
  *  2. An entry leaves the heap exactly once: by timer_remove (which returns
  *     true) or by the thread before it calls fire.
  *  3. While the heap is not empty the thread is either running or parked
- *     with a deadline no later than heap[0]->when.
+ *     with a deadline no later than the root's time.
  */
 #include "timer.h"
 
@@ -39,94 +50,85 @@
 
 static struct {
 	struct lock lock;
-	struct timer_entry **heap;
-	size_t len, cap;
+	struct timer_entry *root;
 	bool started;
 	struct waitq wake; /* the timer thread's node, while it parks */
 } T = { .lock = LOCK_INIT };
 
-static bool earlier(size_t a, size_t b)
+/* Two heaps into one: the later root becomes the earlier's first child. */
+static struct timer_entry *meld(struct timer_entry *a, struct timer_entry *b)
 {
-	return T.heap[a]->when < T.heap[b]->when;
-}
+	struct timer_entry *t;
 
-static void swap(size_t a, size_t b)
-{
-	struct timer_entry *e = T.heap[a];
-
-	T.heap[a] = T.heap[b];
-	T.heap[b] = e;
-	T.heap[a]->idx = a;
-	T.heap[b]->idx = b;
-}
-
-static void sift_up(size_t i)
-{
-	while (i > 0 && earlier(i, (i - 1) / 2)) {
-		swap(i, (i - 1) / 2);
-		i = (i - 1) / 2;
+	if (!a || !b)
+		return a ? a : b;
+	if (b->when < a->when) {
+		t = a;
+		a = b;
+		b = t;
 	}
+	b->prev = a;
+	b->next = a->child;
+	if (a->child)
+		a->child->prev = b;
+	a->child = b;
+	a->next = a->prev = NULL;
+	return a;
 }
 
-static void sift_down(size_t i)
+/* A list of sibling heaps into one: pairs left to right, then the pairs
+ * right to left (the pairs are stacked through next as they are made). */
+static struct timer_entry *meld_siblings(struct timer_entry *first)
 {
-	for (;;) {
-		size_t l = 2 * i + 1, m = i;
+	struct timer_entry *stack = NULL, *a, *b, *rest, *h = NULL;
 
-		if (l < T.len && earlier(l, m))
-			m = l;
-		if (l + 1 < T.len && earlier(l + 1, m))
-			m = l + 1;
-		if (m == i)
-			return;
-		swap(i, m);
-		i = m;
+	for (a = first; a; a = rest) {
+		b = a->next;
+		rest = b ? b->next : NULL;
+		a->next = a->prev = NULL;
+		if (b)
+			b->next = b->prev = NULL;
+		a = meld(a, b);
+		a->next = stack;
+		stack = a;
 	}
-}
-
-/* Take heap[i] out, keeping invariant 1. */
-static void heap_delete(size_t i)
-{
-	struct timer_entry *e = T.heap[i];
-
-	T.len--;
-	if (i != T.len) {
-		T.heap[i] = T.heap[T.len];
-		T.heap[i]->idx = i;
-		sift_down(i);
-		sift_up(i);
+	for (a = stack; a; a = rest) {
+		rest = a->next;
+		a->next = NULL;
+		h = meld(h, a);
 	}
-	e->idx = TIMER_NOT_QUEUED;
+	return h;
 }
 
-static int heap_reserve(void)
+/* Take e out, keeping invariant 1. */
+static void heap_delete(struct timer_entry *e)
 {
-	struct timer_entry **h;
-	size_t cap;
+	struct timer_entry *kids = meld_siblings(e->child);
 
-	if (T.len < T.cap)
-		return 0;
-	cap = T.cap ? 2 * T.cap : 64;
-	h = kn_alloc(cap * sizeof(*h));
-	if (!h)
-		return ENOMEM;
-	for (size_t i = 0; i < T.len; i++)
-		h[i] = T.heap[i];
-	kn_free(T.heap);
-	T.heap = h;
-	T.cap = cap;
-	return 0;
+	if (e == T.root) {
+		T.root = kids;
+	} else {
+		if (e->prev->child == e)
+			e->prev->child = e->next;
+		else
+			e->prev->next = e->next;
+		if (e->next)
+			e->next->prev = e->prev;
+		T.root = meld(T.root, kids);
+	}
+	e->child = e->next = e->prev = NULL;
+	e->queued = false;
 }
 
 /* With the lock: fire what is due, return the earliest pending time. */
 static uint64_t fire_due(void)
 {
-	while (T.len > 0) {
-		struct timer_entry *e = T.heap[0];
+	while (T.root) {
+		struct timer_entry *e = T.root;
 
 		if (e->when > kn_now())
 			return e->when;
-		heap_delete(0);
+		heap_delete(e);
 		lock_release(&T.lock);
 		e->fire(e);
 		lock_acquire(&T.lock);
@@ -184,23 +186,17 @@ int timer_add(struct timer_entry *e, uint64_t when,
 
 	e->when = when;
 	e->fire = fire;
+	e->child = e->next = e->prev = NULL;
 	lock_acquire(&T.lock);
 	r = start_thread();
-	if (!r)
-		r = heap_reserve();
-	if (r) {
-		e->idx = TIMER_NOT_QUEUED;
-		lock_release(&T.lock);
-		return r;
-	}
-	e->idx = T.len;
-	T.heap[T.len++] = e;
-	sift_up(e->idx);
-	first = e->idx == 0;
+	e->queued = r == 0;
+	if (e->queued)
+		T.root = meld(T.root, e);
+	first = T.root == e;
 	lock_release(&T.lock);
 	if (first)
 		waitq_notify_one(&T.wake);
-	return 0;
+	return r;
 }
 
 bool timer_remove(struct timer_entry *e)
@@ -208,9 +204,9 @@ bool timer_remove(struct timer_entry *e)
 	bool queued;
 
 	lock_acquire(&T.lock);
-	queued = e->idx != TIMER_NOT_QUEUED;
+	queued = e->queued;
 	if (queued)
-		heap_delete(e->idx);
+		heap_delete(e);
 	lock_release(&T.lock);
 	return queued;
 }

@@ -2,7 +2,7 @@
  * timer.h - the process-wide timer thread (internal).
  *
  * One thread, started by the first timer_add, keeps the pending entries in a
- * min-heap by time and parks through the waiter layer until the earliest
+ * pairing heap by time and parks through the waiter layer until the earliest
  * one is due (forever while the heap is empty: an idle process never wakes
  * it). A due entry is taken out of the heap and its fire function runs on
  * the timer thread, outside every lock.
@@ -15,7 +15,7 @@
  * Synchronization table
  *
  *   call            may run concurrently with    blocks  cost
- *   timer_add       everything                   no      heap lock, O(log n);
+ *   timer_add       everything                   no      heap lock, O(1);
  *                                                        a wake only if the
  *                                                        entry is the earliest
  *   timer_remove    everything                   no      heap lock, O(log n)
@@ -28,13 +28,14 @@
 struct timer_entry {
 	uint64_t when;                          /* absolute, CLOCK_MONOTONIC ns */
 	void (*fire)(struct timer_entry *e);    /* runs on the timer thread */
-	size_t idx;     /* heap slot or TIMER_NOT_QUEUED; under the heap lock */
+	/* The heap's links (timer.c), under the heap lock. */
+	struct timer_entry *child, *next, *prev;
+	bool queued;                            /* in the heap */
 };
 
-#define TIMER_NOT_QUEUED SIZE_MAX
-
-/* Schedule e->fire at when. 0, ENOMEM (heap growth) or EAGAIN (the timer
- * thread could not be started); on error e is not scheduled. */
+/* Schedule e->fire at when. 0, or EAGAIN (the timer thread could not be
+ * started: only the first call starts it); on error e is not scheduled.
+ * Never allocates. */
 int timer_add(struct timer_entry *e, uint64_t when,
 	      void (*fire)(struct timer_entry *e));
 

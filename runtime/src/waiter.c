@@ -223,7 +223,8 @@ static void deadline_cancel(struct fiber_deadline *d)
 /* A fiber lets its thread run other fibers while it waits; SEL_WAITING if
  * it did not switch. Only a decision or a claim resumes it: a claim is
  * waited out by sleep_for_decision. A deadline is kept by the timer thread
- * (when it cannot be, the thread sleeps instead). */
+ * (timer_add never allocates; it fails only when the timer thread cannot
+ * be started, and then the thread sleeps instead). */
 static uint32_t switch_for_decision(struct waiter *w, uint64_t deadline)
 {
 	const struct block_hook *hook = block_hook;

@@ -697,3 +697,59 @@ Test(ctx, after_func_stop_races_cancel)
 		cr_assert_eq(atomic_load(&r.cnt.runs), r.stopped ? 0 : 1);
 	}
 }
+
+/* ---- the timer heap (internal) ------------------------------------------- */
+
+#include "timer.h"
+
+#define TIMER_N 3000
+
+struct tentry {
+	struct timer_entry e; /* first: fire gets &e */
+	_Atomic int fired;
+};
+
+static struct tentry tents[TIMER_N];
+static _Atomic uint64_t fired_total, last_fired_when;
+static _Atomic int fired_out_of_order;
+
+static void tfire(struct timer_entry *e)
+{
+	struct tentry *t = (struct tentry *)e;
+
+	/* One timer thread: fires are sequential. */
+	if (e->when < atomic_load(&last_fired_when))
+		atomic_store(&fired_out_of_order, 1);
+	atomic_store(&last_fired_when, e->when);
+	atomic_fetch_add(&t->fired, 1);
+	atomic_fetch_add(&fired_total, 1);
+}
+
+/* Many entries at random times (some equal), a third of them removed
+ * before they are due: the rest fire once each, earliest first. */
+Test(timer, entries_fire_once_in_time_order_unless_removed)
+{
+	uint64_t base = kn_now() + 200 * 1000000ull, x = 12345, want = 0;
+	int i;
+
+	for (i = 0; i < TIMER_N; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		atomic_init(&tents[i].fired, 0);
+		cr_assert_eq(timer_add(&tents[i].e, base + (x >> 33) % 20000000ull,
+				       tfire), 0);
+	}
+	for (i = 0; i < TIMER_N; i++) {
+		if (i % 3 == 0)
+			cr_assert(timer_remove(&tents[i].e), "entry %d", i);
+		else
+			want++;
+	}
+	for (i = 0; i < 10000 && atomic_load(&fired_total) < want; i++)
+		usleep(1000);
+	cr_assert_eq(atomic_load(&fired_total), want);
+	cr_expect_eq(atomic_load(&fired_out_of_order), 0);
+	for (i = 0; i < TIMER_N; i++) {
+		cr_expect_eq(atomic_load(&tents[i].fired), i % 3 ? 1 : 0, "entry %d", i);
+		cr_expect(!timer_remove(&tents[i].e), "entry %d left twice", i);
+	}
+}

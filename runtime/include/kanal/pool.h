@@ -42,9 +42,10 @@
  * ready for the next block, until shutdown. Out of memory, a worker with
  * suspended tasks starts a new task only once it holds a spare stack (else
  * it only resumes its own tasks): a task that slept on the thread could
- * wait for one of them. The one exception: a suspension with a deadline
- * whose timer entry cannot be allocated sleeps on the thread, and the
- * thread's other suspended tasks wait for it until that deadline. A task
+ * wait for one of them. The one exception: the process's first deadline
+ * starts kanal's timer thread, and if that thread cannot be created, a
+ * suspension with a deadline sleeps on its thread, whose other suspended
+ * tasks then wait until that deadline. A task
  * that blocks outside kanal (a raw system call, a pthread mutex) holds its
  * worker like any long computation, and so do the suspended tasks that are
  * to resume on that worker. Hence: do not hold an OS lock (a pthread mutex)
