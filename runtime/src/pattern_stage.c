@@ -6,8 +6,9 @@
  * order, each worker loops: receive, apply fn, send. The last worker to end
  * closes the output (part_exit). A receive takes a batch: it waits for one
  * value, then takes up to batch - 1 more that are already there (never
- * waiting for them); their results go out together. With batch 1 (the
- * default) that is one value per receive.
+ * waiting for them); their results go out together. With batch 1 that is
+ * one value per receive; batch 0 (the default) lets each worker choose
+ * (see "Automatic batches" below).
  *
  * Order-preserving mode: two batons
  *
@@ -57,7 +58,19 @@ struct stage_worker {
 	kn_chan *in_baton, *out_baton; /* ordered: this worker's turns */
 	struct stage_worker *next;     /* ordered: the worker after it */
 	void *ibuf, *obuf;
+	size_t take;                   /* values per receive now, at most */
 };
+
+/*
+ * Automatic batches (spec batch 0, unordered). A batch saves a CAS and a
+ * wake-up per value when fn is cheap, and costs balance when it is slow
+ * (one worker holds values an idle one could run). So a worker measures
+ * fn over each batch: while it takes under CHEAP_NS per value it takes up
+ * to AUTO_BATCH values per receive (holding at most AUTO_BATCH * CHEAP_NS
+ * of work back), else one at a time.
+ */
+#define AUTO_BATCH 16
+#define CHEAP_NS 1000
 
 struct stage {
 	struct part part;
@@ -67,6 +80,7 @@ struct stage {
 	void *arg;
 	size_t is, os;                 /* value sizes, in and out */
 	size_t batch;                  /* values per receive, at most */
+	bool automatic;                /* batch chosen by each worker */
 	struct stage_worker *w;
 	kn_chan **chans;               /* out, then the batons */
 };
@@ -82,6 +96,7 @@ static int apply(kn_ctx *ctx, struct stage_worker *w, size_t got, size_t *kept)
 	size_t i, k = 0;
 	int r;
 
+	*kept = 0;
 	for (i = 0; i < got; i++) {
 		r = s->fn(ctx, in + i * s->is, out + k * s->os, s->arg);
 		if (r == KN_SKIP)
@@ -94,6 +109,21 @@ static int apply(kn_ctx *ctx, struct stage_worker *w, size_t got, size_t *kept)
 	return 0;
 }
 
+/* apply, and for an automatic batch, how much to take next time. */
+static int apply_timed(kn_ctx *ctx, struct stage_worker *w, size_t got,
+		       size_t *kept)
+{
+	uint64_t t0;
+	int err;
+
+	if (!w->s->automatic)
+		return apply(ctx, w, got, kept);
+	t0 = kn_now();
+	err = apply(ctx, w, got, kept);
+	w->take = kn_now() - t0 < got * CHEAP_NS ? AUTO_BATCH : 1;
+	return err;
+}
+
 /* Receive, apply fn, send, until the input ends: unordered workers. */
 static int stage_loop(kn_ctx *ctx, struct stage_worker *w)
 {
@@ -102,11 +132,11 @@ static int stage_loop(kn_ctx *ctx, struct stage_worker *w)
 	int err;
 
 	for (;;) {
-		err = kn_chan_recv_batch(s->in, w->ibuf, s->batch, &got,
+		err = kn_chan_recv_batch(s->in, w->ibuf, w->take, &got,
 					 KN_FOREVER, ctx);
 		if (err)
 			return input_done(ctx, err);
-		err = apply(ctx, w, got, &kept);
+		err = apply_timed(ctx, w, got, &kept);
 		if (err)
 			return err;
 		err = kn_chan_send_batch(s->out, w->obuf, kept, NULL,
@@ -181,8 +211,10 @@ static kn_chan *stage_new(kn_flow *f, kn_chan *in, kn_chan *out,
 {
 	size_t size = sizeof(struct stage), is = kn_chan_elem_size(in);
 	size_t os = out ? kn_chan_elem_size(out) : sp->out_size;
-	size_t batch = sp->batch > 1 ? sp->batch : 1, ib, ob;
 	bool ordered = (sp->flags & KN_STAGE_ORDERED) && sp->workers > 1;
+	bool automatic = sp->batch == 0 && !ordered;
+	size_t batch = automatic ? AUTO_BATCH : sp->batch > 1 ? sp->batch : 1;
+	size_t ib, ob;
 	size_t batons = ordered ? 2 * (size_t)sp->workers : 0;
 	size_t workers, chans, ibufs, obufs, k;
 	struct stage *s;
@@ -219,12 +251,14 @@ static kn_chan *stage_new(kn_flow *f, kn_chan *in, kn_chan *out,
 	s->is = is;
 	s->os = os;
 	s->batch = batch;
+	s->automatic = automatic;
 	s->w = at_offset(s, workers);
 	for (k = 0; k < sp->workers; k++)
 		s->w[k] = (struct stage_worker){
 			.s = s,
 			.ibuf = at_offset(s, ibufs + k * ib),
 			.obuf = at_offset(s, obufs + k * ob),
+			.take = automatic ? 1 : batch,
 		};
 	if (ordered)
 		stage_ring(s, sp->workers);

@@ -16,6 +16,7 @@
  */
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -530,6 +531,40 @@ Test(stage, unordered_runs_its_workers_at_once)
 	cr_assert_eq(drain(out, got, N), N);
 	cr_assert_eq(atomic_load(&most_inside), 6);
 	ended(f, pool, 0, 1 + 6);
+	free(v);
+}
+
+/* A slow value: 5 ms, holding the thread (outside kanal). */
+static int slow_copy(kn_ctx *ctx, const void *in, void *out, void *arg)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+	(void)ctx;
+	(void)arg;
+	enter();
+	nanosleep(&ts, NULL);
+	leave();
+	*(int64_t *)out = *(const int64_t *)in;
+	return 0;
+}
+
+/* Automatic batches (batch 0): slow values are taken one at a time, so
+ * both workers run them; a fixed batch of 16 would let the first worker
+ * take all 8 at once. */
+Test(stage, automatic_batches_keep_slow_work_balanced)
+{
+	enum { N = 8 };
+	kn_pool *pool = test_pool(2);
+	kn_flow *f = test_flow(NULL, pool);
+	int64_t *v = seq(N), got[N];
+	struct kn_stage_spec sp = spec_of(slow_copy, NULL, 2, 0, N);
+	kn_chan *out;
+
+	reset_counts();
+	out = kn_stage(f, kn_generate_array(f, v, 8, N, N), &sp);
+	cr_assert_eq(drain(out, got, N), N);
+	cr_assert_eq(atomic_load(&most_inside), 2);
+	ended(f, pool, 0, 1 + 2);
 	free(v);
 }
 
