@@ -67,7 +67,9 @@ struct stage_worker {
  * (one worker holds values an idle one could run). So a worker measures
  * fn over each batch: while it takes under CHEAP_NS per value it takes up
  * to AUTO_BATCH values per receive (holding at most AUTO_BATCH * CHEAP_NS
- * of work back), else one at a time.
+ * of work back), else one at a time. Only from a buffered input: on a
+ * rendezvous channel the rest of a batch can come only from senders
+ * already waiting, and looking for them costs a locked try per receive.
  */
 #define AUTO_BATCH 16
 #define CHEAP_NS 1000
@@ -212,7 +214,7 @@ static kn_chan *stage_new(kn_flow *f, kn_chan *in, kn_chan *out,
 	size_t size = sizeof(struct stage), is = kn_chan_elem_size(in);
 	size_t os = out ? kn_chan_elem_size(out) : sp->out_size;
 	bool ordered = (sp->flags & KN_STAGE_ORDERED) && sp->workers > 1;
-	bool automatic = sp->batch == 0 && !ordered;
+	bool automatic = sp->batch == 0 && !ordered && kn_chan_cap(in) > 0;
 	size_t batch = automatic ? AUTO_BATCH : sp->batch > 1 ? sp->batch : 1;
 	size_t ib, ob;
 	size_t batons = ordered ? 2 * (size_t)sp->workers : 0;

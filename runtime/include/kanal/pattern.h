@@ -192,7 +192,7 @@ struct kn_stage_spec {
  * default; kn_worker_pool's too) chooses per worker and per receive:
  * up to 16 values while fn has taken under 1 us per value on the last
  * batch, else one; so it holds back at most about 16 us of work. With
- * KN_STAGE_ORDERED and several workers, 0 means 1.
+ * KN_STAGE_ORDERED and several workers, or a rendezvous input, 0 means 1.
  * NULL with errno EINVAL (f, in, spec or spec->fn NULL, out_size or workers
  * 0, unknown flags) or ENOMEM.
  */
