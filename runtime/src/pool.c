@@ -774,12 +774,14 @@ static struct kn_task *scan(struct worker *w, bool *left)
  * runs them within microseconds, on one core, where every hand-off is a
  * fiber switch; split across cores, every hand-off crosses them, and a
  * fiber never moves. So a searcher leaves a deque of at most LEAVE_FEW
- * tasks to its owner while the owners make quick progress (LEAVE_PROGRESS
- * task ends or switches in every LEAVE_GRACE_NS), up to LEAVE_MAX_NS,
- * yielding meanwhile. Owners slower than that run tasks long enough to be
- * worth another core, and those are stolen. Deeper deques (data parallelism, fork-
- * join) are stolen from at once. Go's runnext slot plays this part for one
- * goroutine, and Go can move a goroutine later; kanal cannot.
+ * detached tasks to its owner while the owners keep making progress (a
+ * task end or a switch in every LEAVE_GRACE_NS), for at most LEAVE_MAX_NS,
+ * yielding meanwhile and looking again every LEAVE_SCAN_NS. An owner
+ * slower than that runs tasks long enough to be worth another core, and
+ * its tasks are stolen. Joinable tasks (fork-join: tagged in the deque)
+ * and deeper deques (data parallelism) are stolen from at once. Go's
+ * runnext slot plays this part for one goroutine, and Go can move a
+ * goroutine later; kanal cannot.
  */
 static uint64_t others_progress(struct worker *w)
 {
@@ -936,7 +938,9 @@ static bool park(struct worker *w, bool searching)
  */
 static bool tasks_turn(struct worker *w)
 {
-	return w->tasks_first || (w->streak < TASK_STREAK && !deque_empty(&w->dq));
+	return (w->tasks_first ||
+		(w->streak < TASK_STREAK && !deque_empty(&w->dq))) &&
+	       may_start_task(w); /* else the fibers must go first */
 }
 
 static struct kn_task *next_task(struct worker *w)
