@@ -10,6 +10,12 @@
  * 1024 -> ring 2048 (2047 items), capacity 1 -> ring 4 (3 items). The cap1
  * workload therefore runs ck with slack the other implementations lack.
  * Items are stored in the ring's void * slots as uintptr_t.
+ *
+ * ck_ring_enqueue_mpmc commits in reservation order, spinning inside ck
+ * (no yield) until the producers before it have committed; with 4
+ * producers and 4 consumers on 2 vCPUs the spinners hold the CPUs the
+ * committer needs, and chan_mpmc_4p4c at cpus=2 does not finish within the
+ * runner's 60 s (it shows as a failed peer run; pinned to one CPU it does).
  */
 #include "bench.h"
 #include "chan_workloads.h"
