@@ -642,7 +642,7 @@ static size_t ring_batch(kn_chan *ch, int kind, unsigned char *vals, size_t n,
 
 	if (!ch->cap || (ctx && ctx_done(ctx)))
 		return 0;
-	k = kind == KN_SEND ? ring_send_n(ch, vals, n) : ring_recv_n(ch, vals, n);
+	k = ring_move_n(ch, kind, vals, n);
 	if (k)
 		chan_signal(ch, kind, k);
 	return k;
@@ -691,7 +691,8 @@ int kn_chan_recv_batch(kn_chan *ch, void *elems, size_t n, size_t *received,
 			return r;
 		i = 1 + ring_batch(ch, KN_RECV, p + ch->esize, n - 1, NULL);
 	}
-	for (; i < n && !ch->cap; i++)
+	/* Rendezvous: the rest only from senders already waiting. */
+	for (; !ch->cap && i < n; i++)
 		if (chan_op(ch, KN_RECV, p + i * ch->esize, 0, NULL, true))
 			break;
 	if (received)

@@ -26,9 +26,10 @@
  * Close sets mark_bit in tail with one fetch_or: senders see it in the tail
  * they must read anyway, receivers drain to tail and then see it.
  *
- * Linearization points: a send (or a batch of sends) at its successful tail
- * CAS, a receive (or a batch) at its successful head CAS, close at the fetch_or; "full" at the head load that
- * proves it, "empty"/"closed and drained" at the tail load.
+ * Linearization points: a send (or a batch of sends) at its successful
+ * tail CAS, a receive (or a batch) at its successful head CAS, close at the
+ * fetch_or; "full" at the head load that proves it, "empty"/"closed and
+ * drained" at the tail load.
  *
  * Invariants
  *
@@ -178,42 +179,34 @@ static inline size_t ring_run(kn_chan *ch, uint64_t pos, uint64_t off,
 	return k;
 }
 
-static inline size_t ring_send_n(kn_chan *ch, const unsigned char *vals, size_t n)
+/* A batch of kind (KN_SEND from vals, KN_RECV into vals): claim the run
+ * at tail (sends) or head (receives), then fill or empty its slots and
+ * stamp them full (t + 1) or free for the next lap (h + one_lap). */
+static inline size_t ring_move_n(kn_chan *ch, int kind, unsigned char *vals,
+				 size_t n)
 {
-	uint64_t tail = at_load_relaxed(&ch->tail), end;
+	bool send = kind == KN_SEND;
+	_Atomic uint64_t *index = send ? &ch->tail : &ch->head;
+	uint64_t pos = at_load_relaxed(index), end;
 	_Atomic uint64_t *stamp;
+	unsigned char *v;
 	size_t k, i;
 
 	do {
-		if (tail & ch->mark_bit)
+		if (pos & ch->mark_bit) /* only a closed tail has it */
 			return 0;
-		k = ring_run(ch, tail, 0, n, &end);
+		k = ring_run(ch, pos, !send, n, &end);
 		if (!k)
 			return 0;
-	} while (!at_cas_weak_seq_cst(&ch->tail, &tail, end));
-	for (i = 0; i < k; i++, tail = next_pos(ch, tail)) {
-		stamp = stamp_of(ch, tail);
-		copy_value(value_of(stamp), vals + i * ch->esize, ch->esize);
-		at_store_release(stamp, tail + 1);
-	}
-	return k;
-}
-
-static inline size_t ring_recv_n(kn_chan *ch, unsigned char *out, size_t n)
-{
-	uint64_t head = at_load_relaxed(&ch->head), end;
-	_Atomic uint64_t *stamp;
-	size_t k, i;
-
-	do {
-		k = ring_run(ch, head, 1, n, &end);
-		if (!k)
-			return 0;
-	} while (!at_cas_weak_seq_cst(&ch->head, &head, end));
-	for (i = 0; i < k; i++, head = next_pos(ch, head)) {
-		stamp = stamp_of(ch, head);
-		copy_value(out + i * ch->esize, value_of(stamp), ch->esize);
-		at_store_release(stamp, head + ch->one_lap);
+	} while (!at_cas_weak_seq_cst(index, &pos, end));
+	for (i = 0; i < k; i++, pos = next_pos(ch, pos)) {
+		stamp = stamp_of(ch, pos);
+		v = vals + i * ch->esize;
+		if (send)
+			copy_value(value_of(stamp), v, ch->esize);
+		else
+			copy_value(v, value_of(stamp), ch->esize);
+		at_store_release(stamp, send ? pos + 1 : pos + ch->one_lap);
 	}
 	return k;
 }

@@ -49,10 +49,11 @@
  * worker's FIFO when it runs on that worker, else pushes it on the
  * worker's remote stack (a CAS; the worker takes the stack whole with one
  * exchange) and wakes the worker through its wakeq if it sleeps. The loop
- * resumes runnable fibers before taking tasks; the loop fiber that does so
- * becomes a spare (beyond LOOPS_KEEP it is unmapped). A task starts beside
- * blocked fibers only with a spare in reserve (invariant 7), so that no
- * task sleeps on a thread whose other fibers it may be waiting for. Fibers never move
+ * and a blocking task resume runnable fibers, taking turns with queued
+ * tasks (tasks_turn); a loop fiber that resumes one becomes a spare
+ * (beyond LOOPS_KEEP it is unmapped). A task starts beside blocked fibers
+ * only with a spare in reserve (invariant 7), so that no task sleeps on a
+ * thread whose other fibers it may be waiting for. Fibers never move
  * between workers: a task resumes on its own thread. A worker with blocked
  * fibers polls for them briefly before searching (poll_ready), since their
  * partners often answer within microseconds; it sleeps registered on both
@@ -144,13 +145,11 @@
 #define INJ_BATCH 32           /* most tasks taken from the injector at once */
 #define INJECTOR_EVERY 61      /* tasks between looks at the injector first */
 #define SEARCH_ROUNDS 4
-#define TASK_TURN 4            /* every 4th block lets a queued task start */
 #define TASK_STREAK 16         /* queued tasks before a runnable fiber, at most */
 #define LEAVE_FEW 32           /* a deque this shallow is left to its owner */
 #define LEAVE_GRACE_NS 20000   /* while its owner progresses this often: */
 #define LEAVE_PROGRESS 1       /* a task end or a switch in each period */
 #define LEAVE_MAX_NS 100000    /* and for no longer (see search) */
-#define LEAVE_SCAN_NS 10000    /* between looks at deques left alone */
 
 #define ST_BLOCKED_ONE ((uint64_t)1)
 #define ST_SEARCH_ONE ((uint64_t)1 << 16)
@@ -183,9 +182,7 @@ struct worker {
 	kn_pool *pool;
 	unsigned index;
 	unsigned tick;
-	unsigned turn;           /* blocks, for TASK_TURN */
 	unsigned streak;         /* tasks taken while fibers were runnable */
-	bool tasks_first;        /* the next loop pass takes a task first */
 	uint64_t rng;
 	pthread_t thread;
 	struct block_hook hook;
@@ -557,21 +554,33 @@ static bool may_start_task(struct worker *w)
 	return true;
 }
 
+/*
+ * Do queued tasks go before runnable fibers now (at a block, and in the
+ * loop)? A fiber woken by a task of this worker usually waits for that
+ * task's siblings (a spawner held by a group's limit, a joiner), and
+ * fibers that keep waking each other would otherwise hold the worker while
+ * its new tasks wait for a thief (another core, for good). So up to
+ * TASK_STREAK queued tasks go first: the woken fiber resumes once for many
+ * and then spawns or joins in a burst. Past that the fibers go first, so a
+ * stream of tasks never holds a woken fiber for more than TASK_STREAK
+ * tasks; and so they do when no task may start here (invariant 7).
+ */
+static bool tasks_turn(struct worker *w)
+{
+	return w->streak < TASK_STREAK && !deque_empty(&w->dq) &&
+	       may_start_task(w);
+}
+
 /* The block hook's suspend: run a runnable fiber, else a loop fiber, in
  * place of the blocked task. */
 static bool worker_suspend(void *arg, struct waiter *wt)
 {
 	struct worker *w = arg;
-	struct fiber *to = NULL;
+	struct fiber *to = tasks_turn(w) ? NULL : take_ready(w);
 
-	/* Queued tasks get a turn between runnable fibers: else fibers that
-	 * keep waking each other hold the worker, and its new tasks wait for
-	 * a thief (another core, for good). */
-	if (++w->turn % TASK_TURN || deque_empty(&w->dq))
-		to = take_ready(w);
+	if (to)
+		w->streak = 0;
 	else
-		w->tasks_first = true;
-	if (!to)
 		to = spare_loop(w);
 	if (!to)
 		return false;
@@ -776,7 +785,7 @@ static struct kn_task *scan(struct worker *w, bool *left)
  * fiber never moves. So a searcher leaves a deque of at most LEAVE_FEW
  * detached tasks to its owner while the owners keep making progress (a
  * task end or a switch in every LEAVE_GRACE_NS), for at most LEAVE_MAX_NS,
- * yielding meanwhile and looking again every LEAVE_SCAN_NS. An owner
+ * polling meanwhile (poll_ready) between looks at their deques. An owner
  * slower than that runs tasks long enough to be worth another core, and
  * its tasks are stolen. Joinable tasks (fork-join: tagged in the deque)
  * and deeper deques (data parallelism) are stolen from at once. Go's
@@ -820,19 +829,6 @@ static bool leave_few(struct worker *w, struct leave *l)
 	return true;
 }
 
-/* Between scans of deques left to their owners: yield, without reading
- * the owners' deque lines (each read costs the owner a miss on its next
- * push or pop), until LEAVE_SCAN_NS pass or other work shows up. */
-static void leave_wait(struct worker *w, struct backoff *b)
-{
-	uint64_t until = kn_now() + LEAVE_SCAN_NS;
-
-	do
-		backoff_snooze(b);
-	while (!has_ready(w) && at_load_relaxed(&w->pool->pending) <= 0 &&
-	       !at_load_relaxed(&w->pool->stopping) && kn_now() < until);
-}
-
 static struct kn_task *search(struct worker *w)
 {
 	struct backoff b = { 0 };
@@ -854,7 +850,8 @@ static struct kn_task *search(struct worker *w)
 			return NULL;
 		qsbr_quiescent();
 		if (left)
-			leave_wait(w, &b);
+			poll_ready(w); /* not the owners' lines: each read
+					* costs an owner a miss */
 		else
 			backoff_spin(&b);
 	}
@@ -927,22 +924,6 @@ static bool park(struct worker *w, bool searching)
 	return v != SEL_ABORT;
 }
 
-/*
- * Do queued tasks go before runnable fibers now? A fiber woken by a task
- * of this worker usually waits for that task's siblings (a spawner held
- * by a group's limit, a joiner): running up to TASK_STREAK of the queued
- * ones first lets it resume once for many, and it then spawns or joins
- * in a burst; past that, the fiber goes first, so that a stream of tasks
- * never holds a woken fiber for more than TASK_STREAK tasks. A block
- * gives queued tasks a turn as well (worker_suspend).
- */
-static bool tasks_turn(struct worker *w)
-{
-	return (w->tasks_first ||
-		(w->streak < TASK_STREAK && !deque_empty(&w->dq))) &&
-	       may_start_task(w); /* else the fibers must go first */
-}
-
 static struct kn_task *next_task(struct worker *w)
 {
 	kn_pool *p = w->pool;
@@ -953,7 +934,6 @@ static struct kn_task *next_task(struct worker *w)
 	for (;;) {
 		struct fiber *f = tasks_turn(w) ? NULL : take_ready(w);
 
-		w->tasks_first = false;
 		if (f) {
 			w->streak = 0;
 			run_ready(w, f);
