@@ -18,8 +18,8 @@
  * or a worker pool spawned by one task then runs on one core, where every
  * hand-off is a user-space switch. Joinable tasks (fork-join), deeper
  * queues and the queue of a worker busy in one long task are stolen at
- * once (long: 20 us). A worker runs up to 16 queued tasks before a task
- * they woke, and gives queued tasks a turn at every 4th suspension.
+ * once (long: 20 us). When queued tasks and runnable (woken) tasks both
+ * wait on a worker, up to 16 queued ones run first, then a woken one.
  *
  * Tasks may block. When a task blocks in a kanal call (a channel, select,
  * semaphore, context, wait group, group or join; with a deadline, a context
