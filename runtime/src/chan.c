@@ -365,14 +365,15 @@ static void put_first(size_t *order, size_t n, size_t i)
 	order[0] = i;
 }
 
-/* A ring case's try. A failed try leaves the positions it saw before it
- * for rings_moved; they are read only after a first failure, so a ready
- * ring costs no extra loads of lines its partners write. */
-static int ring_try(struct wait_case *c)
+/* A ring case's try. With snap, a failed try leaves the positions it saw
+ * before it for rings_moved; they are read only after a first failure, so
+ * a ready ring costs no extra loads of lines its partners write, and only
+ * waits that may give up (default, deadline) read them at all. */
+static int ring_try(struct wait_case *c, bool snap)
 {
 	int r = ring_op(&c->op);
 
-	if (r != EAGAIN)
+	if (r != EAGAIN || !snap)
 		return r;
 	c->head = at_load_seq_cst(&c->op.ch->head);
 	c->tail = at_load_seq_cst(&c->op.ch->tail);
@@ -381,7 +382,7 @@ static int ring_try(struct wait_case *c)
 
 /* One try pass, rendezvous locks held. EAGAIN if no case was ready. */
 static int try_pass(struct wait_case *wc, const size_t *order, size_t n,
-		    struct zlocks *z, size_t *fired)
+		    struct zlocks *z, bool snap, size_t *fired)
 {
 	size_t k;
 	int r;
@@ -392,7 +393,7 @@ static int try_pass(struct wait_case *wc, const size_t *order, size_t n,
 
 		if (!o->ch)
 			continue;
-		r = o->ch->cap ? ring_try(&wc[order[k]]) : zero_try_locked(o, &dropped);
+		r = o->ch->cap ? ring_try(&wc[order[k]], snap) : zero_try_locked(o, &dropped);
 		if (r != EAGAIN) {
 			zlocks_release(z, dropped ? o->ch : NULL);
 			*fired = order[k];
@@ -404,8 +405,6 @@ static int try_pass(struct wait_case *wc, const size_t *order, size_t n,
 	return EAGAIN;
 }
 
-/* In the try order: partners pick the oldest node, so two cases on the
- * same rendezvous channel must not always queue in index order. */
 /* Did any ring case's channel move since its failed try? */
 static bool rings_moved(const struct wait_case *wc, size_t n)
 {
@@ -421,6 +420,8 @@ static bool rings_moved(const struct wait_case *wc, size_t n)
 	return false;
 }
 
+/* In the try order: partners pick the oldest node, so two cases on the
+ * same rendezvous channel must not always queue in index order. */
 static void register_all(struct wait_case *wc, const size_t *order, size_t n,
 			 struct waiter *w)
 {
@@ -504,7 +505,7 @@ static int poll_rings(struct wait_case *wc, const size_t *order, size_t n,
 	poll_begin(&p);
 	while (poll_next(&p) && !(ctx && ctx_done(ctx)) &&
 	       !waiter_others_ready() &&
-	       (r = try_pass(wc, order, n, &none, fired)) == EAGAIN)
+	       (r = try_pass(wc, order, n, &none, false, fired)) == EAGAIN)
 		;
 	poll_end(&p, r != EAGAIN);
 	return r;
@@ -517,13 +518,14 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 	struct waiter w;
 	uint32_t sel;
 	bool polled = false;
+	bool snap = (flags & KN_SELECT_DEFAULT) || deadline != KN_FOREVER;
 	int r;
 
 	if (ctx && ctx_done(ctx))
 		return ECANCELED;
 	for (;;) {
 		zlocks_acquire(z);
-		r = try_pass(wc, order, n, z, fired);
+		r = try_pass(wc, order, n, z, snap, fired);
 		if (r != EAGAIN)
 			return r;
 		if (ctx && ctx_done(ctx)) {

@@ -9,6 +9,8 @@
 #ifndef KN_CHAN_INTERNAL_H
 #define KN_CHAN_INTERNAL_H
 
+#include <stddef.h>
+
 #include "debug.h"
 #include "kanal/chan.h"
 #include "waiter.h"
@@ -22,7 +24,8 @@ struct fdsig {
 };
 
 struct kn_chan {
-	/* Constant after creation. */
+	/* Read by every operation, written at most once after creation
+	 * (fds, when asked): never a line an operation has to fetch again. */
 	uint32_t magic; /* KN_MAGIC_CHAN while alive (debug.h) */
 	size_t esize;
 	size_t cap;
@@ -30,18 +33,25 @@ struct kn_chan {
 	uint64_t one_lap;     /* ring: head/tail = lap * one_lap + index */
 	uint64_t mark_bit;    /* ring: the closed bit in tail */
 	unsigned char *slots; /* ring only */
-
-	/* zero: the channel lock; ring: serialises kn_chan_fd creation. */
-	struct lock lock;
-	_Atomic uint32_t closed;
 	/* fdsig[0] readable-to-recv, fdsig[1] room-to-send; NULL until asked. */
 	struct fdsig *_Atomic fds[2];
 
+	/* Waiting, on one line: a rendezvous hand-off takes the lock, finds
+	 * its partner and unlinks it with one line transfer. zero: the lock
+	 * guards both queues; ring: it serialises kn_chan_fd creation, and
+	 * each queue has its own. */
+	struct lock lock KN_ALIGNED;
+	_Atomic uint32_t closed;
+	struct waitq sendq; /* blocked senders */
+	struct waitq recvq; /* blocked receivers */
+
 	_Atomic uint64_t head KN_ALIGNED; /* ring: next slot to receive */
 	_Atomic uint64_t tail KN_ALIGNED; /* ring: next slot to send; mark_bit = closed */
-	struct waitq sendq KN_ALIGNED;    /* blocked senders */
-	struct waitq recvq KN_ALIGNED;    /* blocked receivers */
 };
+
+_Static_assert(offsetof(struct kn_chan, recvq) + sizeof(struct waitq) -
+	       offsetof(struct kn_chan, lock) <= KN_CACHE_LINE,
+	       "the waiting fields share one line");
 
 #define chan_live(ch) kn_live(ch, KN_MAGIC_CHAN)
 

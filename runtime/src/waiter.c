@@ -352,20 +352,30 @@ void waitq_remove(struct waitq *q, struct wait_node *n)
 }
 
 /* Cheapest to wake first: a waiter still running (no call at all), then a
- * suspended fiber (a queue push), then a sleeping thread (a futex wake). */
+ * suspended fiber (a queue push), then a sleeping thread (a futex wake).
+ * A node whose waiter was decided through another queue (a select's other
+ * cases, a parked worker's second node) is unlinked on the way: until its
+ * owner runs to unlink it, every notify would take this lock for nothing.
+ * Its owner unlinks under this lock too, and finds it gone (invariant 3). */
 struct wait_node *waitq_pick_locked(struct waitq *q)
 {
-	struct wait_node *n, *suspended = NULL, *asleep = NULL;
+	struct wait_node *n, *next, *suspended = NULL, *asleep = NULL;
 
-	for (n = q->head; n; n = n->next) {
+	for (n = q->head; n; n = next) {
 		uint32_t v = at_load_relaxed(&n->w->sel);
 
+		next = n->next;
 		if (v == SEL_WAITING)
 			return n;
-		if (v == SEL_SUSPENDED && !suspended)
-			suspended = n;
-		if (v == SEL_PARKED && !asleep)
-			asleep = n;
+		if (v == SEL_SUSPENDED) {
+			if (!suspended)
+				suspended = n;
+		} else if (v == SEL_PARKED) {
+			if (!asleep)
+				asleep = n;
+		} else {
+			waitq_unlink_locked(q, n);
+		}
 	}
 	return suspended ? suspended : asleep;
 }
@@ -378,9 +388,8 @@ bool waitq_notify_one_slow(struct waitq *q)
 
 	lock_acquire(&q->lock);
 	/* Claim, unlink, and only then publish: the owner may reuse or free
-	 * the node as soon as it sees the decision. A node whose waiter is
-	 * decided elsewhere stays linked for its owner to unlink; a pick can
-	 * lose its claim to a racing decision: then pick again. */
+	 * the node as soon as it sees the decision. A pick can lose its
+	 * claim to a racing decision: then pick again. */
 	while ((n = waitq_pick_locked(q)) != NULL) {
 		if (waiter_claim(n->w, &prev)) {
 			w = n->w;
