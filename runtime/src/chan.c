@@ -280,11 +280,40 @@ static int ring_op(struct op *o)
 
 /* ---- the wait loop ------------------------------------------------------------ */
 
+#define CASE_INLINE 16
+
 struct wait_case {
-	struct op op;
 	struct wait_node node;
+	/* A rendezvous value of up to CASE_INLINE bytes waits here, on the
+	 * node's line: the partner that reads the node moves the value
+	 * without fetching another line of the waiting thread's. */
+	unsigned char value[CASE_INLINE];
+	struct op op;
 	uint64_t head, tail; /* ring: positions before the last failed try */
 };
+/* Cases on the stack start a line, so a node and its value share one. */
+#define CASE_ALIGNED __attribute__((aligned(KN_CACHE_LINE)))
+
+_Static_assert(offsetof(struct wait_case, value) + CASE_INLINE <= KN_CACHE_LINE,
+	       "a waiting value shares its node's line");
+
+/* Where a partner finds (send) or leaves (receive) a rendezvous case's
+ * value while it waits. */
+static void *case_data(struct wait_case *c)
+{
+	if (c->op.ch->esize > CASE_INLINE)
+		return c->op.val;
+	if (c->op.kind == KN_SEND)
+		memcpy(c->value, c->op.val, c->op.ch->esize);
+	return c->value;
+}
+
+/* A rendezvous case completed by its partner: collect a received value. */
+static void case_done(struct wait_case *c)
+{
+	if (c->op.kind == KN_RECV && c->op.ch->esize <= CASE_INLINE)
+		memcpy(c->op.val, c->value, c->op.ch->esize);
+}
 
 /* The distinct rendezvous channels of a wait, sorted by address. */
 struct zlocks {
@@ -436,7 +465,7 @@ static void register_all(struct wait_case *wc, const size_t *order, size_t n,
 		if (o->ch->cap) {
 			waitq_push(chan_queue(o->ch, o->kind), &wc[i].node);
 		} else {
-			zero_register_locked(o, &wc[i].node);
+			zero_register_locked(o, &wc[i].node, case_data(&wc[i]));
 		}
 	}
 }
@@ -559,6 +588,7 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 		if (sel >= SEL_CASE0) {
 			if (TOKEN_DONE(sel)) {
 				*fired = TOKEN_CASE(sel);
+				case_done(&wc[*fired]);
 				return 0;
 			}
 			put_first(order, n, TOKEN_CASE(sel));
@@ -573,7 +603,7 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
 		   kn_ctx *ctx, bool try_only)
 {
-	struct wait_case wc;
+	struct wait_case wc CASE_ALIGNED;
 	kn_chan *zc[1];
 	struct zlocks z = { zc, 0 };
 	size_t order = 0, fired;
@@ -707,7 +737,7 @@ int kn_chan_recv_batch(kn_chan *ch, void *elems, size_t n, size_t *received,
 int kn_select(const struct kn_case *cases, size_t n, unsigned flags,
 	      uint64_t deadline, kn_ctx *ctx, size_t *fired)
 {
-	struct wait_case stack_wc[KN_SELECT_STACK_CASES];
+	struct wait_case stack_wc[KN_SELECT_STACK_CASES] CASE_ALIGNED;
 	size_t stack_order[KN_SELECT_STACK_CASES];
 	kn_chan *stack_z[KN_SELECT_STACK_CASES];
 	struct wait_case *wc = stack_wc;

@@ -72,8 +72,9 @@ struct op {
  * 0, EAGAIN (no partner), EPIPE (closed). Drops the lock when it returns 0
  * (the hand-off finishes outside the lock). */
 int zero_try_locked(struct op *o, bool *unlocked);
-/* Register a node on the queue of o's kind, ch->lock held. */
-void zero_register_locked(struct op *o, struct wait_node *n);
+/* Register a node on the queue of o's kind, ch->lock held; a partner
+ * finds the value (send) or leaves it (receive) at data. */
+void zero_register_locked(struct op *o, struct wait_node *n, void *data);
 int zero_close(kn_chan *ch);
 
 /* Tokens: case i of a wait is decided with CASE_TOKEN(i) to say "retry

@@ -58,9 +58,9 @@ int zero_try_locked(struct op *o, bool *unlocked)
 	return EAGAIN;
 }
 
-void zero_register_locked(struct op *o, struct wait_node *n)
+void zero_register_locked(struct op *o, struct wait_node *n, void *data)
 {
-	n->data = o->val;
+	n->data = data;
 	waitq_push_locked(chan_queue(o->ch, o->kind), n);
 }
 
