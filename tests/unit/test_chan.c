@@ -254,7 +254,10 @@ static int send_pattern(kn_chan *ch, size_t esize, unsigned seed)
 	return r;
 }
 
-static const size_t odd_sizes[] = { 1, 3, 24, 100 };
+/* 16 and 17: a rendezvous value of up to 16 bytes waits inline in its
+ * node (chan.c), a larger one in the caller's buffer. */
+static const size_t odd_sizes[] = { 1, 3, 16, 17, 24, 100 };
+#define N_ODD_SIZES (sizeof(odd_sizes) / sizeof(odd_sizes[0]))
 
 Test(chan, odd_sizes_round_trip_buffered)
 {
@@ -262,7 +265,7 @@ Test(chan, odd_sizes_round_trip_buffered)
 	size_t s, c, lap, i;
 	unsigned seed;
 
-	for (s = 0; s < 4; s++) {
+	for (s = 0; s < N_ODD_SIZES; s++) {
 		for (c = 0; c < 3; c++) {
 			size_t esize = odd_sizes[s], cap = caps[c];
 			kn_chan *ch = kt_chan(esize, cap);
@@ -305,7 +308,7 @@ Test(chan, odd_sizes_round_trip_rendezvous)
 	size_t s;
 	unsigned i;
 
-	for (s = 0; s < 4; s++) {
+	for (s = 0; s < N_ODD_SIZES; s++) {
 		struct sized_sender a = { kt_chan(odd_sizes[s], 0), odd_sizes[s], 50 };
 		struct kt_thread t;
 
