@@ -304,7 +304,7 @@ static void *case_data(struct wait_case *c)
 	if (c->op.ch->esize > CASE_INLINE)
 		return c->op.val;
 	if (c->op.kind == KN_SEND)
-		memcpy(c->value, c->op.val, c->op.ch->esize);
+		copy_value(c->value, c->op.val, c->op.ch->esize);
 	return c->value;
 }
 
@@ -312,7 +312,7 @@ static void *case_data(struct wait_case *c)
 static void case_done(struct wait_case *c)
 {
 	if (c->op.kind == KN_RECV && c->op.ch->esize <= CASE_INLINE)
-		memcpy(c->op.val, c->value, c->op.ch->esize);
+		copy_value(c->op.val, c->value, c->op.ch->esize);
 }
 
 /* The distinct rendezvous channels of a wait, sorted by address. */

@@ -10,6 +10,7 @@
 #define KN_CHAN_INTERNAL_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "debug.h"
 #include "kanal/chan.h"
@@ -67,6 +68,24 @@ struct op {
 	int kind; /* KN_SEND or KN_RECV */
 	void *val;
 };
+
+/* An element copy: the common sizes as single moves. */
+static inline void copy_value(void *dst, const void *src, size_t n)
+{
+	switch (n) {
+	case 8:
+		memcpy(dst, src, 8);
+		break;
+	case 4:
+		memcpy(dst, src, 4);
+		break;
+	case 16:
+		memcpy(dst, src, 16);
+		break;
+	default:
+		memcpy(dst, src, n);
+	}
+}
 
 /* zero flavour, with ch->lock held: complete with a waiting partner.
  * 0, EAGAIN (no partner), EPIPE (closed). Drops the lock when it returns 0

@@ -69,24 +69,6 @@ static inline uint64_t next_pos(const kn_chan *ch, uint64_t pos)
 	return index + 1 < ch->cap ? pos + 1 : lap + ch->one_lap;
 }
 
-static inline void copy_value(void *dst, const void *src, size_t n)
-{
-	/* The common element sizes as single moves. */
-	switch (n) {
-	case 8:
-		memcpy(dst, src, 8);
-		break;
-	case 4:
-		memcpy(dst, src, 4);
-		break;
-	case 16:
-		memcpy(dst, src, 16);
-		break;
-	default:
-		memcpy(dst, src, n);
-	}
-}
-
 static inline int ring_try_send(kn_chan *ch, const void *val)
 {
 	struct backoff b = { 0 };

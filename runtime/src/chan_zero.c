@@ -49,9 +49,9 @@ int zero_try_locked(struct op *o, bool *unlocked)
 		lock_release(&ch->lock);
 		*unlocked = true;
 		if (o->kind == KN_SEND)
-			memcpy(n->data, o->val, ch->esize);
+			copy_value(n->data, o->val, ch->esize);
 		else
-			memcpy(o->val, n->data, ch->esize);
+			copy_value(o->val, n->data, ch->esize);
 		waiter_publish(n->w, n->token + 1, prev);
 		return 0;
 	}
