@@ -8,9 +8,14 @@
  * waiting partner on the other queue; if it finds one it claims the
  * partner's waiter (waiter_claim: the partner may be a select that another
  * case already won, then it is skipped), unlinks it, drops the lock, copies
- * the value directly between the two threads' buffers and publishes
- * CASE_TOKEN + 1 ("done"). Otherwise, if it may wait, it enqueues its own
- * node under the same lock hold; the wait loop in chan.c parks.
+ * the value between its own buffer and the partner's node data and
+ * publishes CASE_TOKEN + 1 ("done"). Otherwise, if it may wait, it enqueues
+ * its own node under the same lock hold; the wait loop in chan.c parks. A
+ * waiting value of up to 16 bytes sits in the node itself (chan.c), the
+ * line the partner reads anyway; a larger one stays in the caller's
+ * buffer. The lock and both queues share one line (chan_internal.h), so a
+ * hand-off between threads fetches three lines of the waiter's: the
+ * channel's, the node's and the waiter word.
  *
  * Because "look for a partner" and "enqueue" happen under one hold of the
  * lock, two operations that could pair never both end up waiting; select

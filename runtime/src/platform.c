@@ -68,86 +68,56 @@ void backoff_spin(struct backoff *b)
 
 #define POLL_YIELDS 3
 #define POLL_YIELD_NS 20000
-#define POLL_CROWDED_NS 1500 /* an empty sched_yield takes ~0.2 us */
 
-/* One spinner per CPU: a flag per CPU, each on its own line, so taking
- * one costs no cross-CPU traffic (a shared count cost two line transfers
- * per wait, a third of a ping-pong hand-off). Beyond SPIN_CPUS, CPUs share
- * flags: fewer spinners, never more. */
-#define SPIN_CPUS 64
-static struct {
-	_Alignas(KN_CACHE_LINE) _Atomic uint32_t busy;
-} spin_flag[SPIN_CPUS];
+static _Atomic int spinners;
 static _Thread_local unsigned spin_budget = BACKOFF_SPIN_LIMIT;
-
-static _Atomic uint32_t *take_spin_flag(void)
-{
-	_Atomic uint32_t *f;
-	uint32_t idle = 0;
-	int cpu;
-
-	if (kn_ncpu() < 2 || (cpu = sched_getcpu()) < 0)
-		return NULL;
-	f = &spin_flag[(unsigned)cpu % SPIN_CPUS].busy;
-	if (at_load_relaxed(f) || !at_cas_acquire(f, &idle, 1))
-		return NULL;
-	return f;
-}
 
 void poll_begin(struct poll *p)
 {
-	p->spun = 0;
-	p->yields = 0;
-	p->crowded = false;
-	p->flag = take_spin_flag();
-	p->spin_max = p->flag ? (1u << spin_budget) - 1 : 0;
+	int limit = kn_ncpu() > 1 ? kn_ncpu() : 0;
+	int n = at_load_relaxed(&spinners);
+
+	p->step = 0;
+	p->yield_until = 0;
+	p->spinning = false;
+	while (n < limit) {
+		if (at_cas_weak_acq_rel(&spinners, &n, n + 1)) {
+			p->spinning = true;
+			break;
+		}
+	}
+	p->spin_steps = p->spinning ? spin_budget : 0;
 }
 
-/* One pause between looks, not a growing number: the condition is a line
- * only its one writer changes (a waiter's word, a ring slot), so looking
- * costs no traffic until it changes, and a look every pause (36 ns on the
- * reference AMD EPYC) sees the change within one. Exponential steps made a
- * hand-off that arrives after 300 ns wait until 540 ns.
- * A yield that took longer than POLL_CROWDED_NS let another thread run on
- * this CPU: the partner may be one of them, and spinning would have held
- * it up (poll_end). */
 bool poll_next(struct poll *p)
 {
-	uint64_t now;
+	unsigned i;
 
-	if (p->spun < p->spin_max) {
-		cpu_relax();
-		p->spun++;
-		return true;
-	}
-	now = kn_now();
-	if (p->yields == 0) {
-		p->yield_until = now + POLL_YIELD_NS;
+	if (p->step < p->spin_steps) {
+		for (i = 0; i < 1u << p->step; i++)
+			cpu_relax();
 	} else {
-		if (now - p->yielded > POLL_CROWDED_NS)
-			p->crowded = true;
-		if (p->yields >= POLL_YIELDS && now >= p->yield_until)
+		if (p->step == p->spin_steps)
+			p->yield_until = kn_now() + POLL_YIELD_NS;
+		else if (p->step >= p->spin_steps + POLL_YIELDS &&
+			 kn_now() >= p->yield_until)
 			return false;
+		sched_yield();
 	}
-	sched_yield();
-	p->yielded = now;
-	p->yields++;
+	p->step++;
 	return true;
 }
 
 void poll_end(struct poll *p, bool satisfied)
 {
-	if (!p->flag)
+	if (!p->spinning)
 		return;
-	at_store_release(p->flag, 0);
-	/* Satisfied in the second half of the spin, or by yields that ran
-	 * nobody else (the partner runs elsewhere, only slower than the
-	 * spin): spin twice as long next time. Satisfied early: as long.
-	 * Else (a crowded CPU, or no answer in time) halve it, keeping a
-	 * little so that a change back to a good partner is noticed. */
-	if (satisfied && !p->crowded) {
-		if ((p->yields || p->spun > p->spin_max / 2) &&
-		    spin_budget < BACKOFF_SPIN_LIMIT)
+	at_sub_relaxed(&spinners, 1);
+	/* Satisfied while still spinning: spin as long next time, a step
+	 * longer if it took the whole budget. Else halve it, keeping one
+	 * step so that a change back to a good partner is noticed. */
+	if (satisfied && p->step <= p->spin_steps) {
+		if (p->step == p->spin_steps && spin_budget < BACKOFF_SPIN_LIMIT)
 			spin_budget++;
 	} else {
 		spin_budget = spin_budget > 2 ? spin_budget / 2 : 1;

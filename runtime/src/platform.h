@@ -128,8 +128,7 @@ void backoff_spin(struct backoff *b);
  * Spinning only pays when the thread we wait for runs on another CPU; with
  * more threads than CPUs (the normal case here) a spinner steals the CPU
  * its partner needs. So:
- *   - at most one waiting thread per CPU spins at a time (none on one
- *     CPU), by a flag per CPU that only its CPU's threads touch;
+ *   - at most one waiting thread per CPU spins at a time (none on one CPU);
  *   - each thread adapts its spin length: a wait that spinning satisfied
  *     lengthens the next spin, one that needed a yield or a sleep shortens
  *     it (thread-local: no shared write);
@@ -143,13 +142,10 @@ void backoff_spin(struct backoff *b);
  *   poll_end(&p, ok);
  */
 struct poll {
-	unsigned spun;     /* pauses so far */
-	unsigned spin_max; /* pauses before yielding: 2^budget - 1, or 0 */
-	unsigned yields;
-	_Atomic uint32_t *flag; /* this CPU's spinner flag, if we hold it */
-	bool crowded;      /* a yield ran another thread */
-	uint64_t yield_until; /* set when the yield phase starts */
-	uint64_t yielded;  /* when the last yield began */
+	unsigned step;
+	unsigned spin_steps;
+	bool spinning;
+	uint64_t yield_until; /* 0 until the yield phase starts */
 };
 void poll_begin(struct poll *p);
 bool poll_next(struct poll *p);
