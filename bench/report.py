@@ -88,7 +88,8 @@ TARGETS = [
 
 # Fixed colours so an impl looks the same in every plot.
 COLOURS = {"kanal": "#1f5fa8", "kanal_go": "#3a9a5b", "pthread": "#8c8c8c",
-           "sem_t": "#a0522d", "go": "#00add8", "ck": "#e8890c", "tbb": "#7b3fa0"}
+           "sem_t": "#a0522d", "go": "#00add8", "ck": "#e8890c",
+           "crossbeam": "#b7410e", "tbb": "#7b3fa0"}
 PCT_COLOURS = ["#9ecae1", "#4292c6", "#08306b"]
 
 

@@ -2,7 +2,7 @@
 """Run the benchmark workloads of bench/WORKLOADS.md and record the medians.
 
 Every workload/impl pair runs as its own process (C impls in kn-bench, the Go
-impl in kn-bench-go). For each workload and CPU setting, each repetition runs
+impl in kn-bench-go, crossbeam-channel in kn-bench-rust). For each workload and CPU setting, each repetition runs
 every impl once, in an order rotated by one per repetition, so slow drifts of
 a shared machine hit every impl alike. The medians go to
 bench/results/latest.json (a list of records), the run's circumstances to
@@ -55,13 +55,13 @@ class Workload:
 # does not provide are skipped. fixed: ctx_cancel_fanout's 10000 children and
 # pool_idle_cpu's one idle second are the workload itself.
 WORKLOADS = [
-    Workload("chan_spsc", CHANNELS, "kanal pthread go ck", 3000000, pinned=True),
-    Workload("chan_mpmc_2p2c", CHANNELS, "kanal pthread go ck", 2000000, pinned=True),
-    Workload("chan_mpmc_4p4c", CHANNELS, "kanal pthread go ck", 2000000, pinned=True),
-    Workload("chan_mpmc_4p4c_cap1", CHANNELS, "kanal pthread go ck", 200000, pinned=True),
-    Workload("chan_mpmc_4p4c_cap0", CHANNELS, "kanal pthread go", 100000),
-    Workload("chan_pingpong_unbuffered", CHANNELS, "kanal pthread go", 50000),
-    Workload("select_2_recv", CHANNELS, "kanal go", 1000000),
+    Workload("chan_spsc", CHANNELS, "kanal pthread go ck crossbeam", 3000000, pinned=True),
+    Workload("chan_mpmc_2p2c", CHANNELS, "kanal pthread go ck crossbeam", 2000000, pinned=True),
+    Workload("chan_mpmc_4p4c", CHANNELS, "kanal pthread go ck crossbeam", 2000000, pinned=True),
+    Workload("chan_mpmc_4p4c_cap1", CHANNELS, "kanal pthread go ck crossbeam", 200000, pinned=True),
+    Workload("chan_mpmc_4p4c_cap0", CHANNELS, "kanal pthread go crossbeam", 100000),
+    Workload("chan_pingpong_unbuffered", CHANNELS, "kanal pthread go crossbeam", 50000),
+    Workload("select_2_recv", CHANNELS, "kanal go crossbeam", 1000000),
     Workload("sem_uncontended", SEM_CTX, "kanal sem_t pthread go", 10000000),
     Workload("sem_contended", SEM_CTX, "kanal sem_t pthread go", 5000000),
     Workload("sem_blocking", SEM_CTX, "kanal sem_t pthread go", 2000000),
@@ -80,7 +80,7 @@ WORKLOADS = [
 
 # Column order of every table: kanal first (on threads, then Go-shaped as
 # kn_go tasks), then the baselines.
-IMPL_ORDER = ["kanal", "kanal_go", "pthread", "sem_t", "go", "ck", "tbb"]
+IMPL_ORDER = ["kanal", "kanal_go", "pthread", "sem_t", "go", "ck", "crossbeam", "tbb"]
 
 OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op", "allocs_per_op"]
 
@@ -274,7 +274,7 @@ def summarize(workload, impl, cpus, items, samples, errors):
 class Plan:
     """The runs to make: (workload, cpus, pinned cpu or None, impls)."""
 
-    def __init__(self, workloads, cbin, gobin, ncpu, first_cpu, scale):
+    def __init__(self, workloads, cbin, peer_bins, ncpu, first_cpu, scale):
         self.steps = []
         self.notes = []
         for w in workloads:
@@ -282,7 +282,7 @@ class Plan:
             extra = sorted({i for (n, i) in (cbin.known or ()) if n == w.name}
                            - set(w.impls), key=impl_key)
             for impl in w.impls + extra:
-                b = gobin if impl == "go" else cbin
+                b = peer_bins.get(impl, cbin)
                 if b.provides(w.name, impl):
                     impls.append((impl, b))
                 elif b.present():
@@ -424,6 +424,7 @@ def build_meta(args, old, ran, date, cache):
         "build_type": cache.get("CMAKE_BUILD_TYPE"),
         "cc": first_line_of([cc, "--version"]) if cc else None,
         "go": first_line_of(["go", "version"]),
+        "rustc": first_line_of(["/usr/bin/rustc", "--version"]),
     }
     runs = []
     for r in (old.get("runs", []) if args.only else []):
@@ -495,6 +496,7 @@ def parse_args():
     ap.add_argument("--build", default="build", help="CMake build directory "
                     "holding bench/kn-bench (default build)")
     ap.add_argument("--go", help="directory holding kn-bench-go (default BUILD/go)")
+    ap.add_argument("--rust", help="directory holding kn-bench-rust (default BUILD/rust)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/latest.json"),
                     help="results file; meta.json goes beside it")
     ap.add_argument("--no-report", action="store_true",
@@ -510,6 +512,8 @@ def parse_args():
         ap.error("--reps must be at least 1")
     if args.go is None:
         args.go = os.path.join(args.build, "go")
+    if args.rust is None:
+        args.rust = os.path.join(args.build, "rust")
     return args
 
 
@@ -526,12 +530,15 @@ def main():
     if not workloads:
         sys.exit("run.py: no workload matches --only %s" % ",".join(args.only))
     cbin = Binary("kn-bench", os.path.join(args.build, "bench", "kn-bench"))
-    gobin = Binary("kn-bench-go", os.path.join(args.go, "kn-bench-go"))
-    for b in (cbin, gobin):
+    peer_bins = {
+        "go": Binary("kn-bench-go", os.path.join(args.go, "kn-bench-go")),
+        "crossbeam": Binary("kn-bench-rust", os.path.join(args.rust, "kn-bench-rust")),
+    }
+    for b in [cbin] + list(peer_bins.values()):
         if not b.present():
             print("note: %s not found at %s" % (b.label, b.path), file=sys.stderr)
     affinity = sorted(os.sched_getaffinity(0))
-    plan = Plan(workloads, cbin, gobin, len(affinity), affinity[0], args.scale)
+    plan = Plan(workloads, cbin, peer_bins, len(affinity), affinity[0], args.scale)
     for n in plan.notes:
         print("note: " + n, file=sys.stderr)
     cache = cmake_cache(args.build)
