@@ -374,7 +374,7 @@ def provenance(meta):
                                      if meta.get("git_dirty") else ""))
     build = ", ".join(x for x in (
         meta.get("build_type") and "CMake %s build" % meta["build_type"],
-        meta.get("cc"), meta.get("go")) if x)
+        meta.get("cc"), meta.get("go"), meta.get("rustc")) if x)
     if build:
         out.append("- Toolchain: " + build)
     out.append("- Repetitions: %s per pair%s" % (
