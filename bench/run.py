@@ -406,10 +406,11 @@ def machine():
             "kernel": os.uname().release, "arch": os.uname().machine}
 
 
-def build_meta(args, old, ran, date, cache):
+def build_meta(args, old, ran, date, cache, tree):
     """meta.json: this run's circumstances, and under "runs" which run
-    produced which workloads of latest.json (--only builds it up piecewise)."""
-    commit, dirty = git_info()
+    produced which workloads of latest.json (--only builds it up piecewise).
+    tree: git_info() taken before the run wrote any result file."""
+    commit, dirty = tree
     cc = cache.get("CMAKE_C_COMPILER")
     meta = {
         "date": date,
@@ -556,6 +557,7 @@ def main():
         sys.exit("run.py: nothing to run (no binary provides the selected workloads)")
 
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    tree = git_info()
     started = time.monotonic()
     progress = Progress(total, args.reps)
     records = []
@@ -567,7 +569,7 @@ def main():
             notes += note
     except KeyboardInterrupt:
         sys.exit("\nrun.py: interrupted; %s left as it was" % os.path.relpath(args.out))
-    save(args, records, date, cache)
+    save(args, records, date, cache, tree)
 
     print()
     print_table(sorted(records, key=record_key))
@@ -588,7 +590,7 @@ def main():
     return 0
 
 
-def save(args, records, date, cache):
+def save(args, records, date, cache, tree):
     """latest.json and meta.json; with --only, the workloads that ran replace
     their old records and the others stay."""
     ran = sorted({r["workload"] for r in records}, key=workload_key)
@@ -596,7 +598,8 @@ def save(args, records, date, cache):
     merged = [r for r in old if r.get("workload") not in ran] + records
     write_json(args.out, sorted(merged, key=record_key))
     meta_path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "meta.json")
-    write_json(meta_path, build_meta(args, load_json(meta_path, {}), ran, date, cache))
+    write_json(meta_path, build_meta(args, load_json(meta_path, {}), ran, date, cache,
+                                          tree))
 
 
 if __name__ == "__main__":
