@@ -33,6 +33,6 @@ directory = "$registry"
 offline = true
 CONF
 CARGO_HOME="$out/cargo-home" CARGO_TARGET_DIR="$out/target" \
-	RUSTC=/usr/bin/rustc RUSTUP_TOOLCHAIN= \
+	RUSTC=/usr/bin/rustc \
 	"$cargo" build --release --quiet --manifest-path "$src/Cargo.toml"
 cp "$out/target/release/kn-bench-rust" "$out/kn-bench-rust"
