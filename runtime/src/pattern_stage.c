@@ -81,7 +81,6 @@ struct stage {
 	kn_stage_fn fn;
 	void *arg;
 	size_t is, os;                 /* value sizes, in and out */
-	size_t batch;                  /* values per receive, at most */
 	bool automatic;                /* batch chosen by each worker */
 	struct stage_worker *w;
 	kn_chan **chans;               /* out, then the batons */
@@ -160,7 +159,7 @@ static int stage_loop_ordered(kn_ctx *ctx, struct stage_worker *w)
 		err = kn_chan_recv_ctx(w->in_baton, &token, ctx);
 		if (err)
 			return interrupted(ctx, err);
-		err = kn_chan_recv_batch(s->in, w->ibuf, s->batch, &got,
+		err = kn_chan_recv_batch(s->in, w->ibuf, w->take, &got,
 					 KN_FOREVER, ctx);
 		kn_chan_send(w->next->in_baton, &baton);
 		if (err)
@@ -252,7 +251,6 @@ static kn_chan *stage_new(kn_flow *f, kn_chan *in, kn_chan *out,
 	s->arg = sp->arg;
 	s->is = is;
 	s->os = os;
-	s->batch = batch;
 	s->automatic = automatic;
 	s->w = at_offset(s, workers);
 	for (k = 0; k < sp->workers; k++)
