@@ -280,22 +280,25 @@ static int ring_op(struct op *o)
 
 /* ---- the wait loop ------------------------------------------------------------ */
 
-#define CASE_INLINE 16
+#define CASE_INLINE 8
 
+/* The line a rendezvous partner fetches from a waiting thread holds all it
+ * needs there: the node, the value, and the waiter it decides. */
 struct wait_case {
 	struct wait_node node;
-	/* A rendezvous value of up to CASE_INLINE bytes waits here, on the
-	 * node's line: the partner that reads the node moves the value
-	 * without fetching another line of the waiting thread's. */
+	/* A rendezvous value of up to CASE_INLINE bytes waits here; a larger
+	 * one stays in the caller's buffer (one more line to fetch). */
 	unsigned char value[CASE_INLINE];
+	struct waiter w; /* wc[0]'s is the waiter of the whole wait */
 	struct op op;
 	uint64_t head, tail; /* ring: positions before the last failed try */
 };
-/* Cases on the stack start a line, so a node and its value share one. */
+/* Cases on the stack start a line, so a node, its value and the waiter of
+ * a lone operation share one. */
 #define CASE_ALIGNED __attribute__((aligned(KN_CACHE_LINE)))
 
-_Static_assert(offsetof(struct wait_case, value) + CASE_INLINE <= KN_CACHE_LINE,
-	       "a waiting value shares its node's line");
+_Static_assert(offsetof(struct wait_case, w) + sizeof(struct waiter) <= KN_CACHE_LINE,
+	       "a node, its value and its waiter share one line");
 
 /* Where a partner finds (send) or leaves (receive) a rendezvous case's
  * value while it waits. */
@@ -544,7 +547,7 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 		      struct zlocks *z, unsigned flags, uint64_t deadline,
 		      kn_ctx *ctx, size_t *fired)
 {
-	struct waiter w;
+	struct waiter *w = &wc[0].w;
 	uint32_t sel;
 	bool polled = false;
 	bool snap = (flags & KN_SELECT_DEFAULT) || deadline != KN_FOREVER;
@@ -575,13 +578,13 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 			if (r != EAGAIN)
 				return r;
 		}
-		waiter_init(&w);
-		register_all(wc, order, n, &w);
+		waiter_init(w);
+		register_all(wc, order, n, w);
 		zlocks_release(z, NULL);
 		update_zero_fds(wc, n);
 		if (any_ring_ready(wc, n))
-			waiter_decide(&w, SEL_ABORT);
-		sel = waiter_park(&w, deadline, ctx);
+			waiter_decide(w, SEL_ABORT);
+		sel = waiter_park(w, deadline, ctx);
 		unregister_all(wc, n, sel);
 		if (z->n)
 			update_zero_fds(wc, n);

@@ -7,15 +7,20 @@
  * receivers (node data = the destination). An operation first looks for a
  * waiting partner on the other queue; if it finds one it claims the
  * partner's waiter (waiter_claim: the partner may be a select that another
- * case already won, then it is skipped), unlinks it, drops the lock, copies
- * the value between its own buffer and the partner's node data and
- * publishes CASE_TOKEN + 1 ("done"). Otherwise, if it may wait, it enqueues
- * its own node under the same lock hold; the wait loop in chan.c parks. A
- * waiting value of up to 16 bytes sits in the node itself (chan.c), the
- * line the partner reads anyway; a larger one stays in the caller's
- * buffer. The lock and both queues share one line (chan_internal.h), so a
- * hand-off between threads fetches three lines of the waiter's: the
- * channel's, the node's and the waiter word.
+ * case already won, then it is skipped), copies the value between its own
+ * buffer and the partner's node data, unlinks the node, publishes
+ * CASE_TOKEN + 1 ("done"), and only then drops the lock and wakes the
+ * partner if it slept. Otherwise, if it may wait, it enqueues its own node
+ * under the same lock hold; the wait loop in chan.c parks.
+ *
+ * Why the hand-off is one burst under the lock: a lone waiting operation
+ * keeps its node, its value (up to 8 bytes; a larger one stays in the
+ * caller's buffer) and its waiter word on one line (chan.c), and polls the
+ * word. Claim, copy, unlink and publish then write that one line back to
+ * back, fetched once for writing (prefetch_write), so the poller's reads
+ * rarely fall between them and take the line away. The lock, closed and
+ * both queues share another line (chan_internal.h): a hand-off between
+ * threads moves two lines to the decider and one back.
  *
  * Because "look for a partner" and "enqueue" happen under one hold of the
  * lock, two operations that could pair never both end up waiting; select
@@ -30,7 +35,7 @@
  *  1. A queued node belongs to an undecided waiter, or to one decided
  *     elsewhere whose owner will unlink it under the lock.
  *  2. A claimed waiter's buffer is touched only by its claimer, until the
- *     claimer publishes.
+ *     claimer publishes; the claimer holds the lock throughout.
  *  3. After close, both queues are empty and stay empty (close decides
  *     every node with its retry token; retries see closed).
  */
@@ -47,17 +52,23 @@ int zero_try_locked(struct op *o, bool *unlocked)
 
 	if (at_load_relaxed(&ch->closed))
 		return EPIPE;
+	/* The partner's line is read, then written: fetch it once. */
+	if (partners->head)
+		prefetch_write(partners->head);
 	while ((n = waitq_pick_locked(partners)) != NULL) {
+		struct wake k;
+
 		if (!waiter_claim(n->w, &prev))
 			continue;
-		waitq_unlink_locked(partners, n);
-		lock_release(&ch->lock);
-		*unlocked = true;
 		if (o->kind == KN_SEND)
 			copy_value(n->data, o->val, ch->esize);
 		else
 			copy_value(o->val, n->data, ch->esize);
-		waiter_publish(n->w, n->token + 1, prev);
+		waitq_unlink_locked(partners, n);
+		k = waiter_publish_quiet(n->w, n->token + 1, prev);
+		lock_release(&ch->lock);
+		*unlocked = true;
+		waiter_wake(k);
 		return 0;
 	}
 	return EAGAIN;

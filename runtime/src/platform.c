@@ -69,30 +69,46 @@ void backoff_spin(struct backoff *b)
 #define POLL_YIELDS 3
 #define POLL_YIELD_NS 20000
 
+/* Spin steps a poll takes before it joins the spinner count: 1 + 2 + ...
+ * + 16 = 31 pauses, about a microsecond. Every waiter may afford that
+ * much (less than a futex round trip), and a hand-off between two running
+ * threads mostly fits in it: such a wait then writes no shared line, where
+ * joining and leaving the count would move one between the CPUs twice. */
+#define POLL_FREE_STEPS 5
+
 static _Atomic int spinners;
 static _Thread_local unsigned spin_budget = BACKOFF_SPIN_LIMIT;
 
 void poll_begin(struct poll *p)
 {
-	int limit = kn_ncpu() > 1 ? kn_ncpu() : 0;
-	int n = at_load_relaxed(&spinners);
-
 	p->step = 0;
 	p->yield_until = 0;
-	p->spinning = false;
-	while (n < limit) {
+	p->counted = false;
+	p->denied = false;
+	p->spin_steps = kn_ncpu() > 1 ? spin_budget : 0;
+}
+
+/* Spinning on past the free steps: only as one of at most one spinner per
+ * CPU; else stop spinning here and go on to the yields. */
+static void poll_join(struct poll *p)
+{
+	int n = at_load_relaxed(&spinners);
+
+	while (n < kn_ncpu())
 		if (at_cas_weak_acq_rel(&spinners, &n, n + 1)) {
-			p->spinning = true;
-			break;
+			p->counted = true;
+			return;
 		}
-	}
-	p->spin_steps = p->spinning ? spin_budget : 0;
+	p->denied = true;
+	p->spin_steps = p->step;
 }
 
 bool poll_next(struct poll *p)
 {
 	unsigned i;
 
+	if (p->step == POLL_FREE_STEPS && p->step < p->spin_steps)
+		poll_join(p);
 	if (p->step < p->spin_steps) {
 		for (i = 0; i < 1u << p->step; i++)
 			cpu_relax();
@@ -110,9 +126,10 @@ bool poll_next(struct poll *p)
 
 void poll_end(struct poll *p, bool satisfied)
 {
-	if (!p->spinning)
+	if (p->counted)
+		at_sub_relaxed(&spinners, 1);
+	if (p->denied || kn_ncpu() == 1)
 		return;
-	at_sub_relaxed(&spinners, 1);
 	/* Satisfied while still spinning: spin as long next time, a step
 	 * longer if it took the whole budget. Else halve it, keeping one
 	 * step so that a change back to a good partner is noticed. */

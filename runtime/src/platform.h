@@ -106,6 +106,19 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Fetch p's line for writing, without waiting: a line this thread reads
+ * and then writes is otherwise fetched twice from the CPU that had it
+ * (once shared, once to own it). A hint; x86's PREFETCHW is a no-op on
+ * CPUs without it. */
+static inline void prefetch_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 1, 3);
+#endif
+}
+
 /* CPUs this process may run on (affinity mask), cached after first call. */
 int kn_ncpu(void);
 
@@ -128,7 +141,10 @@ void backoff_spin(struct backoff *b);
  * Spinning only pays when the thread we wait for runs on another CPU; with
  * more threads than CPUs (the normal case here) a spinner steals the CPU
  * its partner needs. So:
- *   - at most one waiting thread per CPU spins at a time (none on one CPU);
+ *   - the first POLL_FREE_STEPS steps (about a microsecond: most hand-offs
+ *     between two running threads) spin without writing any shared line;
+ *     beyond them, at most one waiting thread per CPU spins at a time (a
+ *     shared count), and none spins at all on one CPU;
  *   - each thread adapts its spin length: a wait that spinning satisfied
  *     lengthens the next spin, one that needed a yield or a sleep shortens
  *     it (thread-local: no shared write);
@@ -144,7 +160,8 @@ void backoff_spin(struct backoff *b);
 struct poll {
 	unsigned step;
 	unsigned spin_steps;
-	bool spinning;
+	bool counted; /* holds a place in the spinner count */
+	bool denied;  /* the count was full: no adapting the budget */
 	uint64_t yield_until; /* 0 until the yield phase starts */
 };
 void poll_begin(struct poll *p);

@@ -133,22 +133,27 @@ bool waiter_claim(struct waiter *w, uint32_t *prev)
 
 /* After deciding: an owner that was asleep needs waking. A suspended
  * fiber cannot run before it is woken, so its record is still there. */
-static void wake_owner(struct waiter *w, uint32_t prev, struct fiber *fib)
+void waiter_wake(struct wake k)
 {
-	if (prev == SEL_PARKED)
-		sys_futex_wake(&w->sel, 1);
-	else if (prev == SEL_SUSPENDED)
-		fib->wake(fib);
+	if (k.prev == SEL_PARKED)
+		sys_futex_wake(&k.w->sel, 1);
+	else if (k.prev == SEL_SUSPENDED)
+		k.fib->wake(k.fib);
 }
 
-void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev)
+/* The wake owed to w's owner, read before the decision is out: a fiber may
+ * run (and its frame go) as soon as it is. */
+static struct wake wake_owed(struct waiter *w, uint32_t prev)
 {
-	/* The fiber may run (and its frame go) as soon as the token is
-	 * out: read it before. */
-	struct fiber *fib = prev == SEL_SUSPENDED ? w->fib : NULL;
+	return (struct wake){ w, prev == SEL_SUSPENDED ? w->fib : NULL, prev };
+}
+
+struct wake waiter_publish_quiet(struct waiter *w, uint32_t token, uint32_t prev)
+{
+	struct wake k = wake_owed(w, prev);
 
 	at_store_release(&w->sel, token);
-	wake_owner(w, prev, fib);
+	return k;
 }
 
 bool waiter_decide(struct waiter *w, uint32_t token)
@@ -157,7 +162,7 @@ bool waiter_decide(struct waiter *w, uint32_t token)
 
 	if (!cas_undecided(w, token, &prev))
 		return false;
-	wake_owner(w, prev, prev == SEL_SUSPENDED ? w->fib : NULL);
+	waiter_wake(wake_owed(w, prev));
 	return true;
 }
 
@@ -189,6 +194,11 @@ static uint32_t spin_for_decision(struct waiter *w)
 	while ((v = waiter_peek(w)) == SEL_WAITING && poll_next(&p))
 		;
 	poll_end(&p, v != SEL_WAITING);
+	/* The decider is done with w's line; its owner writes it again for
+	 * its next wait (w often shares a line with the wait node): fetch it
+	 * for writing now, alongside whatever the owner misses on next. */
+	if (v != SEL_WAITING)
+		prefetch_write(w);
 	return v;
 }
 

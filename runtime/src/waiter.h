@@ -83,7 +83,24 @@ bool waiter_decide(struct waiter *w, uint32_t token);
  * decided), move the data, then publish (release: the owner sees the data
  * once it sees the token). The owner waits out SEL_CLAIMED. */
 bool waiter_claim(struct waiter *w, uint32_t *prev);
-void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev);
+
+/* A publish in two halves, for a claimer that publishes under a lock and
+ * wakes the owner after dropping it: waiter_publish_quiet stores the token
+ * (release) and returns the wake still owed, waiter_wake does it (a futex
+ * wake or a fiber's resumption, only if the owner slept). The owner may
+ * return as soon as it sees the token; the wake reads nothing of it. */
+struct wake {
+	struct waiter *w;
+	struct fiber *fib; /* the owner, if it was a suspended fiber */
+	uint32_t prev;     /* what the claim replaced */
+};
+struct wake waiter_publish_quiet(struct waiter *w, uint32_t token, uint32_t prev);
+void waiter_wake(struct wake k);
+
+static inline void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev)
+{
+	waiter_wake(waiter_publish_quiet(w, token, prev));
+}
 
 /* The decision, with acquire, or SEL_WAITING if none yet. */
 static inline uint32_t waiter_peek(struct waiter *w)

@@ -17,9 +17,10 @@
  *   rendezvous (-DRENDEZVOUS), capacity 0: under the channel lock an
  *   operation picks a partner on the other queue (an awake one first) and
  *   claims its waiter (CAS to CLAIMED; if a decision got there first, it
- *   picks again), unlinks it, drops the lock, copies the value between the
- *   two threads' buffers and publishes DONE (CASE_TOKEN + 1); without a
- *   partner it registers its own node in the same lock hold. Close, under
+ *   picks again), copies the value between the two threads' buffers,
+ *   unlinks it and publishes DONE (CASE_TOKEN + 1), then drops the lock
+ *   (the wake after it is merged with the publish: see waitq.inc); without
+ *   a partner it registers its own node in the same lock hold. Close, under
  *   the lock, sets closed, then unlinks and decides every node of both
  *   queues with the retry token.
  *   The claimed owner waits out CLAIMED; its timeout cannot win any more.
@@ -199,7 +200,7 @@ byte buf[NW];           /* each waiter's value buffer (sender: its value) */
 
 /*
  * chan_op for a rendezvous channel. Under the lock: closed? a partner to
- * claim? else register. The hand-off (copy, publish) after the unlock.
+ * claim, fill or empty, and publish? else register.
  */
 inline chan_op(id, kind, val, dl, r)
 {
@@ -222,10 +223,25 @@ inline chan_op(id, kind, val, dl, r)
 			:: else ->
 				decide(p, CLAIMED, ok, prv);
 				if
-				:: ok -> unlink_locked(1 - kind, p); r = OK; break
+				:: ok -> r = OK; break
 				:: else -> pick(1 - kind)
 				fi
 			od
+		fi;
+		if
+		:: r == OK ->
+			/* the copy, between the two threads' buffers */
+			if
+			:: kind == SENDQ -> buf[p] = buf[id]
+			:: else ->
+				/* the sender's call is still running */
+				assert(!returned[p] && buf[p] != 0);
+				buf[id] = buf[p]
+			fi;
+			unlink_locked(1 - kind, p);
+			publish(p, DONE0, prv);
+			p = 0; prv = 0; ok = false
+		:: else -> skip
 		fi;
 		if
 		:: r == AGAIN ->
@@ -242,21 +258,7 @@ inline chan_op(id, kind, val, dl, r)
 		assert(n[RECVQ] == qlen[RECVQ])
 	   };
 		if
-		:: r == OK ->
-			/* the copy, between the two threads' buffers */
-			atomic {
-				if
-				:: kind == SENDQ -> buf[p] = buf[id]
-				:: else ->
-					/* the sender's call is still running */
-					assert(!returned[p] && buf[p] != 0);
-					buf[id] = buf[p]
-				fi
-			};
-			publish(p, DONE0, prv);
-			p = 0; prv = 0; ok = false;
-			break
-		:: r == PIPE || r == TIMEDOUT -> break
+		:: r == OK || r == PIPE || r == TIMEDOUT -> break
 		:: r == AGAIN ->
 			park(id, dl, exp);
 			if

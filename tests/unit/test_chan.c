@@ -254,9 +254,9 @@ static int send_pattern(kn_chan *ch, size_t esize, unsigned seed)
 	return r;
 }
 
-/* 16 and 17: a rendezvous value of up to 16 bytes waits inline in its
- * node (chan.c), a larger one in the caller's buffer. */
-static const size_t odd_sizes[] = { 1, 3, 16, 17, 24, 100 };
+/* 8 and 9: a rendezvous value of up to 8 bytes waits inline in its node
+ * (chan.c), a larger one in the caller's buffer. */
+static const size_t odd_sizes[] = { 1, 3, 8, 9, 16, 17, 24, 100 };
 #define N_ODD_SIZES (sizeof(odd_sizes) / sizeof(odd_sizes[0]))
 
 Test(chan, odd_sizes_round_trip_buffered)
