@@ -622,6 +622,7 @@ static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
 		if (likely(r != EAGAIN) || try_only)
 			return r;
 	} else {
+		zero_prefetch(ch);
 		zlocks_add(&z, ch);
 	}
 	return wait_cases(&wc, 1, &order, &z,

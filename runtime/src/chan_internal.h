@@ -96,6 +96,22 @@ int zero_try_locked(struct op *o, bool *unlocked);
 void zero_register_locked(struct op *o, struct wait_node *n, void *data);
 int zero_close(kn_chan *ch);
 
+/* The last partner node this thread decided on a rendezvous channel (see
+ * chan_zero.c): only ever prefetched, never read. */
+struct zero_hint {
+	kn_chan *ch;
+	const void *node;
+};
+extern _Thread_local struct zero_hint zero_hint;
+
+/* Before taking ch's lock: fetch the line of the partner this thread met
+ * last time on ch, if any, so that its miss overlaps the lock's. */
+static inline void zero_prefetch(kn_chan *ch)
+{
+	if (zero_hint.ch == ch)
+		prefetch_write(zero_hint.node);
+}
+
 /* Tokens: case i of a wait is decided with CASE_TOKEN(i) to say "retry
  * case i first" (a ring notification, a close), or with CASE_TOKEN(i) + 1
  * by a rendezvous partner that completed the operation itself. */

@@ -22,6 +22,18 @@
  * both queues share another line (chan_internal.h): a hand-off between
  * threads moves two lines to the decider and one back.
  *
+ * The decider's two misses (the channel's line, then the node it finds
+ * there) would follow each other; a partner hint lets them overlap. Two
+ * threads that meet on a channel often meet again with the partner's node
+ * at the same address (a ping-pong, a pipeline stage: the same call at the
+ * same depth of the same stack), so each thread remembers the last node it
+ * decided and on which channel, and its next lone operation on that
+ * channel prefetches that line for writing before it takes the lock
+ * (zero_prefetch). A stale hint costs one useless prefetch, never a fault
+ * or a wrong read: the address is only prefetched. Fiber partners are not
+ * remembered: they mostly resume on the decider's own CPU, where the line
+ * already is.
+ *
  * Because "look for a partner" and "enqueue" happen under one hold of the
  * lock, two operations that could pair never both end up waiting; select
  * holds the locks of all its rendezvous channels (in address order) across
@@ -43,6 +55,8 @@
 
 #include "chan_internal.h"
 
+_Thread_local struct zero_hint zero_hint;
+
 int zero_try_locked(struct op *o, bool *unlocked)
 {
 	kn_chan *ch = o->ch;
@@ -60,6 +74,8 @@ int zero_try_locked(struct op *o, bool *unlocked)
 
 		if (!waiter_claim(n->w, &prev))
 			continue;
+		zero_hint = (struct zero_hint){
+			prev == SEL_SUSPENDED ? NULL : ch, n };
 		if (o->kind == KN_SEND)
 			copy_value(n->data, o->val, ch->esize);
 		else
