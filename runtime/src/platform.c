@@ -79,13 +79,13 @@ void backoff_spin(struct backoff *b)
 static _Atomic int spinners;
 static _Thread_local unsigned spin_budget = BACKOFF_SPIN_LIMIT;
 
-void poll_begin(struct poll *p)
+void poll_begin(struct poll *p, unsigned first)
 {
-	p->step = 0;
 	p->yield_until = 0;
 	p->counted = false;
 	p->denied = false;
 	p->spin_steps = kn_ncpu() > 1 ? spin_budget : 0;
+	p->step = first < p->spin_steps ? first : p->spin_steps;
 }
 
 /* Spinning on past the free steps: only as one of at most one spinner per

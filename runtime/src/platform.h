@@ -153,7 +153,7 @@ void backoff_spin(struct backoff *b);
  *     this CPU from going idle, since waking a thread whose (virtual) CPU
  *     went idle costs tens of microseconds here; then the caller parks.
  *
- *   struct poll p;  poll_begin(&p);
+ *   struct poll p;  poll_begin(&p, 0);
  *   while (!(ok = condition()) && poll_next(&p)) ;
  *   poll_end(&p, ok);
  */
@@ -164,7 +164,10 @@ struct poll {
 	bool denied;  /* the count was full: no adapting the budget */
 	uint64_t yield_until; /* 0 until the yield phase starts */
 };
-void poll_begin(struct poll *p);
+/* first: the first check comes after 2^first pauses rather than one
+ * (spin steps skipped, within the spin budget), for waits that gain from
+ * letting the partner get ahead (chan.c). */
+void poll_begin(struct poll *p, unsigned first);
 bool poll_next(struct poll *p);
 void poll_end(struct poll *p, bool satisfied);
 

@@ -633,7 +633,7 @@ static bool poll_ready(struct worker *w)
 	struct poll p;
 	bool ok;
 
-	poll_begin(&p);
+	poll_begin(&p, 0);
 	while (!(ok = has_ready(w) || at_load_relaxed(&w->pool->pending) > 0) &&
 	       poll_next(&p))
 		;

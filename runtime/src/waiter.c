@@ -190,7 +190,7 @@ static uint32_t spin_for_decision(struct waiter *w)
 
 	if (v != SEL_WAITING)
 		return v;
-	poll_begin(&p);
+	poll_begin(&p, 0);
 	while ((v = waiter_peek(w)) == SEL_WAITING && poll_next(&p))
 		;
 	poll_end(&p, v != SEL_WAITING);
