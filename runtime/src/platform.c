@@ -107,7 +107,7 @@ bool poll_next(struct poll *p)
 {
 	unsigned i;
 
-	if (p->step == POLL_FREE_STEPS && p->step < p->spin_steps)
+	if (p->step >= POLL_FREE_STEPS && p->step < p->spin_steps && !p->counted)
 		poll_join(p);
 	if (p->step < p->spin_steps) {
 		for (i = 0; i < 1u << p->step; i++)
