@@ -577,6 +577,10 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 
 	if (ctx && ctx_done(ctx))
 		return ECANCELED;
+	/* A lone rendezvous operation: the partner's line is on its way
+	 * while the lock's comes (chan_zero.c). */
+	if (n == 1 && z->n == 1)
+		zero_prefetch(z->ch[0]);
 	for (;;) {
 		zlocks_acquire(z);
 		r = try_pass(wc, order, n, z, snap, fired);
@@ -644,7 +648,6 @@ static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
 		if (likely(r != EAGAIN) || try_only)
 			return r;
 	} else {
-		zero_prefetch(ch);
 		zlocks_add(&z, ch);
 	}
 	return wait_cases(&wc, 1, &order, &z,
