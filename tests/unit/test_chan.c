@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kanal/chan.h"
 #include "kanal/ctx.h"
@@ -318,6 +319,58 @@ Test(chan, odd_sizes_round_trip_rendezvous)
 		cr_expect_eq(kt_join(&t), 0);
 		kn_chan_free(a.ch);
 	}
+}
+
+/* A thread's rendezvous hand-off leaves it a hint, the address of the
+ * partner's wait node, which its next lone operation on that channel
+ * prefetches (chan_zero.c). By then the partner's stack may be gone: here
+ * it is made inaccessible, and the next hand-offs must still complete. */
+static void *recv_on_own_stack(void *p)
+{
+	int64_t v = 0;
+
+	return kn_chan_recv(p, &v) == 0 && v == 1 ? p : NULL;
+}
+
+static int send_one(void *p)
+{
+	int64_t v = 7;
+
+	return kn_chan_send(p, &v);
+}
+
+Test(chan, rendezvous_partner_stack_gone)
+{
+	kn_chan *ch = kt_chan(sizeof(int64_t), 0);
+	size_t size = KT_STACK;
+	void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	pthread_attr_t attr;
+	pthread_t tid;
+	struct kt_thread t;
+	void *ret;
+
+	cr_assert_neq(stack, MAP_FAILED);
+	cr_assert_eq(pthread_attr_init(&attr), 0);
+	cr_assert_eq(pthread_attr_setstack(&attr, stack, size), 0);
+	cr_assert_eq(pthread_create(&tid, &attr, recv_on_own_stack, ch), 0);
+	pthread_attr_destroy(&attr);
+	/* The receiver waits first, so this send decides its node. */
+	while (kt_queued(ch, KN_RECV) == 0)
+		kt_pause();
+	kt_put(ch, 1);
+	cr_assert_eq(pthread_join(tid, &ret), 0);
+	cr_assert_eq(ret, ch);
+	cr_assert_eq(mprotect(stack, size, PROT_NONE), 0);
+
+	/* Again, with the hint pointing into the dead stack. */
+	kt_spawn(&t, send_one, ch);
+	cr_assert(kt_wait_queued(ch, KN_SEND, 1, &t, 1));
+	cr_expect_eq(kt_get(ch), 7);
+	cr_expect_eq(kt_join(&t), 0);
+
+	cr_assert_eq(munmap(stack, size), 0);
+	kn_chan_free(ch);
 }
 
 /* ---- len, cap, closed, try forms -------------------------------------- */
