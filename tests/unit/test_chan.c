@@ -2,7 +2,7 @@
  * test_chan.c - the channel's rules (issue 2), on buffered and rendezvous
  * channels: bad input, element sizes, len/cap/closed, the try and _until
  * forms, close, batches, wrap-around, FIFO per producer, the fast path,
- * NULL and cancelled contexts. Blocked-ness is checked through helpers.h, never by time.
+ * NULL and cancelled contexts, a stale rendezvous partner hint. Blocked-ness is checked through helpers.h, never by time.
  */
 #include <stdlib.h>
 #include <string.h>
