@@ -131,31 +131,6 @@ bool waiter_claim(struct waiter *w, uint32_t *prev)
 	return cas_undecided(w, SEL_CLAIMED, prev);
 }
 
-/* After deciding: an owner that was asleep needs waking. A suspended
- * fiber cannot run before it is woken, so its record is still there. */
-void waiter_wake(struct wake k)
-{
-	if (k.prev == SEL_PARKED)
-		sys_futex_wake(&k.w->sel, 1);
-	else if (k.prev == SEL_SUSPENDED)
-		k.fib->wake(k.fib);
-}
-
-/* The wake owed to w's owner, read before the decision is out: a fiber may
- * run (and its frame go) as soon as it is. */
-static struct wake wake_owed(struct waiter *w, uint32_t prev)
-{
-	return (struct wake){ w, prev == SEL_SUSPENDED ? w->fib : NULL, prev };
-}
-
-struct wake waiter_publish_quiet(struct waiter *w, uint32_t token, uint32_t prev)
-{
-	struct wake k = wake_owed(w, prev);
-
-	at_store_release(&w->sel, token);
-	return k;
-}
-
 bool waiter_decide(struct waiter *w, uint32_t token)
 {
 	uint32_t prev;
@@ -173,10 +148,14 @@ void waiter_set_block_hook(const struct block_hook *hook)
 	block_hook = hook;
 }
 
+bool waiter_suspends(void)
+{
+	return block_hook && block_hook->suspend;
+}
+
 bool waiter_others_ready(void)
 {
-	return block_hook && block_hook->suspend &&
-	       block_hook->others_ready(block_hook->arg);
+	return waiter_suspends() && block_hook->others_ready(block_hook->arg);
 }
 
 /* Poll sel a little before sleeping: a partner on the other CPU often

@@ -94,8 +94,32 @@ struct wake {
 	struct fiber *fib; /* the owner, if it was a suspended fiber */
 	uint32_t prev;     /* what the claim replaced */
 };
-struct wake waiter_publish_quiet(struct waiter *w, uint32_t token, uint32_t prev);
-void waiter_wake(struct wake k);
+
+/* The wake owed to w's owner, read before the decision is out: a fiber may
+ * run (and its frame go) as soon as it is. */
+static inline struct wake wake_owed(struct waiter *w, uint32_t prev)
+{
+	return (struct wake){ w, prev == SEL_SUSPENDED ? w->fib : NULL, prev };
+}
+
+static inline struct wake waiter_publish_quiet(struct waiter *w, uint32_t token,
+					       uint32_t prev)
+{
+	struct wake k = wake_owed(w, prev);
+
+	at_store_release(&w->sel, token);
+	return k;
+}
+
+/* An owner that was asleep needs waking. A suspended fiber cannot run
+ * before it is woken, so its record is still there. */
+static inline void waiter_wake(struct wake k)
+{
+	if (k.prev == SEL_PARKED)
+		sys_futex_wake(&k.w->sel, 1);
+	else if (k.prev == SEL_SUSPENDED)
+		k.fib->wake(k.fib);
+}
 
 static inline void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev)
 {
@@ -149,6 +173,8 @@ void waiter_set_block_hook(const struct block_hook *hook);
 /* Would a wait on this thread switch to another runnable fiber? Then
  * polling before it would only hold up that fiber. */
 bool waiter_others_ready(void);
+/* Does a wait on this thread suspend a fiber rather than sleep? */
+bool waiter_suspends(void);
 
 /* The scheduler's half of suspend: move w from SEL_WAITING to
  * SEL_SUSPENDED (release: the fiber's saved state and w->fib go with it).
