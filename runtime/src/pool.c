@@ -1108,7 +1108,11 @@ static int submit(kn_pool *p, struct kn_task *t)
 		 * 3), and the shutdown's closing store cannot miss it. */
 		at_add_seq_cst(&p->pending, 1);
 		if (unlikely(at_load_seq_cst(&p->closing))) {
-			at_sub_seq_cst(&p->pending, 1);
+			/* kn_pool_wait_idle may have seen this pending and
+			 * parked after the last worker did: the refusal is
+			 * then the change that makes the pool idle. */
+			if (at_sub_seq_cst(&p->pending, 1) == 1)
+				waitq_notify_all(&p->idle_waiters);
 			return EPIPE;
 		}
 		cds_wfcq_node_init(&t->link.inj);
