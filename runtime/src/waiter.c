@@ -173,11 +173,6 @@ static uint32_t spin_for_decision(struct waiter *w)
 	while ((v = waiter_peek(w)) == SEL_WAITING && poll_next(&p))
 		;
 	poll_end(&p, v != SEL_WAITING);
-	/* The decider is done with w's line; its owner writes it again for
-	 * its next wait (w often shares a line with the wait node): fetch it
-	 * for writing now, alongside whatever the owner misses on next. */
-	if (v != SEL_WAITING)
-		prefetch_write(w);
 	return v;
 }
 
