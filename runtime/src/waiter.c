@@ -158,6 +158,16 @@ bool waiter_others_ready(void)
 	return waiter_suspends() && block_hook->others_ready(block_hook->arg);
 }
 
+bool waiter_yield(void)
+{
+	struct waiter w;
+
+	if (!waiter_others_ready())
+		return false;
+	at_store_relaxed(&w.sel, SEL_ABORT);
+	return block_hook->suspend(block_hook->arg, &w);
+}
+
 /* Poll sel a little before sleeping: a partner on the other CPU often
  * answers within a microsecond, far below the cost of a futex round trip;
  * then yield a few times, which hands the CPU to the partner when it is

@@ -175,6 +175,11 @@ void waiter_set_block_hook(const struct block_hook *hook);
 bool waiter_others_ready(void);
 /* Does a wait on this thread suspend a fiber rather than sleep? */
 bool waiter_suspends(void);
+/* Let the other runnable fibers (and queued tasks) of this thread run
+ * first: suspend with a waiter decided already, which the scheduler finds
+ * runnable at once (kn_yield). False if nothing else was ready or the
+ * thread cannot suspend. */
+bool waiter_yield(void);
 
 /* The scheduler's half of suspend: move w from SEL_WAITING to
  * SEL_SUSPENDED (release: the fiber's saved state and w->fib go with it).

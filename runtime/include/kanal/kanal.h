@@ -21,5 +21,8 @@
 #if __has_include("kanal/pattern.h")
 #include "kanal/pattern.h"
 #endif
+#if __has_include("kanal/time.h")
+#include "kanal/time.h"
+#endif
 
 #endif
