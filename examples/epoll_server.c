@@ -47,6 +47,10 @@
  * Usage: epoll_server [--max-conns N] [--requests N] [--capacity N]
  * Prints "listening on 127.0.0.1:PORT" first, "served N requests, ..." last.
  */
+/* accept4, SOCK_NONBLOCK: Linux; the rest is POSIX. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>

@@ -8,6 +8,7 @@
  * values with a message; kanal's are errno codes, so callDatabase reports
  * EIO and the program prints the message that goes with it.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, localtime_r */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -7,6 +7,7 @@
  * output (Go: a WaitGroup and a goroutine that closes). Values from
  * different inputs arrive in no set order, so they are sorted, as in Go.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, localtime_r */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -10,6 +10,7 @@
  * call.) Which worker squares which value is not set, so the results are
  * sorted, as in Go.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, localtime_r */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,6 +7,7 @@
  * generator(input []int). The flow runs on a pool of the program's own
  * (Go's runtime), shut down before exit.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, localtime_r */
 #include <stdio.h>
 #include <string.h>
 

@@ -7,6 +7,7 @@
  * Go original: examples/go/pipeline/main.go. Its done channel, closed when
  * main returns, is the flow's context here: kn_flow_free cancels it.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, localtime_r */
 #include <stdio.h>
 #include <string.h>
 

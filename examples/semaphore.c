@@ -8,6 +8,7 @@
  * before its request and gives it back after; a mutex-guarded counter
  * records how many requests ran at once.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, localtime_r */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

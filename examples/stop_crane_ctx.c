@@ -9,6 +9,7 @@
  * reaches the generator. Go's main sleeps a second to let the generator
  * print its last line; here main waits for the flow's tasks instead.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, localtime_r */
 #include <stdio.h>
 #include <string.h>
 

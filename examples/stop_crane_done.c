@@ -10,6 +10,7 @@
  * (after closing done, as Go's "defer close(doneCh)"), so the program ends
  * as soon as it has.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, localtime_r */
 #include <stdio.h>
 #include <string.h>
 

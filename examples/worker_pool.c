@@ -8,6 +8,7 @@
  * results (Go: wg.Wait(); close(results)). Jobs finish in no set order, so
  * the results are sorted by job, as in Go.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, localtime_r */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

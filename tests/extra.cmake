@@ -45,3 +45,9 @@ if(CMAKE_BUILD_TYPE STREQUAL "Debug" AND NOT KANAL_SANITIZE)
   add_test(NAME test_uaf COMMAND test_uaf --jobs 1)
   set_tests_properties(test_uaf PROPERTIES LABELS debug TIMEOUT 300)
 endif()
+
+# Every C snippet of README.md compiles (tests/check_readme).
+add_test(NAME readme_snippets COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_readme
+  ${PROJECT_SOURCE_DIR}/README.md ${CMAKE_C_COMPILER}
+  ${PROJECT_SOURCE_DIR}/runtime/include ${PROJECT_SOURCE_DIR}/examples)
+set_tests_properties(readme_snippets PROPERTIES LABELS docs TIMEOUT 120)

@@ -5,7 +5,7 @@
  * freed. In a Debug build (KANAL_DEBUG_CHECKS) every public entry checks it
  * and returns EINVAL (or does nothing, for free) on a freed or foreign
  * object, as long as its memory has not been reused; release builds check
- * only for NULL. No assert: bad input never aborts (DESIGN.md).
+ * only for NULL. No assert: bad input never aborts (docs/ARCHITECTURE.md).
  */
 #ifndef KN_DEBUG_H
 #define KN_DEBUG_H

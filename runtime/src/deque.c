@@ -17,7 +17,7 @@
  * with them by the same CAS only for the last item.
  *
  * Orders, against the paper. Every order is the paper's except where the
- * paper puts a seq_cst fence between two relaxed accesses: DESIGN.md wants
+ * paper puts a seq_cst fence between two relaxed accesses: docs/ARCHITECTURE.md wants
  * ordered operations instead of bare fences (ThreadSanitizer does not model
  * fences), so the accesses on either side of each fence carry it:
  *

@@ -1,7 +1,7 @@
 /*
  * test_badinput.c - every public function of every header, called with
  * NULL, zero, huge, closed and already-cancelled arguments, returns the
- * code its header documents (DESIGN.md: constructors NULL + errno, every
+ * code its header documents (docs/ARCHITECTURE.md: constructors NULL + errno, every
  * other call 0 or an errno value; nothing aborts on bad input).
  *
  * Nothing here waits: deadlines are 0 (already passed) and contexts are
