@@ -14,8 +14,8 @@
  *   4. park; a decision CASE_TOKEN(i) + 1 means a rendezvous partner
  *      completed case i; CASE_TOKEN(i) means "case i may be ready now": the
  *      next round tries case i first, so a notification is never dropped
- *      (a notified waiter always retries before it can time out or give up
- *      for its context).
+ *      (a notified waiter retries before it can time out; one whose
+ *      context is cancelled by then passes the notification on instead).
  *
  * Ring operations that succeed notify one waiter of the other side
  * (waitq_notify_one: one load when nobody waits); close notifies all.
@@ -25,7 +25,12 @@
  * only after a try pass failed, and a case completed by a partner always
  * wins over a timeout or cancellation decided after it (the waiter's single
  * decision orders them). So each operation moves its value exactly once or
- * not at all.
+ * not at all. Cancellation first: the waiter watches its context before it
+ * registers on any channel (waiter.h), and a woken waiter checks the
+ * context before it retries; so a call that is waiting when kn_ctx_cancel
+ * runs fails with ECANCELED, whatever partner comes after that returned.
+ * (A call running between its check and its try at that moment is not
+ * waiting: it may complete, like one that started just before.)
  *
  * A select that returns without waiting (default, or a deadline already
  * passed) must be right for one instant although it tried its ring cases
@@ -48,8 +53,6 @@
 #include "chan_ring.h"
 #include "ctx_internal.h"
 
-#define MAX_CAP (1ull << 40)
-
 /* ---- creation ------------------------------------------------------------- */
 
 static uint64_t next_pow2(uint64_t v)
@@ -66,7 +69,7 @@ kn_chan *kn_chan_new(size_t elem_size, size_t capacity)
 	kn_chan *ch;
 	size_t stride, bytes, i;
 
-	if (elem_size == 0 || elem_size > MAX_CAP || capacity > MAX_CAP) {
+	if (elem_size == 0 || elem_size > KN_CHAN_MAX || capacity > KN_CHAN_MAX) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -275,7 +278,7 @@ static int ring_op(struct op *o)
 
 	if (r == 0)
 		chan_signal(o->ch, o->kind, 1);
-	return r;
+	return r == EPIPE ? op_closed(o) : r;
 }
 
 /* ---- the wait loop ------------------------------------------------------------ */
@@ -565,11 +568,26 @@ static int poll_rings(struct wait_case *wc, const size_t *order, size_t n,
 	return r;
 }
 
+/* A waiter that gives up for its context after a ring notification
+ * (CASE_TOKEN of a ring case) hands it to the next waiter of that queue:
+ * the value it announced must not wait for a later one. */
+static void pass_on(struct wait_case *wc, uint32_t sel)
+{
+	kn_chan *ch;
+
+	if (sel < SEL_CASE0)
+		return;
+	ch = wc[TOKEN_CASE(sel)].op.ch;
+	if (ch->cap)
+		waitq_notify_one(chan_queue(ch, wc[TOKEN_CASE(sel)].op.kind));
+}
+
 static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 		      struct zlocks *z, unsigned flags, uint64_t deadline,
 		      kn_ctx *ctx, size_t *fired)
 {
 	struct waiter *w = &wc[0].w;
+	struct ctx_watch cw;
 	uint32_t sel;
 	bool polled = false;
 	bool snap = (flags & KN_SELECT_DEFAULT) || deadline != KN_FOREVER;
@@ -605,25 +623,37 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 				return r;
 		}
 		waiter_init(w);
+		/* Cancellation first: watched before any partner can
+		 * find a node (waiter.h). */
+		waiter_watch_ctx(w, ctx, &cw);
+		if (waiter_peek(w) == SEL_CANCEL) {
+			waiter_unwatch_ctx(&cw);
+			zlocks_release(z, NULL);
+			return ECANCELED;
+		}
 		register_all(wc, order, n, w);
 		zlocks_release(z, NULL);
 		update_zero_fds(wc, n);
 		if (any_ring_ready(wc, n))
 			waiter_decide(w, SEL_ABORT);
-		sel = waiter_park(w, deadline, ctx);
+		sel = waiter_park(w, deadline, NULL);
 		unregister_all(wc, n, sel);
+		waiter_unwatch_ctx(&cw);
 		if (z->n)
 			update_zero_fds(wc, n);
-		if (sel >= SEL_CASE0) {
-			if (TOKEN_DONE(sel)) {
-				*fired = TOKEN_CASE(sel);
-				case_done(&wc[*fired]);
-				return 0;
-			}
-			put_first(order, n, TOKEN_CASE(sel));
+		if (sel >= SEL_CASE0 && TOKEN_DONE(sel)) {
+			*fired = TOKEN_CASE(sel);
+			case_done(&wc[*fired]);
+			return 0;
 		}
-		/* SEL_TIMEOUT and SEL_CANCEL: the next round's try pass
-		 * may still succeed; only then are they reported. */
+		if (ctx && ctx_done(ctx)) {
+			pass_on(wc, sel);
+			return ECANCELED;
+		}
+		if (sel >= SEL_CASE0)
+			put_first(order, n, TOKEN_CASE(sel));
+		/* SEL_TIMEOUT: the next round's try pass may still succeed;
+		 * only then is it reported. */
 	}
 }
 

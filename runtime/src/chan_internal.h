@@ -87,6 +87,15 @@ static inline void copy_value(void *dst, const void *src, size_t n)
 	}
 }
 
+/* An operation that found its channel closed (and, a receive, drained):
+ * a receive yields the zero value, as in Go. Returns EPIPE. */
+static inline int op_closed(struct op *o)
+{
+	if (o->kind == KN_RECV)
+		memset(o->val, 0, o->ch->esize);
+	return EPIPE;
+}
+
 /* zero flavour, with ch->lock held: complete with a waiting partner.
  * 0, EAGAIN (no partner), EPIPE (closed). Drops the lock when it returns 0
  * (the hand-off finishes outside the lock). */

@@ -67,7 +67,7 @@ int zero_try_locked(struct op *o, bool *unlocked)
 	uint32_t prev;
 
 	if (at_load_relaxed(&ch->closed))
-		return EPIPE;
+		return op_closed(o);
 	/* The partner's line is read, then written: fetch it once. */
 	if (partners->head)
 		prefetch_write(partners->head);

@@ -80,6 +80,7 @@ kn_flow *kn_flow_new(kn_ctx *parent, kn_pool *pool)
 	f->ctx = kn_group_ctx(f->g);
 	at_store_relaxed(&f->parts, NULL);
 	at_store_relaxed(&f->err, 0);
+	at_store_relaxed(&f->waited, 0);
 	return f;
 }
 
@@ -104,12 +105,18 @@ int kn_flow_go(kn_flow *f, int (*fn)(kn_ctx *ctx, void *arg), void *arg)
 
 int kn_flow_wait(kn_flow *f)
 {
-	int err;
+	int err, first = 0;
 
 	if (!f)
 		return EINVAL;
 	err = kn_group_wait(f->g);
-	return err ? err : at_load_acquire(&f->err);
+	if (!err)
+		err = at_load_acquire(&f->err);
+	/* The first result stays: a start refused after it (the flow is
+	 * cancelled now) must not change what a later call reports. */
+	if (!at_cas_acq_rel(&f->waited, &first, err + 1))
+		err = first - 1;
+	return err;
 }
 
 void kn_flow_free(kn_flow *f)

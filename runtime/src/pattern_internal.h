@@ -32,6 +32,7 @@ struct kn_flow {
 	kn_ctx *ctx;             /* the group's */
 	_Atomic(struct part *) parts;
 	_Atomic int err;         /* the first failure to start a task */
+	_Atomic int waited;      /* kn_flow_wait's result + 1; 0 before */
 };
 
 /*

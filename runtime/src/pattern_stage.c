@@ -220,8 +220,13 @@ static kn_chan *stage_new(kn_flow *f, kn_chan *in, kn_chan *out,
 	size_t workers, chans, ibufs, obufs, k;
 	struct stage *s;
 
-	if (mul_overflows(batch, is, &ib) || mul_overflows(batch, os, &ob))
-		ib = ob = SIZE_MAX; /* lay() turns it into ENOMEM */
+	/* Sizes no channel can carry are bad arguments: refused before
+	 * anything happens (pattern.h). */
+	if (os > KN_CHAN_MAX || mul_overflows(batch, is, &ib) ||
+	    mul_overflows(batch, os, &ob)) {
+		errno = EINVAL;
+		return NULL;
+	}
 	workers = lay(&size, sp->workers, sizeof(struct stage_worker));
 	chans = lay(&size, 1 + batons, sizeof(kn_chan *));
 	ibufs = lay(&size, sp->workers, ib);

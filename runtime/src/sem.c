@@ -45,6 +45,10 @@
  * waiter's futex word (a wake on a dead word is harmless, waiter.c). A
  * granted waiter never touches the semaphore again.
  *
+ * Cancellation first (go.dev/issue/63615): a slow acquire watches its
+ * context before it queues (waiter.h), so a cancellation that returned
+ * before a release has decided the waiter, and that release's claim fails.
+ *
  * Linearization: a fast acquire or release at its successful CAS; a slow
  * release at its add under the lock; a served acquire at the subtraction
  * made for it (in the same critical section as its claim); a timed-out or
@@ -210,17 +214,23 @@ static int acquire_slow(kn_sem *s, uint64_t n, uint64_t deadline, kn_ctx *ctx)
 	struct request r = { .n = n };
 	struct waiter w;
 	struct wait_node node = WAIT_NODE(&w, SEL_CASE0);
+	struct ctx_watch cw;
 	uint32_t sel;
 	bool taken;
 
 	waiter_init(&w);
 	node.data = &r;
+	/* Cancellation first: watched before a release can serve node. */
+	waiter_watch_ctx(&w, ctx, &cw);
+	if (waiter_peek(&w) == SEL_CANCEL) {
+		waiter_unwatch_ctx(&cw);
+		return ECANCELED;
+	}
 	waitq_lock(&s->q);
 	taken = take_or_queue_locked(s, &node, n);
 	waitq_unlock(&s->q);
-	if (taken)
-		return 0;
-	sel = waiter_park(&w, deadline, ctx);
+	sel = taken ? SEL_CASE0 : waiter_park(&w, deadline, NULL);
+	waiter_unwatch_ctx(&cw);
 	if (sel == SEL_CASE0)
 		return 0; /* served: the server unlinked node */
 	withdraw(s, &node);

@@ -272,31 +272,41 @@ static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 	return v;
 }
 
+void waiter_watch_ctx(struct waiter *w, kn_ctx *ctx, struct ctx_watch *cw)
+{
+	cw->node = WAIT_NODE(w, SEL_CANCEL);
+	cw->q = ctx ? ctx_waitq(ctx) : NULL;
+	if (!cw->q)
+		return;
+	waitq_push(cw->q, &cw->node);
+	/* The re-check of the no-lost-wake-up argument: a cancellation that
+	 * read the queue before the push has stored err before it. */
+	if (ctx_done(ctx))
+		waiter_decide(w, SEL_CANCEL);
+}
+
+void waiter_unwatch_ctx(struct ctx_watch *cw)
+{
+	if (cw->q)
+		waitq_remove(cw->q, &cw->node);
+}
+
 uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 {
-	struct wait_node cn = WAIT_NODE(w, SEL_CANCEL);
-	struct waitq *cq = NULL;
+	struct ctx_watch cw;
 	uint32_t v;
 
 	if (deadline != KN_FOREVER && deadline_left(deadline) == 0)
 		waiter_decide(w, SEL_TIMEOUT);
-	/* Join the context's queue before polling, so that a cancellation
-	 * stops the poll too rather than only the sleep after it. */
-	if (ctx) {
-		cq = ctx_waitq(ctx);
-		if (cq) {
-			waitq_push(cq, &cn);
-			if (ctx_done(ctx))
-				waiter_decide(w, SEL_CANCEL);
-		}
-	}
+	/* Watch the context before polling, so that a cancellation stops
+	 * the poll too rather than only the sleep after it. */
+	waiter_watch_ctx(w, ctx, &cw);
 	v = switch_for_decision(w, deadline);
 	if (v == SEL_WAITING)
 		v = spin_for_decision(w);
 	if (v == SEL_WAITING)
 		v = sleep_for_decision(w, deadline);
-	if (cq)
-		waitq_remove(cq, &cn);
+	waiter_unwatch_ctx(&cw);
 	return v;
 }
 

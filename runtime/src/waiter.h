@@ -255,4 +255,26 @@ void waitq_unlink_locked(struct waitq *q, struct wait_node *n);
  * decision on it can still be lost to a racing one: pick again then. */
 struct wait_node *waitq_pick_locked(struct waitq *q);
 
+/* ---- contexts -------------------------------------------------------------- */
+
+/*
+ * A waiter's registration with a context (on the waiter's stack).
+ * waiter_watch_ctx makes a cancellation of ctx decide w with SEL_CANCEL
+ * until waiter_unwatch_ctx, and decides it at once if ctx is cancelled
+ * already; NULL or a context that is never cancelled watches nothing.
+ *
+ * Cancellation first: a wait that watches its context BEFORE it registers
+ * where a partner can complete it (a channel queue, the semaphore's queue)
+ * cannot be completed by a partner that comes after kn_ctx_cancel has
+ * returned: the cancellation decided the waiter before that partner could
+ * claim it (tests/model/cancel.pml). waiter_park(w, deadline, ctx) watches
+ * only for the time it parks: enough for waits that move nothing.
+ */
+struct ctx_watch {
+	struct wait_node node;
+	struct waitq *q; /* NULL: nothing watched */
+};
+void waiter_watch_ctx(struct waiter *w, kn_ctx *ctx, struct ctx_watch *cw);
+void waiter_unwatch_ctx(struct ctx_watch *cw);
+
 #endif

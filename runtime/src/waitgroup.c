@@ -61,9 +61,11 @@ int wg_add(struct wg *wg, int64_t delta, struct waitq *also)
 	bool busy;
 
 	do {
-		nc = wg_count_of(s) + delta;
-		if (nc < 0 || nc > INT32_MAX)
+		/* Compared before adding: delta may be anything. */
+		nc = wg_count_of(s);
+		if (delta < -nc || delta > INT32_MAX - nc)
 			return EINVAL;
+		nc += delta;
 		busy = delta < 0 && (nc == 0 || also);
 		ns = (s & ~WG_COUNT_MASK) + (uint64_t)nc + (busy ? WG_BUSY_ONE : 0);
 	} while (!at_cas_weak_seq_cst(&wg->state, &s, ns));

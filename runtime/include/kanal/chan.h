@@ -47,10 +47,14 @@ extern "C" {
 
 typedef struct kn_chan kn_chan;
 
+/* The largest element size and the largest capacity of a channel. */
+#define KN_CHAN_MAX ((size_t)1 << 40)
+
 /*
  * New channel of values of elem_size bytes and the given capacity
  * (0 = rendezvous). NULL with errno EINVAL for elem_size 0 or a size that
- * overflows (elem_size * capacity, or a capacity above 2^40), ENOMEM.
+ * overflows (elem_size * capacity, or elem_size or capacity above
+ * KN_CHAN_MAX), ENOMEM.
  */
 KN_API kn_chan *kn_chan_new(size_t elem_size, size_t capacity);
 

@@ -194,7 +194,8 @@ struct kn_stage_spec {
  * batch, else one; so it holds back at most about 16 us of work. With
  * KN_STAGE_ORDERED and several workers, or a rendezvous input, 0 means 1.
  * NULL with errno EINVAL (f, in, spec or spec->fn NULL, out_size or workers
- * 0, unknown flags) or ENOMEM.
+ * 0, out_size above KN_CHAN_MAX or a batch of values no buffer can hold,
+ * unknown flags) or ENOMEM.
  */
 KN_API kn_chan *kn_stage(kn_flow *f, kn_chan *in,
 			 const struct kn_stage_spec *spec);
