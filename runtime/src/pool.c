@@ -60,7 +60,9 @@
  * idleq and its wakeq. nblocked counts blocked and runnable fibers: the
  * pool is idle only when it is 0 on every worker, and a stopping worker
  * waits for it to reach 0 (a blocked task holds shutdown as a blocked
- * thread did). The loop ends on the thread's own stack: a loop fiber that
+ * thread did); it starts no task meanwhile but drops what is queued on its
+ * deque (drop_queued), so that its fibers, resumed first, never wait
+ * behind tasks that may not start. The loop ends on the thread's own stack: a loop fiber that
  * sees the end switches to it (it waits among the spares then).
  *
  * QSBR. Workers are urcu-qsbr readers (deque.h states who may steal):
@@ -243,6 +245,7 @@ static bool worker_suspend(void *arg, struct waiter *wt);
 static bool worker_others_ready(void *arg);
 static void *worker_main(void *arg);
 static void worker_loop(struct worker *w);
+static void drop_task(kn_pool *p, struct kn_task *t);
 
 static bool on_own_worker(kn_pool *p)
 {
@@ -543,6 +546,8 @@ static bool may_start_task(struct worker *w)
 {
 	struct fiber *f;
 
+	if (at_load_acquire(&w->pool->stopping))
+		return false; /* queued tasks are dropped (drop_queued) */
 	if (w->loops || !at_load_relaxed(&w->nblocked))
 		return true;
 	f = new_loop(w);
@@ -924,6 +929,20 @@ static bool park(struct worker *w, bool searching)
 	return v != SEL_ABORT;
 }
 
+/* Stopping: nothing starts any more (may_start_task), so what is queued
+ * here is dropped now, so that a join waiting for it (a suspended task of
+ * this worker, a thread, a task on another worker) returns and lets its
+ * waiter finish. Tasks that a resumed task queues during the stop go the
+ * same way when the loop comes back here. Draining shutdowns leave
+ * nothing. */
+static void drop_queued(struct worker *w)
+{
+	struct kn_task *t;
+
+	while ((t = dq_pop(w)) != NULL)
+		drop_task(w->pool, t);
+}
+
 static struct kn_task *next_task(struct worker *w)
 {
 	kn_pool *p = w->pool;
@@ -940,6 +959,7 @@ static struct kn_task *next_task(struct worker *w)
 			continue;
 		}
 		if (at_load_acquire(&p->stopping)) {
+			drop_queued(w);
 			if (!at_load_relaxed(&w->nblocked))
 				return NULL;
 			sleep_for_fibers(w);
@@ -1051,7 +1071,6 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	kn_pool *p = w->pool;
-	struct kn_task *t;
 	uint64_t s;
 
 	qsbr_register();
@@ -1069,11 +1088,6 @@ static void *worker_main(void *arg)
 	/* Back on the thread's own stack, with no fiber blocked. */
 	free_loops(w);
 	waiter_set_block_hook(NULL);
-	/* Stopping: what is left here is dropped now, so that a join
-	 * waiting for it (on another worker) returns and lets that worker
-	 * stop too. Draining shutdowns leave nothing. */
-	while ((t = dq_pop(w)) != NULL)
-		drop_task(p, t);
 	if (p->on_stop)
 		p->on_stop(p, w->index, p->hook_arg);
 	self = NULL;

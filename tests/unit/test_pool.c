@@ -464,6 +464,146 @@ Test(pool, immediate_shutdown_drops_unstarted_tasks)
 	kn_pool_free(p);
 }
 
+/* Immediate shutdown while a worker holds a suspended task that is (or
+ * becomes) runnable and queued tasks on its deque (issue 18, item 1): the
+ * queued tasks are dropped (their joins return ECANCELED), the suspended
+ * task resumes and finishes, and the shutdown returns. A: the task that
+ * suspends (in a channel receive); B: the task that wakes it once the
+ * shutdown is under way; the victims: joinable tasks queued behind them.
+ * Queued on the worker's deque by B (local spawns), taken there with A
+ * and B in one injector batch, or spawned by A itself after it resumed
+ * during the shutdown. Whether a victim started before the stop is a race
+ * of the scenario, so the test checks the accounting: each victim ran or
+ * was dropped, and the shutdown counted exactly the drops. */
+enum stop_mode { STOP_LOCAL, STOP_BATCH, STOP_RESPAWN };
+
+static struct {
+	enum stop_mode mode;
+	kn_pool *pool;
+	kn_chan *wake_a;                   /* capacity 1: sends never block */
+	kn_task *victims[3];
+	_Atomic uint64_t victims_ran;
+	_Atomic int a_suspending, b_started, victims_queued, closed, a_done;
+} stop;
+
+static void spawn_victims(void)
+{
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		stop.victims[i] = kn_pool_spawn_task(stop.pool, count_task,
+						     (void *)&stop.victims_ran);
+		TASK_CHECK(stop.victims[i] != NULL);
+	}
+	at_store_release(&stop.victims_queued, 1);
+}
+
+static void stop_task_a(void *arg)
+{
+	int64_t v;
+
+	(void)arg;
+	at_store_release(&stop.a_suspending, 1);
+	TASK_CHECK(kn_chan_recv(stop.wake_a, &v) == 0);
+	if (stop.mode == STOP_RESPAWN) {
+		/* Resumed during the shutdown: queue more, suspend again. */
+		spawn_victims();
+		TASK_CHECK(kn_chan_recv(stop.wake_a, &v) == 0);
+	}
+	at_store_release(&stop.a_done, 1);
+}
+
+static void stop_task_b(void *arg)
+{
+	int64_t v = 1;
+
+	(void)arg;
+	if (stop.mode == STOP_LOCAL)
+		spawn_victims();
+	at_store_release(&stop.b_started, 1);
+	while (!at_load_acquire(&stop.closed))
+		nap_ms(1);
+	nap_ms(20); /* the shutdown sets stopping right after closing */
+	TASK_CHECK(kn_chan_send(stop.wake_a, &v) == 0);
+}
+
+static void immediate_shutdown_with_suspended_task(enum stop_mode mode)
+{
+	static _Atomic uint64_t probes_ran;
+	static _Atomic int gate_started;
+	struct shut s = { NULL, false, 0, -1 };
+	uint64_t probes = 0, cancelled = 0;
+	int64_t v = 2;
+	pthread_t th;
+	int i, r;
+
+	memset(&stop, 0, sizeof(stop));
+	stop.mode = mode;
+	stop.pool = s.pool = pool_of(1, KN_POOL_NO_SPARE);
+	stop.wake_a = kn_chan_new(sizeof(int64_t), 1);
+	cr_assert_not_null(stop.wake_a);
+	if (mode == STOP_BATCH) {
+		/* Held by the gate, the worker later takes A, the victims
+		 * and B from the injector in one batch. */
+		gate_close();
+		cr_assert_eq(kn_pool_spawn(s.pool, gate_task_started, (void *)&gate_started), 0);
+		while (!at_load_acquire(&gate_started))
+			nap_ms(1);
+	}
+	cr_assert_eq(kn_pool_spawn(s.pool, stop_task_a, NULL), 0);
+	if (mode == STOP_BATCH) {
+		spawn_victims();
+	} else {
+		while (!at_load_acquire(&stop.a_suspending))
+			nap_ms(1);
+	}
+	cr_assert_eq(kn_pool_spawn(s.pool, stop_task_b, NULL), 0);
+	if (mode == STOP_BATCH)
+		gate_open();
+	/* B must run before the stop: dropped, it would never wake A. */
+	while (!at_load_acquire(&stop.b_started))
+		nap_ms(1);
+	cr_assert_eq(pthread_create(&th, NULL, shutdown_thread, &s), 0);
+	/* Probes until the pool refuses: those accepted run or are dropped. */
+	while ((r = kn_pool_spawn(s.pool, count_task, &probes_ran)) == 0)
+		probes++;
+	cr_assert_eq(r, EPIPE);
+	at_store_release(&stop.closed, 1);
+	if (mode == STOP_RESPAWN) {
+		while (!at_load_acquire(&stop.victims_queued))
+			nap_ms(1);
+		cr_assert_eq(kn_chan_send(stop.wake_a, &v), 0);
+	}
+	pthread_join(th, NULL);
+	cr_assert_eq(s.ret, 0);
+	cr_assert_eq(at_load_acquire(&stop.a_done), 1, "the suspended task finished");
+	for (i = 0; i < 3; i++) {
+		r = kn_task_join(stop.victims[i]);
+		cr_assert(r == 0 || r == ECANCELED, "join: %d", r);
+		cancelled += r == ECANCELED;
+	}
+	cr_assert_eq(cancelled + at_load_relaxed(&stop.victims_ran), 3);
+	cr_assert_eq(s.dropped, cancelled + probes - at_load_relaxed(&probes_ran));
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+	kn_pool_free(s.pool);
+	kn_chan_free(stop.wake_a);
+}
+
+Test(pool, immediate_shutdown_resumes_a_suspended_task_beside_local_tasks, .timeout = 20)
+{
+	immediate_shutdown_with_suspended_task(STOP_LOCAL);
+}
+
+Test(pool, immediate_shutdown_resumes_a_suspended_task_beside_a_batch, .timeout = 20)
+{
+	immediate_shutdown_with_suspended_task(STOP_BATCH);
+}
+
+Test(pool, immediate_shutdown_drops_what_a_resumed_task_spawns, .timeout = 20)
+{
+	immediate_shutdown_with_suspended_task(STOP_RESPAWN);
+}
+
 /* ---- blocking tasks and spare threads ------------------------------------ */
 
 static void wg_done_task(void *arg)
