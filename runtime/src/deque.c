@@ -1,5 +1,5 @@
 /*
- * deque.c - Chase-Lev work-stealing deque, with QSBR reclamation (internal).
+ * deque.c - Chase-Lev work-stealing deque (internal).
  *
  * Algorithm
  *
@@ -58,12 +58,18 @@
  *     only if it saw top < b after announcing bottom = b, and then no thief
  *     can see top == b with bottom > b (total order of the seq_cst
  *     accesses, invariant 1).
- *  5. A ring a thief loaded is freed only after a grace period that began
- *     after the ring was replaced; every thief is a registered, online
- *     QSBR thread that reports no quiescent state during a steal, so the
- *     ring outlives every read of it. Slots are atomics: a thief may read
- *     a slot the owner is rewriting; its CAS then fails and the value is
- *     dropped.
+ *  5. A ring is freed only by deque_destroy, when no thief can run any
+ *     more: a replaced ring stays chained to its successor (older) until
+ *     then, so it outlives every read of it. Slots are atomics: a thief
+ *     may read a slot the owner is rewriting; its CAS then fails and the
+ *     value is dropped.
+ *
+ * Reclamation. The ring only grows, doubling, so the replaced rings
+ * together are smaller than the current one: keeping them costs at most as
+ * much again, and no thread ever waits for a grace period. (An earlier
+ * version freed them through liburcu's QSBR: its grace periods are
+ * process-wide, so freeing one pool waited for any other pool's long task,
+ * and after a fork the child waited for the parent's threads for ever.)
  *
  * A thief reads the ring after bottom: the acquire on bottom makes any ring
  * that the owner published before pushing item t visible, so the slot read
@@ -71,13 +77,9 @@
  */
 #include "deque.h"
 
-#include <urcu-qsbr.h>
-
-#include "tsan.h"
-
 struct deque_ring {
-	struct rcu_head rcu;
-	int64_t mask; /* size - 1 */
+	struct deque_ring *older; /* the ring this one replaced */
+	int64_t mask;             /* size - 1 */
 	_Atomic(void *) slot[];
 };
 
@@ -86,8 +88,10 @@ static struct deque_ring *ring_new(int64_t size)
 	struct deque_ring *r;
 
 	r = kn_alloc(sizeof(*r) + (size_t)size * sizeof(r->slot[0]));
-	if (r)
+	if (r) {
+		r->older = NULL;
 		r->mask = size - 1;
+	}
 	return r;
 }
 
@@ -100,23 +104,17 @@ int deque_init(struct deque *d, unsigned log2)
 	at_store_relaxed(&d->top, 0);
 	at_store_relaxed(&d->bottom, 0);
 	at_store_relaxed(&d->ring, r);
-	d->retired = false;
 	return 0;
 }
 
 void deque_destroy(struct deque *d)
 {
-	kn_free(at_load_relaxed(&d->ring));
-}
+	struct deque_ring *r = at_load_relaxed(&d->ring), *older;
 
-/* The grace-period edge (tsan.h): every quiescent or offline report
- * releases on it, a reclamation callback acquires it. */
-static char qsbr_edge;
-
-static void ring_free_rcu(struct rcu_head *h)
-{
-	tsan_acquire(&qsbr_edge);
-	kn_free(caa_container_of(h, struct deque_ring, rcu));
+	for (; r; r = older) {
+		older = r->older;
+		kn_free(r);
+	}
 }
 
 /* Owner: copy [t, b) into a ring twice as large and publish it. */
@@ -128,13 +126,12 @@ static struct deque_ring *grow(struct deque *d, struct deque_ring *old,
 
 	if (!r)
 		return NULL;
+	r->older = old;
 	for (i = t; i < b; i++)
 		at_store_relaxed(&r->slot[i & r->mask],
 				 at_load_relaxed(&old->slot[i & old->mask]));
 	/* The fix: thieves load the ring with acquire and see the copy. */
 	at_store_release(&d->ring, r);
-	d->retired = true;
-	call_rcu(&old->rcu, ring_free_rcu);
 	return r;
 }
 
@@ -209,41 +206,4 @@ bool deque_empty(struct deque *d)
 	int64_t t = at_load_seq_cst(&d->top);
 
 	return at_load_seq_cst(&d->bottom) <= t;
-}
-
-/* ---- QSBR ----------------------------------------------------------------- */
-
-void qsbr_register(void)
-{
-	rcu_register_thread();
-}
-
-void qsbr_unregister(void)
-{
-	tsan_release(&qsbr_edge);
-	rcu_unregister_thread();
-}
-
-void qsbr_quiescent(void)
-{
-	tsan_release(&qsbr_edge);
-	rcu_quiescent_state();
-}
-
-void qsbr_offline(void)
-{
-	tsan_release(&qsbr_edge);
-	rcu_thread_offline();
-}
-
-void qsbr_online(void)
-{
-	rcu_thread_online();
-}
-
-void qsbr_barrier(void)
-{
-	/* rcu_barrier goes offline itself if this thread is an online QSBR
-	 * reader (it would otherwise wait for its own quiescent state). */
-	rcu_barrier();
 }

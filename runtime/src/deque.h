@@ -2,32 +2,24 @@
  * deque.h - the Chase-Lev work-stealing deque of a pool worker (internal).
  *
  * One owner pushes and pops at the bottom; any number of thieves steal at
- * the top. The ring grows (doubling) when full; a grown-out ring is freed
- * through liburcu's QSBR flavour once no thief can still be reading it.
- * See deque.c for the algorithm and its proof obligations.
+ * the top. The ring grows (doubling) when full; a grown-out ring is kept
+ * until deque_destroy, since a thief may still be reading it (deque.c,
+ * "Reclamation"). See deque.c for the algorithm and its proof obligations.
  *
- * The RCU rule (who may call what):
+ * Who may call what:
  *
- *   - deque_push, deque_pop: the owner only. The owner must be a thread
- *     registered with urcu-qsbr and online (a pool worker), because a
- *     push that grows the ring hands the old one to call_rcu. After the
- *     owner thread has exited (and was joined), another thread may pop,
- *     never push.
- *   - deque_steal: only threads registered with urcu-qsbr and online, that
- *     is, pool workers between two quiescent states. A thread outside the
- *     pool never steals: its reads of a ring would not delay the ring's
- *     reclamation. (Foreign threads therefore never help run tasks.)
+ *   - deque_push, deque_pop: the owner only. After the owner thread has
+ *     exited (and was joined), another thread may pop, never push.
+ *   - deque_steal: any thread, until deque_destroy (the pool's workers).
  *   - deque_empty: anyone (it reads the indices, never the ring).
- *
- * QSBR bookkeeping of a worker thread goes through the qsbr_* helpers
- * below, which also state the grace-period edge for ThreadSanitizer.
+ *   - deque_destroy: once nobody uses the deque any more.
  *
  * Synchronization table
  *
  *   call          may run concurrently with          barrier / cost
  *   deque_push    steal, empty                       seq_cst store of bottom
  *                                                    (xchg on x86); grow: one
- *                                                    allocation + call_rcu
+ *                                                    allocation and a copy
  *   deque_pop     steal, empty                       seq_cst store of bottom +
  *                                                    seq_cst load of top; CAS
  *                                                    only for the last task
@@ -47,7 +39,6 @@ struct deque {
 	_Atomic int64_t top KN_ALIGNED;      /* thieves CAS it */
 	_Atomic int64_t bottom KN_ALIGNED;   /* the owner writes it */
 	_Atomic(struct deque_ring *) ring;   /* the owner replaces it */
-	bool retired;                        /* a ring went to call_rcu */
 };
 
 enum steal_result {
@@ -59,7 +50,7 @@ enum steal_result {
 
 /* A deque with room for 2^log2 items before it first grows. ENOMEM. */
 int deque_init(struct deque *d, unsigned log2);
-/* Free the ring; nobody may use d any more. Items still in it are not
+/* Free the rings; nobody may use d any more. Items still in it are not
  * touched (pop them first). */
 void deque_destroy(struct deque *d);
 
@@ -76,18 +67,5 @@ int64_t deque_room(struct deque *d);
 enum steal_result deque_steal(struct deque *d, void **x, int64_t leave);
 /* Nothing to take right now (a snapshot; any thread). */
 bool deque_empty(struct deque *d);
-
-/* ---- QSBR bookkeeping of a thread that steals ------------------------ */
-
-void qsbr_register(void);
-void qsbr_unregister(void);
-/* Between two tasks: holds no ring. */
-void qsbr_quiescent(void);
-/* Before sleeping (parked, or blocked inside a task), and back. */
-void qsbr_offline(void);
-void qsbr_online(void);
-/* Wait until every ring handed to call_rcu so far is freed. Any thread;
- * an online QSBR thread is taken offline meanwhile. */
-void qsbr_barrier(void);
 
 #endif

@@ -62,12 +62,12 @@
  * waits for it to reach 0 (a blocked task holds shutdown as a blocked
  * thread did); it starts no task meanwhile but drops what is queued on its
  * deque (drop_queued), so that its fibers, resumed first, never wait
- * behind tasks that may not start. The loop ends on the thread's own stack: a loop fiber that
- * sees the end switches to it (it waits among the spares then).
+ * behind tasks that may not start. The loop ends on the thread's own
+ * stack: a loop fiber that sees the end switches to it (it waits among the
+ * spares then).
  *
- * QSBR. Workers are urcu-qsbr readers (deque.h states who may steal):
- * they report a quiescent state after every task and every search round,
- * go offline before parking and in the block hook, online after.
+ * Deque memory. A ring a deque outgrew stays until the pool is freed
+ * (deque.c, "Reclamation"): freeing a pool waits for its own threads only.
  *
  * Joins. Joinable records carry a state, a wait queue and two references.
  * A joiner on a worker of the task's pool helps first: it pops its own
@@ -853,7 +853,6 @@ static struct kn_task *search(struct worker *w)
 		}
 		if (!left && round >= SEARCH_ROUNDS - 1)
 			return NULL;
-		qsbr_quiescent();
 		if (left)
 			poll_ready(w); /* not the owners' lines: each read
 					* costs an owner a miss */
@@ -864,17 +863,15 @@ static struct kn_task *search(struct worker *w)
 
 /* ---- parking ---------------------------------------------------------- */
 
-/* Sleep the thread itself on wt (not a fiber switch): offline for QSBR,
- * and not counted as a blocked task. */
+/* Sleep the thread itself on wt (not a fiber switch): not counted as a
+ * blocked task. */
 static uint32_t sleep_thread(struct worker *w, struct waiter *wt)
 {
 	uint32_t v;
 
-	qsbr_offline();
 	waiter_set_block_hook(NULL);
 	v = waiter_park(wt, KN_FOREVER, NULL);
 	waiter_set_block_hook(&w->hook);
-	qsbr_online();
 	return v;
 }
 
@@ -1033,7 +1030,6 @@ static void worker_block(void *arg)
 {
 	struct worker *w = arg;
 
-	qsbr_offline();
 	count_blocked(w->pool);
 }
 
@@ -1042,7 +1038,6 @@ static void worker_unblock(void *arg)
 	struct worker *w = arg;
 
 	at_sub_seq_cst(&w->pool->state, ST_BLOCKED_ONE);
-	qsbr_online();
 }
 
 static void name_thread(kn_pool *p, unsigned idx)
@@ -1061,10 +1056,8 @@ static void worker_loop(struct worker *w)
 {
 	struct kn_task *t;
 
-	while ((t = next_task(w)) != NULL) {
+	while ((t = next_task(w)) != NULL)
 		run_task(w, t);
-		qsbr_quiescent();
-	}
 }
 
 static void *worker_main(void *arg)
@@ -1073,7 +1066,6 @@ static void *worker_main(void *arg)
 	kn_pool *p = w->pool;
 	uint64_t s;
 
-	qsbr_register();
 	self = w;
 	fiber_adopt_thread(&w->native);
 	w->native.owner = w;
@@ -1091,7 +1083,6 @@ static void *worker_main(void *arg)
 	if (p->on_stop)
 		p->on_stop(p, w->index, p->hook_arg);
 	self = NULL;
-	qsbr_unregister();
 	/* An exited worker counts as idle for good. */
 	s = at_add_seq_cst(&p->state, ST_IDLE_ONE) + ST_IDLE_ONE;
 	if (st_idle(s) == st_threads(s))
@@ -1217,7 +1208,6 @@ static void help(struct worker *w, struct kn_task *t)
 		if (!x)
 			return;
 		run_task(w, x);
-		qsbr_quiescent();
 	}
 }
 
@@ -1356,17 +1346,11 @@ int kn_pool_shutdown(kn_pool *p, bool drain, size_t *dropped)
 static void pool_release(kn_pool *p)
 {
 	unsigned i, n = at_load_relaxed(&p->nstarted);
-	bool retired = false;
 
 	for (i = 0; i < n; i++) {
-		retired |= p->owned[i]->dq.retired;
 		deque_destroy(&p->owned[i]->dq);
 		kn_free(p->owned[i]);
 	}
-	/* Let the grace periods of the rings handed to call_rcu end, so
-	 * that the pool's memory is all back when free returns. */
-	if (retired)
-		qsbr_barrier();
 	kn_free(p->owned);
 	kn_free(p->slots);
 	kn_free(p);

@@ -2,13 +2,12 @@
  * tsan.h - telling ThreadSanitizer about synchronization it cannot see
  * (internal).
  *
- * liburcu is not instrumented: its queue, stack and grace periods order
+ * liburcu is not instrumented: its queue and stack order
  * memory with atomics and fences that ThreadSanitizer never observes. Where
  * kanal relies on them, it states the happens-before edge they provide with
  * a release on the sending side and an acquire on the receiving side, on
  * the same address. This is a statement of the library's documented
- * guarantee (a node's content is visible to whoever dequeues it; a grace
- * period follows every reader's earlier quiescent state), not a
+ * guarantee (a node's content is visible to whoever dequeues it), not a
  * suppression: an access that lacks the edge is still reported. Outside a
  * ThreadSanitizer build the macros compile to nothing.
  */

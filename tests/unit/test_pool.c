@@ -41,7 +41,6 @@ Test(deque, lifo_for_owner_fifo_for_thief_and_growth)
 	uintptr_t i;
 	void *x;
 
-	qsbr_register();
 	cr_assert_eq(deque_init(&d, 2), 0);
 	for (i = 1; i <= 1000; i++) /* grows 4 -> 1024 on the way */
 		cr_assert_eq(deque_push(&d, (void *)(2 * i)), 0);
@@ -69,8 +68,6 @@ Test(deque, lifo_for_owner_fifo_for_thief_and_growth)
 	cr_assert_eq(deque_steal(&d, &x, 0), STEAL_EMPTY);
 	cr_assert(deque_empty(&d));
 	deque_destroy(&d);
-	qsbr_unregister();
-	qsbr_barrier();
 }
 
 #define DQ_ITEMS 200000
@@ -93,9 +90,7 @@ static void *dq_thief(void *arg)
 {
 	struct dq_run *r = arg;
 	void *x;
-	unsigned n = 0;
 
-	qsbr_register();
 	for (;;) {
 		bool done = at_load_acquire(&r->done);
 
@@ -103,10 +98,7 @@ static void *dq_thief(void *arg)
 			dq_take(r, x);
 		else if (done && deque_empty(&r->d))
 			break;
-		if (++n % 64 == 0)
-			qsbr_quiescent();
 	}
-	qsbr_unregister();
 	return NULL;
 }
 
@@ -118,7 +110,6 @@ Test(deque, concurrent_owner_and_thieves_take_each_item_once)
 	void *x;
 	int k;
 
-	qsbr_register();
 	cr_assert_eq(deque_init(&r.d, 2), 0); /* grows under the thieves */
 	for (k = 0; k < DQ_THIEVES; k++)
 		cr_assert_eq(pthread_create(&th[k], NULL, dq_thief, &r), 0);
@@ -126,23 +117,17 @@ Test(deque, concurrent_owner_and_thieves_take_each_item_once)
 		cr_assert_eq(deque_push(&r.d, (void *)i), 0);
 		if (i % 3 == 0 && (x = deque_pop(&r.d)) != NULL)
 			dq_take(&r, x);
-		if (i % 256 == 0)
-			qsbr_quiescent();
 	}
 	while ((x = deque_pop(&r.d)) != NULL)
 		dq_take(&r, x);
 	at_store_release(&r.done, true);
-	qsbr_offline(); /* joining: let the rings' grace periods end */
 	for (k = 0; k < DQ_THIEVES; k++)
 		pthread_join(th[k], NULL);
-	qsbr_online();
 	cr_assert_eq(at_load_relaxed(&r.dup), 0, "an item was taken twice");
 	for (i = 1; i <= DQ_ITEMS; i++)
 		cr_assert_eq(at_load_relaxed(&r.seen[i]), 1, "item %lu lost",
 			     (unsigned long)i);
 	deque_destroy(&r.d);
-	qsbr_unregister();
-	qsbr_barrier();
 }
 
 /* ---- spawning and running ------------------------------------------------ */
@@ -602,6 +587,35 @@ Test(pool, immediate_shutdown_resumes_a_suspended_task_beside_a_batch, .timeout 
 Test(pool, immediate_shutdown_drops_what_a_resumed_task_spawns, .timeout = 20)
 {
 	immediate_shutdown_with_suspended_task(STOP_RESPAWN);
+}
+
+/* Freeing one pool never waits for another pool's task (issue 18, item
+ * 3): a task of pool A holds its worker outside kanal while pool B, whose
+ * deque grew (a ring was replaced), is freed. */
+static void spawn_many(void *arg)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++) /* beyond the first ring: it grows */
+		TASK_CHECK(kn_pool_spawn(kn_pool_current(), count_task, arg) == 0);
+}
+
+Test(pool, free_does_not_wait_for_another_pools_task, .timeout = 20)
+{
+	kn_pool *a = pool_of(1, KN_POOL_NO_SPARE), *b = pool_of(1, KN_POOL_NO_SPARE);
+	static _Atomic int started;
+	static _Atomic uint64_t n;
+
+	gate_close();
+	cr_assert_eq(kn_pool_spawn(a, gate_task_started, (void *)&started), 0);
+	while (!at_load_acquire(&started))
+		nap_ms(1);
+	cr_assert_eq(kn_pool_spawn(b, spawn_many, (void *)&n), 0);
+	kn_pool_free(b); /* drains B, then frees it while A's task runs */
+	cr_assert_eq(at_load_relaxed(&n), 1000);
+	gate_open();
+	kn_pool_free(a);
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
 }
 
 /* ---- blocking tasks and spare threads ------------------------------------ */

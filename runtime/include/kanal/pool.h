@@ -65,11 +65,9 @@
  * for its own subtasks) would wait forever, so spawn such a consumer before
  * the task you join, or from another task.
  *
- * Tasks run only on worker threads, which are registered with liburcu's
- * QSBR flavour (kanal reclaims deque memory through it; QSBR is
- * process-wide). A task must not register or unregister its worker thread
- * itself, and must not hold an RCU read-side reference of its own across a
- * blocking kanal call, since the worker goes offline while it is blocked.
+ * Tasks run only on worker threads. A pool's memory is its own: kanal
+ * uses no process-wide reclamation (no RCU grace periods), so freeing a
+ * pool waits for its own threads only, never for another pool's tasks.
  *
  * Return values: 0, or
  *   EINVAL   a NULL pool or function, or a call that would wait for the
