@@ -32,6 +32,10 @@ struct chan_ops {
 	struct bench_runner run; /* the actors: threads unless set */
 };
 
+/* The channels of impls kanal (kanal_chan.c) and pthread (peer_pthread.c),
+ * for workloads that need a channel beside what they measure. */
+extern const struct chan_ops kq_ops, pq_ops;
+
 /* chan_spsc: capacity 1024, values must arrive in order. */
 void cw_spsc(const struct chan_ops *ops, const struct bench_args *a,
 	     struct bench_result *r);

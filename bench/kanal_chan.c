@@ -50,7 +50,7 @@ static void kq_free(void *q)
 	kn_chan_free(q);
 }
 
-static const struct chan_ops kq_ops = {
+const struct chan_ops kq_ops = {
 	.new = kq_new, .send = kq_send, .recv = kq_recv,
 	.close = kq_close, .free = kq_free,
 };

@@ -23,15 +23,17 @@ void bench_go_main(bench_fn fn, const struct bench_args *a,
 		   struct bench_result *r);
 
 /* BENCH_GO(chan_spsc) { ... } registers the kanal_go pair of a workload,
- * its body run by bench_go_main. */
-#define BENCH_GO(workload)                                                     \
-	static void bench_go_##workload(const struct bench_args *a,            \
-					struct bench_result *r);               \
-	BENCH(workload, kanal_go)                                              \
+ * its body run by bench_go_main; BENCH_GO_AS(w, impl) the same under
+ * another impl name (kanal_go_batched). */
+#define BENCH_GO_AS(workload, impl)                                            \
+	static void bench_go_##workload##_##impl(const struct bench_args *a,   \
+						 struct bench_result *r);      \
+	BENCH(workload, impl)                                                  \
 	{                                                                      \
-		bench_go_main(bench_go_##workload, a, r);                      \
+		bench_go_main(bench_go_##workload##_##impl, a, r);             \
 	}                                                                      \
-	static void bench_go_##workload(const struct bench_args *a,            \
-					struct bench_result *r)
+	static void bench_go_##workload##_##impl(const struct bench_args *a,   \
+						 struct bench_result *r)
+#define BENCH_GO(workload) BENCH_GO_AS(workload, kanal_go)
 
 #endif

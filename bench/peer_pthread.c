@@ -4,7 +4,9 @@
  *
  *   pq    a bounded ring guarded by a mutex and two condvars (not-empty,
  *         not-full) with a closed flag; capacity 0 is a hand-off slot whose
- *         sender waits until a receiver has taken the value.
+ *         sender waits, on a condvar of its own, until a receiver has taken
+ *         the value: each wake-up (signal, never broadcast) goes to the one
+ *         thread that can go on.
  *   psem  a counting semaphore: a mutex, a condvar, a count.
  *   pool  nproc threads sharing one mutex+condvar-guarded FIFO of malloc'd
  *         task records, with a count of unfinished tasks to wait on.
@@ -26,6 +28,12 @@
 
 /* ---- pq: the hand-written channel ----------------------------------------- */
 
+/* A hand-off sender waiting for its value to be taken. */
+struct handoff {
+	pthread_cond_t taken_cv;
+	bool taken;
+};
+
 struct pq {
 	pthread_mutex_t mu;
 	pthread_cond_t not_empty, not_full;
@@ -33,7 +41,7 @@ struct pq {
 	size_t head, count;
 	bool handoff;
 	bool closed;
-	uint64_t sent, taken;   /* hand-off: values put in the slot, taken out */
+	struct handoff *owner;  /* hand-off: the sender of the slot's value */
 	int64_t buf[];
 };
 
@@ -52,20 +60,27 @@ static void *pq_new(size_t cap)
 }
 
 /*
- * Hand-off, called with the value just put in the one slot: wait until a
- * receiver has taken it. If the channel is closed first, the slot still
- * holds this value (nobody else can fill it), so withdraw it.
+ * Hand-off, called with the value just put in the one slot: wait on a
+ * condvar of this sender's own until a receiver has taken it. If the
+ * channel is closed first, the slot still holds this value (nobody else
+ * can fill it), so withdraw it.
  */
 static int pq_await_taken(struct pq *q)
 {
-	uint64_t mine = ++q->sent;
+	struct handoff me = { .taken = false };
+	int err = 0;
 
-	while (q->taken < mine && !q->closed)
-		pthread_cond_wait(&q->not_full, &q->mu);
-	if (q->taken >= mine)
-		return 0;
-	q->count--;
-	return EPIPE;
+	pthread_cond_init(&me.taken_cv, NULL);
+	q->owner = &me;
+	while (!me.taken && !q->closed)
+		pthread_cond_wait(&me.taken_cv, &q->mu);
+	if (!me.taken) {
+		q->count--;
+		q->owner = NULL;
+		err = EPIPE;
+	}
+	pthread_cond_destroy(&me.taken_cv);
+	return err;
 }
 
 static int pq_send(void *qp, int64_t v)
@@ -105,17 +120,14 @@ static int pq_recv(void *qp, int64_t *v)
 		*v = q->buf[q->head];
 		q->head = q->head + 1 == q->size ? 0 : q->head + 1;
 		q->count--;
-		/*
-		 * In a hand-off the sender of this value and the senders
-		 * waiting for the slot share not_full: wake them all, the
-		 * owner among them.
-		 */
+		/* A hand-off wakes the value's sender, then one sender
+		 * waiting for the free slot; a ring, one waiting sender. */
 		if (q->handoff) {
-			q->taken++;
-			pthread_cond_broadcast(&q->not_full);
-		} else {
-			pthread_cond_signal(&q->not_full);
+			q->owner->taken = true;
+			pthread_cond_signal(&q->owner->taken_cv);
+			q->owner = NULL;
 		}
+		pthread_cond_signal(&q->not_full);
 	}
 	pthread_mutex_unlock(&q->mu);
 	return err;
@@ -129,6 +141,8 @@ static void pq_close(void *qp)
 	q->closed = true;
 	pthread_cond_broadcast(&q->not_empty);
 	pthread_cond_broadcast(&q->not_full);
+	if (q->owner)
+		pthread_cond_signal(&q->owner->taken_cv);
 	pthread_mutex_unlock(&q->mu);
 }
 
@@ -142,7 +156,7 @@ static void pq_free(void *qp)
 	free(q);
 }
 
-static const struct chan_ops pq_ops = {
+const struct chan_ops pq_ops = {
 	.new = pq_new, .send = pq_send, .recv = pq_recv,
 	.close = pq_close, .free = pq_free,
 };
@@ -179,6 +193,18 @@ static int psem_acquire(void *sp)
 	return 0;
 }
 
+static bool psem_try_acquire(void *sp)
+{
+	struct psem *s = sp;
+	bool took;
+
+	pthread_mutex_lock(&s->mu);
+	took = s->count > 0;
+	s->count -= took;
+	pthread_mutex_unlock(&s->mu);
+	return took;
+}
+
 static void psem_release(void *sp)
 {
 	struct psem *s = sp;
@@ -204,8 +230,9 @@ static void psem_free(void *sp)
 }
 
 static const struct sem_ops psem_ops = {
-	.new = psem_new, .acquire = psem_acquire, .release = psem_release,
-	.available = psem_available, .free = psem_free,
+	.new = psem_new, .acquire = psem_acquire,
+	.try_acquire = psem_try_acquire, .release = psem_release,
+	.available = psem_available, .free = psem_free, .feed = &pq_ops,
 };
 
 /* ---- pool: nproc threads over one locked FIFO ------------------------------ */
@@ -331,26 +358,29 @@ static const char *tasks_verdict(uint64_t finished, uint64_t want)
 	return message;
 }
 
-static void nothing(void *ctx, uint64_t i)
+/* Every impl's task adds one to a shared counter (WORKLOADS.md). */
+static void count_one(void *ctx, uint64_t i)
 {
-	(void)ctx;
 	(void)i;
+	atomic_fetch_add_explicit((_Atomic uint64_t *)ctx, 1,
+				  memory_order_relaxed);
 }
 
 /* The pool is up before the clock starts, as Go's runtime is. */
 BENCH(pool_spawn_wait, pthread)
 {
+	_Atomic uint64_t ran = 0;
 	struct pool p;
 	uint64_t t0, i;
 
 	pool_start(&p);
 	t0 = bench_now();
 	for (i = 0; i < a->items; i++)
-		if (pool_submit(&p, nothing, NULL, i))
+		if (pool_submit(&p, count_one, &ran, i))
 			break;
 	pool_wait(&p);
 	r->ns = bench_now() - t0;
-	r->check = tasks_verdict(p.finished, a->items);
+	r->check = tasks_verdict(atomic_load(&ran), a->items);
 	pool_stop(&p);
 }
 
@@ -368,7 +398,7 @@ static void foreach_op(void *ctx, uint64_t i)
 }
 
 /* At most 20 operations in flight: a token is taken before each submit. */
-BENCH(bounded_foreach, pthread)
+BENCH(foreach_per_item, pthread)
 {
 	struct foreach f = { .sem = psem_new(20) };
 	struct pool p;
@@ -412,5 +442,5 @@ BENCH(pipeline_3stage, pthread) { cw_pipeline3(&pq_ops, 0, a, r); }
 BENCH(pipeline_3stage_buf, pthread) { cw_pipeline3(&pq_ops, 64, a, r); }
 BENCH(fanout4_fanin, pthread) { cw_fanout4_fanin(&pq_ops, a, r); }
 BENCH(worker_pool, pthread) { cw_worker_pool(&pq_ops, a, r); }
-BENCH(sem_contended, pthread) { sw_shared(&psem_ops, 20, a, r); }
-BENCH(sem_blocking, pthread) { sw_shared(&psem_ops, 4, a, r); }
+BENCH(sem_contended, pthread) { sw_contended(&psem_ops, a, r); }
+BENCH(sem_blocking, pthread) { sw_blocking(&psem_ops, a, r); }

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <semaphore.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 static void *semt_new(unsigned tokens)
@@ -26,6 +27,11 @@ static int semt_acquire(void *s)
 		if (errno != EINTR)
 			return errno;
 	return 0;
+}
+
+static bool semt_try_acquire(void *s)
+{
+	return sem_trywait(s) == 0;
 }
 
 static void semt_release(void *s)
@@ -48,10 +54,12 @@ static void semt_free(void *s)
 }
 
 static const struct sem_ops semt_ops = {
-	.new = semt_new, .acquire = semt_acquire, .release = semt_release,
+	.new = semt_new, .acquire = semt_acquire,
+	.try_acquire = semt_try_acquire, .release = semt_release,
 	.available = semt_available, .free = semt_free,
+	.feed = &pq_ops, /* sem_blocking: the hand-written channel */
 };
 
 BENCH(sem_uncontended, sem_t) { sw_uncontended(&semt_ops, a, r); }
-BENCH(sem_contended, sem_t) { sw_shared(&semt_ops, 20, a, r); }
-BENCH(sem_blocking, sem_t) { sw_shared(&semt_ops, 4, a, r); }
+BENCH(sem_contended, sem_t) { sw_contended(&semt_ops, a, r); }
+BENCH(sem_blocking, sem_t) { sw_blocking(&semt_ops, a, r); }

@@ -37,8 +37,8 @@ var workloads = map[string]workload{
 	"chan_pingpong_unbuffered": {chanPingPong, 200000},
 	"select_2_recv":            {select2Recv, 1000000},
 	"sem_uncontended":          {semUncontended, 1000000},
-	"sem_contended":            {semShared(20), 1000000},
-	"sem_blocking":             {semShared(4), 1000000},
+	"sem_contended":            {semContended, 1000000},
+	"sem_blocking":             {semBlocking, 100000},
 	"ctx_cancel_fanout":        {ctxCancelFanout, 10000},
 	"pool_spawn_wait":          {poolSpawnWait, 1000000},
 	"pool_fib30":               {poolFib30, 10},
@@ -49,7 +49,8 @@ var workloads = map[string]workload{
 	"pipeline_3stage_buf":      {pipeline3(64), 1000000},
 	"fanout4_fanin":            {fanout4Fanin, 1000000},
 	"worker_pool":              {workerPool, 1000000},
-	"bounded_foreach":          {boundedForeach, 1000000},
+	"foreach_per_item":         {foreachPerItem, 1000000},
+	"foreach_runners":          {foreachRunners, 1000000},
 }
 
 type report struct {

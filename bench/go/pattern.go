@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // generate sends 0..n-1 into a channel of the given capacity from its own
@@ -170,27 +173,67 @@ func workerPool(n int) result {
 	return result{ns: ns, check: check("sum", sum, sumSquaresUpto(n))}
 }
 
-// boundedForeach: the seed's semaphore pattern, a goroutine per operation
-// with at most 20 in flight, gated by a buffered channel of tokens.
-func boundedForeach(n int) result {
-	const limit = 20
-	tokens := make(chan struct{}, limit)
+const foreachLimit = 20
+
+// foreachPerItem: the seed's semaphore pattern, a goroutine per item with
+// at most 20 in flight, gated by a semaphore.Weighted.
+func foreachPerItem(n int) result {
+	tokens := semaphore.NewWeighted(foreachLimit)
+	ctx := context.Background()
 	var wg sync.WaitGroup
-	var sum atomic.Uint64
+	var ran, sum atomic.Uint64
 
 	start := time.Now()
 	for i := 0; i < n; i++ {
-		tokens <- struct{}{}
+		if err := tokens.Acquire(ctx, 1); err != nil {
+			return result{check: "acquire: " + err.Error()}
+		}
 		wg.Add(1)
 		go func(i int) {
 			defer func() {
-				<-tokens
+				tokens.Release(1)
 				wg.Done()
 			}()
 			sum.Add(uint64(i))
+			ran.Add(1)
 		}(i)
 	}
 	wg.Wait()
 	ns := time.Since(start).Nanoseconds()
-	return result{ns: ns, check: check("sum", sum.Load(), sumUpto(n))}
+	return result{ns: ns, check: firstFailure(
+		check("count", ran.Load(), uint64(n)),
+		check("sum", sum.Load(), sumUpto(n)),
+		allReturned(tokens, foreachLimit))}
+}
+
+// foreachRunners: min(n, 20) goroutines take indices from a shared counter
+// until it passes n (kn_foreach_bounded's algorithm).
+func foreachRunners(n int) result {
+	var wg sync.WaitGroup
+	var next, ran, sum atomic.Uint64
+	runners := foreachLimit
+	if n < runners {
+		runners = n
+	}
+
+	start := time.Now()
+	wg.Add(runners)
+	for k := 0; k < runners; k++ {
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= uint64(n) {
+					return
+				}
+				ran.Add(1)
+				sum.Add(i)
+			}
+		}()
+	}
+	wg.Wait()
+	ns := time.Since(start).Nanoseconds()
+	return result{ns: ns, check: firstFailure(
+		check("count", ran.Load(), uint64(n)),
+		check("sum", sum.Load(), sumUpto(n)))}
 }

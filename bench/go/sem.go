@@ -25,48 +25,105 @@ func semUncontended(n int) result {
 	return result{ns: ns, check: allReturned(s, 1)}
 }
 
-// semShared returns the workload where 8 goroutines share a semaphore of the
-// given size, each doing its share of n acquire(1)/release(1) pairs. With
-// size 20 no token ever runs out (sem_contended); with size 4 half of the
-// goroutines wait at any time (sem_blocking).
-func semShared(size int64) func(n int) result {
-	const threads = 8
-	return func(n int) result {
-		s := semaphore.NewWeighted(size)
-		ctx := context.Background()
-		pairs := make([]uint64, threads)
-		errs := make([]error, threads)
-		var wg sync.WaitGroup
-		wg.Add(threads)
+const semThreads = 8
 
-		start := time.Now()
-		for k := 0; k < threads; k++ {
-			go func(k, lo, hi int) {
-				defer wg.Done()
-				for i := lo; i < hi; i++ {
-					if err := s.Acquire(ctx, 1); err != nil {
-						errs[k] = err
-						return
-					}
-					s.Release(1)
-				}
-				pairs[k] = uint64(hi - lo)
-			}(k, n*k/threads, n*(k+1)/threads)
-		}
-		wg.Wait()
-		ns := time.Since(start).Nanoseconds()
-
-		var total uint64
-		for k := 0; k < threads; k++ {
-			if errs[k] != nil {
-				return result{check: "acquire: " + errs[k].Error()}
+// semContended: 8 goroutines share a semaphore of 20, each doing its share
+// of n acquire(1)/release(1) pairs; no token ever runs out.
+func semContended(n int) result {
+	return semShared(n, 20, func(s *semaphore.Weighted, ctx context.Context,
+		lo, hi int, t *tally) error {
+		for i := lo; i < hi; i++ {
+			if err := s.Acquire(ctx, 1); err != nil {
+				return err
 			}
-			total += pairs[k]
+			s.Release(1)
+			t.pairs++
 		}
-		return result{ns: ns, check: firstFailure(
-			check("pairs", total, uint64(n)),
-			allReturned(s, size))}
+		return nil
+	}, nil)
+}
+
+// semBlocking: 8 goroutines share a semaphore of 4; each holds its token
+// across a receive from an unbuffered channel that a feeder goroutine sends
+// 0..n-1 on. An acquire that cannot take a token at once counts as a wait;
+// a run without waits fails its check.
+func semBlocking(n int) result {
+	feed := make(chan int)
+	return semShared(n, 4, func(s *semaphore.Weighted, ctx context.Context,
+		lo, hi int, t *tally) error {
+		for i := lo; i < hi; i++ {
+			if !s.TryAcquire(1) {
+				t.waits++
+				if err := s.Acquire(ctx, 1); err != nil {
+					return err
+				}
+			}
+			t.sum += uint64(<-feed)
+			s.Release(1)
+			t.pairs++
+		}
+		return nil
+	}, func() {
+		for i := 0; i < n; i++ {
+			feed <- i
+		}
+	})
+}
+
+// tally is what one looper did.
+type tally struct {
+	pairs, waits, sum uint64
+	_                 [40]byte // own cache lines: no false sharing
+}
+
+// semShared runs 8 loopers over a semaphore of the given size, each doing
+// its share of the n pairs, and the feeder (if any) beside them; the clock
+// runs from the first start to the last end.
+func semShared(n int, size int64, loop func(*semaphore.Weighted,
+	context.Context, int, int, *tally) error, feeder func()) result {
+	s := semaphore.NewWeighted(size)
+	ctx := context.Background()
+	tallies := make([]tally, semThreads)
+	errs := make([]error, semThreads)
+	var wg sync.WaitGroup
+	wg.Add(semThreads)
+
+	start := time.Now()
+	if feeder != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			feeder()
+		}()
 	}
+	for k := 0; k < semThreads; k++ {
+		go func(k int) {
+			defer wg.Done()
+			lo, hi := split(n, semThreads, k)
+			errs[k] = loop(s, ctx, lo, hi, &tallies[k])
+		}(k)
+	}
+	wg.Wait()
+	ns := time.Since(start).Nanoseconds()
+
+	var all tally
+	for k := 0; k < semThreads; k++ {
+		if errs[k] != nil {
+			return result{check: "acquire: " + errs[k].Error()}
+		}
+		all.pairs += tallies[k].pairs
+		all.waits += tallies[k].waits
+		all.sum += tallies[k].sum
+	}
+	status := firstFailure(check("pairs", all.pairs, uint64(n)),
+		allReturned(s, size))
+	if feeder != nil && status == "ok" {
+		status = check("sum received", all.sum, sumUpto(n))
+		if status == "ok" && all.waits == 0 {
+			status = "no acquire waited"
+		}
+	}
+	return result{ns: ns, check: status}
 }
 
 // allReturned checks that every token is back: the whole size can be taken.

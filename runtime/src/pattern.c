@@ -35,7 +35,8 @@
  * ran at all; the group's own first error (a task's) comes first.
  *
  * Fan-in. One forwarder task per input, each moving the values it finds
- * (up to FWD_BATCH at a time, never waiting for more than one) into the
+ * (up to FWD_BATCH at a time, or the flow's batch if set, never waiting
+ * for more than one) into the
  * output, was faster than one task selecting over every input (the
  * fanout4_fanin shape, capacity 64, 20000 items, 2 loaded cores, best of
  * 7 in three runs: 183-348 ns per item against 237-364; means 550-640
@@ -81,7 +82,18 @@ kn_flow *kn_flow_new(kn_ctx *parent, kn_pool *pool)
 	at_store_relaxed(&f->parts, NULL);
 	at_store_relaxed(&f->err, 0);
 	at_store_relaxed(&f->waited, 0);
+	at_store_relaxed(&f->batch, 0);
 	return f;
+}
+
+int kn_flow_set_batch(kn_flow *f, unsigned batch)
+{
+	if (!f)
+		return EINVAL;
+	/* Relaxed: a constructor reads it on the thread that builds the
+	 * pattern; one racing with the setter gets either value. */
+	at_store_relaxed(&f->batch, batch);
+	return 0;
 }
 
 kn_ctx *kn_flow_ctx(kn_flow *f)
@@ -298,7 +310,8 @@ kn_chan *kn_generate_array(kn_flow *f, const void *items, size_t elem_size,
 struct fwd {
 	kn_chan *in, *out;
 	struct part *part;
-	void *buf; /* FWD_BATCH values */
+	void *buf;   /* batch values */
+	size_t batch;
 };
 
 struct merge {
@@ -314,7 +327,7 @@ static int fwd_run(kn_ctx *ctx, void *arg)
 	int err;
 
 	for (;;) {
-		err = kn_chan_recv_batch(w->in, w->buf, FWD_BATCH, &got,
+		err = kn_chan_recv_batch(w->in, w->buf, w->batch, &got,
 					 KN_FOREVER, ctx);
 		if (err) {
 			err = input_done(ctx, err);
@@ -344,7 +357,7 @@ static bool same_sizes(kn_chan *const *chans, size_t n)
 
 kn_chan *kn_merge(kn_flow *f, kn_chan *const *ins, size_t n, size_t cap)
 {
-	size_t size = sizeof(struct merge), es, fwds, bufs, i;
+	size_t size = sizeof(struct merge), es, fwds, bufs, i, batch, each;
 	struct merge *m;
 
 	if (!f || !ins || !n || n > UINT32_MAX || !same_sizes(ins, n)) {
@@ -352,8 +365,13 @@ kn_chan *kn_merge(kn_flow *f, kn_chan *const *ins, size_t n, size_t cap)
 		return NULL;
 	}
 	es = kn_chan_elem_size(ins[0]);
+	batch = at_load_relaxed(&f->batch);
+	if (!batch)
+		batch = FWD_BATCH;
+	if (mul_overflows(batch, es, &each))
+		each = SIZE_MAX; /* lay() turns it into ENOMEM */
 	fwds = lay(&size, n, sizeof(struct fwd));
-	bufs = lay(&size, n, FWD_BATCH * es);
+	bufs = lay(&size, n, each);
 	m = part_new(f, size, (unsigned)n);
 	if (!m)
 		return NULL;
@@ -370,7 +388,7 @@ kn_chan *kn_merge(kn_flow *f, kn_chan *const *ins, size_t n, size_t cap)
 	for (i = 0; i < n; i++)
 		m->fwd[i] = (struct fwd){
 			ins[i], m->out, &m->part,
-			at_offset(m, bufs + i * FWD_BATCH * es),
+			at_offset(m, bufs + i * each), batch,
 		};
 	flow_adopt(f, &m->part);
 	for (i = 0; i < n; i++)

@@ -33,6 +33,7 @@ struct kn_flow {
 	_Atomic(struct part *) parts;
 	_Atomic int err;         /* the first failure to start a task */
 	_Atomic int waited;      /* kn_flow_wait's result + 1; 0 before */
+	_Atomic unsigned batch;  /* kn_flow_set_batch: worker pools, merges */
 };
 
 /*

@@ -289,6 +289,8 @@ int kn_worker_pool(kn_flow *f, kn_chan *jobs, kn_chan *results,
 	struct kn_stage_spec spec = { .fn = fn, .arg = arg,
 				      .workers = workers };
 
+	if (f)
+		spec.batch = at_load_relaxed(&f->batch);
 	if (!f || !jobs || !results || !fn || !workers)
 		return EINVAL;
 	return stage_new(f, jobs, results, &spec) ? 0 : errno;

@@ -67,6 +67,7 @@
  *   kn_worker_pool, kn_merge,   flow but kn_flow_wait/free (those
  *   kn_distribute, kn_flow_go   must come after, unless called
  *                               from a task of the flow)
+ *   kn_flow_set_batch           everything but kn_flow_free        no
  *   kn_flow_ctx                 everything but kn_flow_free        no
  *   kn_flow_wait                everything but kn_flow_free        yes
  *   kn_flow_free                nothing on the flow                yes
@@ -109,6 +110,17 @@ KN_API kn_ctx *kn_flow_ctx(kn_flow *f);
  * is shut down), ENOMEM.
  */
 KN_API int kn_flow_go(kn_flow *f, int (*fn)(kn_ctx *ctx, void *arg), void *arg);
+
+/*
+ * The batch of the kn_worker_pool workers and kn_merge forwarders built on
+ * f after this call (those have no spec; a stage's is its spec's batch):
+ * values taken per receive, at most. 0 (the default): a worker pool's
+ * workers choose as a stage's do (see kn_stage), a merge's forwarders
+ * take up to 16 values that are there already; 1: one value per receive
+ * and per send, as a Go loop moves them. Patterns built before keep their
+ * batch. 0, or EINVAL (f NULL).
+ */
+KN_API int kn_flow_set_batch(kn_flow *f, unsigned batch);
 
 /*
  * Wait until every task of the flow has ended, then cancel its context
@@ -189,7 +201,8 @@ struct kn_stage_spec {
  * A batch above 1 saves wake-ups when fn is cheap and values queue up;
  * when fn is slow it lets one worker hold values that another, idle one
  * could have taken, so use 1 for slow or uneven work. Batch 0 (the
- * default; kn_worker_pool's too) chooses per worker and per receive:
+ * default; kn_worker_pool's too, see kn_flow_set_batch) chooses per
+ * worker and per receive:
  * up to 16 values while fn has taken under 1 us per value on the last
  * batch, else one; so it holds back at most about 16 us of work. With
  * KN_STAGE_ORDERED and several workers, or a rendezvous input, 0 means 1.
