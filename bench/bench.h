@@ -25,6 +25,7 @@ struct bench_result {
 	uint64_t ns;             /* elapsed, timed region only */
 	const char *check;       /* NULL or "ok" when verified; else a message */
 	uint64_t items;          /* 0: a->items; else the count to report */
+	uint64_t waits;          /* >0: reported as waits_per_op (sem_blocking) */
 	/* Latency workloads: samples recorded with bench_lat_record(). */
 	struct bench_lat *lat;
 };

@@ -76,6 +76,30 @@ BENCH(pool_spawn_wait, kanal)
 	kn_pool_free(p);
 }
 
+/* kanal_go: Go's shape, kn_go tasks from the main task and a wait group. */
+static kn_waitgroup spawned;
+
+static void count_one_done(void *arg)
+{
+	count_one(arg);
+	kn_waitgroup_done(&spawned);
+}
+
+BENCH_GO(pool_spawn_wait)
+{
+	uint64_t i, t0;
+
+	kn_waitgroup_init(&spawned);
+	t0 = bench_now();
+	kn_waitgroup_add(&spawned, (int64_t)a->items);
+	for (i = 0; i < a->items; i++)
+		if (kn_go(count_one_done, NULL) != 0)
+			bench_die("cannot start a task");
+	kn_waitgroup_wait(&spawned);
+	r->ns = bench_now() - t0;
+	r->check = ran_verdict(atomic_load(&tasks_ran), a->items);
+}
+
 /* ---- pool_fib30 -------------------------------------------------------------- */
 
 #define FIB_SERIAL_BELOW 18
@@ -134,6 +158,19 @@ BENCH(pool_fib30, kanal)
 	r->ns = bench_now() - t0;
 	r->check = wrong ? "fib(30) != 832040" : "ok";
 	kn_pool_free(p);
+}
+
+/* kanal_go: fib(30) in the main task, on the default pool, as Go's main
+ * goroutine computes it. */
+BENCH_GO(pool_fib30)
+{
+	uint64_t i, wrong = 0, t0;
+
+	t0 = bench_now();
+	for (i = 0; i < a->items; i++)
+		wrong += fib(30) != 832040;
+	r->ns = bench_now() - t0;
+	r->check = wrong ? "fib(30) != 832040" : "ok";
 }
 
 /* ---- group_limit20 ------------------------------------------------------------ */

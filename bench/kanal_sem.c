@@ -68,6 +68,7 @@ static const struct sem_ops ks_go_ops = {
 BENCH(sem_uncontended, kanal) { sw_uncontended(&ks_ops, a, r); }
 BENCH(sem_contended, kanal) { sw_contended(&ks_ops, a, r); }
 BENCH(sem_blocking, kanal) { sw_blocking(&ks_ops, a, r); }
+BENCH_GO(sem_uncontended) { sw_uncontended(&ks_go_ops, a, r); }
 BENCH_GO(sem_contended) { sw_contended(&ks_go_ops, a, r); }
 BENCH_GO(sem_blocking) { sw_blocking(&ks_go_ops, a, r); }
 

@@ -250,6 +250,8 @@ static void report(const struct entry *e, uint64_t items,
 	if (counted(e))
 		printf(",\"syscalls_per_op\":%.4f,\"allocs_per_op\":%.4f",
 		       (double)syscalls / items, (double)allocs / items);
+	if (r->waits)
+		printf(",\"waits_per_op\":%.4f", (double)r->waits / items);
 	if (r->lat)
 		print_latency(r->lat);
 	printf(",\"check\":");

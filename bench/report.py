@@ -27,6 +27,11 @@ IDLE_LIMIT_NS = 1e7  # CPU ns per idle second: 1% of one core
 # task, bench/kanal_go.h). The tables give the ratios of both to the peers.
 KANAL_IMPLS = ["kanal", "kanal_go"]
 
+# Library features: a kanal impl run with an option its peers have no
+# counterpart for, against the same kanal impl without it. No target, no
+# ratio to a peer: a table of their own.
+FEATURES = [("kanal_batched", "kanal"), ("kanal_go_batched", "kanal_go")]
+
 
 class Target:
     """A goal of an issue, evaluated on the kanal impl named by impl. kind
@@ -47,6 +52,8 @@ class Target:
         self.impl = impl
 
 
+# One line per goal; add yours here. A workload with a "peer" target also
+# runs pinned to one CPU (run.py), and its pinned ratio is shown beside.
 TARGETS = [
     Target(2, "chan_spsc", "throughput >= 1.5x go", peer="go", need=1.5,
            impl="kanal_go"),
@@ -60,7 +67,8 @@ TARGETS = [
     Target(3, "sem_uncontended", "throughput >= sem_t", peer="sem_t", need=1),
     Target(3, "sem_contended", "throughput >= 2x go", peer="go", need=2,
            impl="kanal_go"),
-    Target(3, "ctx_cancel_fanout", "throughput >= go", peer="go", need=1),
+    Target(3, "ctx_cancel_fanout", "tasks blocked in kn_ctx_wait, Go's shape: "
+           "throughput >= go", peer="go", need=1, impl="kanal_go"),
     Target(4, "select_2_recv", "throughput >= 2x go", peer="go", need=2,
            impl="kanal_go"),
     Target(4, "chan_mpmc_4p4c_cap0", "throughput >= go", peer="go", need=1,
@@ -78,11 +86,15 @@ TARGETS = [
            "second)", kind="idle"),
     Target(6, "pipeline_3stage", "time per item <= go's (ratio >= 1)",
            peer="go", need=1, impl="kanal_go"),
-    Target(6, "fanout4_fanin", "throughput >= 2x go", peer="go", need=2,
+    Target(13, "pipeline_3stage_buf", "batch 1: throughput >= go", peer="go",
+           need=1, impl="kanal_go"),
+    Target(13, "fanout4_fanin", "batch 1: throughput >= 1.5x go", peer="go",
+           need=1.5, impl="kanal_go"),
+    Target(13, "worker_pool", "batch 1: throughput >= 1.5x go", peer="go",
+           need=1.5, impl="kanal_go"),
+    Target(6, "foreach_per_item", "throughput >= 2x go", peer="go", need=2,
            impl="kanal_go"),
-    Target(6, "bounded_foreach", "throughput >= 2x go", peer="go", need=2,
-           impl="kanal_go"),
-    Target(6, "worker_pool", "throughput >= 2x go", peer="go", need=2,
+    Target(13, "foreach_runners", "throughput >= go", peer="go", need=1,
            impl="kanal_go"),
 ]
 
@@ -115,6 +127,10 @@ class Data:
             if r["workload"] in workloads and key not in seen:
                 seen.append(key)
         return seen
+
+    def workloads(self):
+        """Workload names in report order."""
+        return list(dict.fromkeys(r["workload"] for r in self.records))
 
     def impls(self, workloads):
         return sorted({r["impl"] for r in self.records if r["workload"] in workloads},
@@ -153,8 +169,12 @@ def evaluate(t, d):
         run.throughput_ratio(kanal, other)
     if ratio is None:
         return "not measured", "no throughput"
-    return ("met" if ratio >= t.need else "missed",
-            "%s = %s (need >= %g)" % (what, run.fmt_ratio(ratio), t.need))
+    text = "%s = %s (need >= %g)" % (what, run.fmt_ratio(ratio), t.need)
+    if t.kind == "peer" and d.maxcpus.get(t.workload, 1) > 1:
+        # The oversubscribed case beside it; the goal is the all-CPU one.
+        text += "; pinned to 1 CPU: %s" % run.fmt_ratio(run.throughput_ratio(
+            d.get(t.workload, t.impl, 1), d.get(t.workload, t.peer, 1)))
+    return ("met" if ratio >= t.need else "missed", text)
 
 
 def cell(r):
@@ -176,7 +196,7 @@ def md_table(header, rows, right_from=1):
 def group_table(d, names):
     impls = d.impls(names)
     ours = [i for i in impls if i in KANAL_IMPLS]
-    peers = [i for i in impls if i not in KANAL_IMPLS]
+    peers = [i for i in impls if not run.is_kanal(i)]
     ratios = [(k, p) for k in ours for p in peers]
     header = ["workload", "cpus"] + ["%s ns/op" % i for i in impls]
     header += ["%s/%s" % kp for kp in ratios]
@@ -217,6 +237,68 @@ def full_table(d):
                      "ops/s", "syscalls/op", "reps", "items"], rows, right_from=3)
 
 
+def ratio_cell(d, w, impl, peer, cpus):
+    return run.fmt_ratio(run.throughput_ratio(d.get(w, impl, cpus),
+                                              d.get(w, peer, cpus)))
+
+
+def against_go(d):
+    """The headline: kanal (threads) and kanal_go (tasks) over go, for every
+    workload go runs, on all CPUs and pinned to one; then where each loses."""
+    names = [w for w in d.workloads() if d.get(w, "go") and w != IDLE]
+    if not names:
+        return []
+    pinned = any(d.get(w, "go", 1) and d.maxcpus[w] > 1 for w in names)
+    n = max(d.maxcpus[w] for w in names)
+    header = ["workload", "kanal/go (%d CPUs)" % n, "kanal_go/go (%d CPUs)" % n]
+    if pinned:
+        header += ["kanal/go (1 CPU)", "kanal_go/go (1 CPU)"]
+    rows = []
+    for w in names:
+        row = ["`%s`" % w] + [ratio_cell(d, w, k, "go", d.maxcpus[w])
+                              for k in KANAL_IMPLS]
+        if pinned:
+            row += [ratio_cell(d, w, k, "go", 1) if d.maxcpus[w] > 1 else "-"
+                    for k in KANAL_IMPLS]
+        rows.append(row)
+    out = ["Throughput ratio over Go 1.19 (> 1: kanal is faster); `kanal` runs "
+           "the actors on OS threads, `kanal_go` as `kn_go` tasks, as Go "
+           "runs goroutines.", ""] + md_table(header, rows) + [""]
+    for k, what in (("kanal", "kanal on OS threads"), ("kanal_go", "kanal_go (tasks)")):
+        losses = []
+        for w in names:
+            for cpus in sorted({d.maxcpus[w], 1}, reverse=True):
+                ratio = run.throughput_ratio(d.get(w, k, cpus), d.get(w, "go", cpus))
+                if ratio is not None and ratio < 1:
+                    losses.append("`%s`%s %s" % (w, "" if cpus == d.maxcpus[w]
+                                                 else " (1 CPU)", run.fmt_ratio(ratio)))
+        out.append("- **%s loses to Go** on %s." % (what, ", ".join(losses))
+                   if losses else "- %s is at least as fast as Go everywhere." % what)
+    return out + [""]
+
+
+def features_table(d):
+    """Library features (batching) against the same kanal impl without."""
+    rows = []
+    for (w, c) in d.rows(d.workloads()):
+        for feat, base in FEATURES:
+            f, b = d.by.get((w, c, feat)), d.by.get((w, c, base))
+            if f:
+                rows.append(["`%s`" % w, str(c), feat, cell(f), cell(b),
+                             run.fmt_ratio(run.throughput_ratio(f, b))])
+    if not rows:
+        return []
+    return ["## Library feature: batched patterns", "",
+            "The target workloads run kanal's patterns with batch 1 (one value "
+            "per channel operation, as the Go loops move them). With the "
+            "library's default (batch 0: a stage or worker-pool worker takes "
+            "up to 16 values that are already there while its function is "
+            "cheap; a merge forwarder up to 16) they run as below. Go has no "
+            "counterpart: no target, no ratio to a peer.", ""] + md_table(
+                ["workload", "cpus", "impl", "ns/op", "batch 1 ns/op",
+                 "speedup over batch 1"], rows, right_from=3) + [""]
+
+
 # Plots.
 
 def gnuplot_terminal():
@@ -236,14 +318,18 @@ def quote(s):
     return "'" + s.replace("'", "''") + "'"
 
 
-def bar_plot(gp, term, out, title, ylabel, series, colours, blocks, rotate):
+def bar_plot(gp, term, out, title, ylabel, series, colours, blocks, rotate,
+             unit_line=False):
     """A clustered bar chart with a log y axis. blocks: [(caption or None,
     [(x label, value or None per series), ...])]; each captioned block is
-    its own gnuplot newhistogram, the caption written under it."""
+    its own gnuplot newhistogram, the caption written under it. unit_line:
+    the values are ratios; draw a line at 1x."""
     vals = [v for _, rows in blocks for row in rows for v in row[1:] if v]
     if not vals:
         return "no data"
     lo, hi = min(vals), max(vals)
+    if unit_line:
+        lo, hi = min(lo, 1), max(hi, 1)
     nrows = sum(len(rows) for _, rows in blocks)
     longest = max(len(row[0]) for _, rows in blocks for row in rows)
     if rotate:
@@ -290,7 +376,9 @@ def bar_plot(gp, term, out, title, ylabel, series, colours, blocks, rotate):
             "set logscale y",
             "set yrange [%g:%g]" % (lo / 2, hi * 4),
             "set offsets 0.5, 0.5, 0, 0",
-            "set format y '%.0s%c'",
+            "set format y '%s'" % ("%gx" if unit_line else "%.0s%c"),
+            "set arrow from graph 0, first 1 to graph 1, first 1 nohead "
+            "lw 2 lc rgb '#c00000' front" if unit_line else "",
             "set grid ytics",
             xtics,
             "set key top right horizontal",
@@ -322,6 +410,34 @@ def throughput_plot(gp, term, d, out):
                     rotate=True)
 
 
+def lighter(colour):
+    """colour halfway to white: kanal_go's bars beside kanal's."""
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#%02x%02x%02x" % tuple((c + 255) // 2 for c in rgb)
+
+
+def ratio_plot(gp, term, d, out):
+    """kanal and kanal_go over each peer, per workload (all CPUs): one bar
+    per pair, the peer's colour (lighter for kanal_go), a line at 1x."""
+    names = [w for w in d.workloads() if w != IDLE]
+    peers = [i for i in d.impls(names) if not run.is_kanal(i)]
+    pairs = [(k, p) for p in peers for k in KANAL_IMPLS
+             if any(d.get(w, k) and d.get(w, p) for w in names)]
+    rows = []
+    for w in names:
+        vals = [run.throughput_ratio(d.get(w, k), d.get(w, p)) for k, p in pairs]
+        if any(v for v in vals):
+            rows.append([w] + vals)
+    if not rows:
+        return "no ratios"
+    colours = [COLOURS.get(p, "#444444") if k == "kanal" else
+               lighter(COLOURS.get(p, "#444444")) for k, p in pairs]
+    return bar_plot(gp, term, out, "kanal over each peer: throughput ratio (log "
+                    "scale; above the red 1x line kanal is faster)", "ratio",
+                    ["%s/%s" % kp for kp in pairs], colours, [(None, rows)],
+                    rotate=True, unit_line=True)
+
+
 def latency_plot(gp, term, d, out):
     blocks = []
     for (w, c) in d.rows({r["workload"] for r in d.records if "p50_ns" in r}):
@@ -346,7 +462,8 @@ def make_plots(d, plot_dir):
         return {}, "gnuplot not found (Debian package gnuplot-nox): no plots"
     os.makedirs(plot_dir, exist_ok=True)
     result = {}
-    for name, fn in (("throughput", throughput_plot), ("latency", latency_plot)):
+    for name, fn in (("throughput", throughput_plot), ("ratio", ratio_plot),
+                     ("latency", latency_plot)):
         path = os.path.join(plot_dir, name + ".png")
         err = fn(gp, term, d, path)
         if err and os.path.exists(path):
@@ -428,7 +545,10 @@ def render(records, meta, plots, plot_note, md_path):
     out += ["", "## How to read it", "", HOW_TO_READ.replace(
         "cpus**: 2", "cpus**: %s" % meta.get("machine", {}).get("nproc", 2)), ""]
 
-    out += ["## Targets", ""]
+    out += ["## kanal against Go", ""] + against_go(d)
+
+    out += ["## Targets", "", "Each goal is evaluated on all CPUs; the ratio "
+            "pinned to one CPU is shown beside it.", ""]
     counts = {"met": 0, "missed": 0, "not measured": 0}
     lines = []
     for t in TARGETS:
@@ -441,7 +561,7 @@ def render(records, meta, plots, plot_note, md_path):
         counts["met"], counts["missed"], counts["not measured"]), ""] + lines + [""]
 
     known = {w.name for w in run.WORKLOADS}
-    groups = [(g, [w.name for w in run.WORKLOADS if w.group == g]) for g in run.GROUPS]
+    groups = [(g, [w.name for w in run.WORKLOADS if w.group == g]) for g in run.groups()]
     others = sorted({r["workload"] for r in records} - known)
     if others:
         groups.append(("Other", others))
@@ -449,9 +569,18 @@ def render(records, meta, plots, plot_note, md_path):
         if not d.rows(names):
             continue
         out += ["## %s" % title, ""] + group_table(d, names) + [""]
+        waits = ["%s %s cpus=%d: %.3g" % (r["workload"], r["impl"], r["cpus"],
+                                         r["waits_per_op"])
+                 for r in d.records if r["workload"] in names and
+                 r.get("waits_per_op") is not None]
+        if waits:
+            out += ["Acquires that found no token and waited, per pair: " +
+                    "; ".join(waits) + ".", ""]
         if title == run.POOL and d.rows([IDLE]):
             out += ["`pool_idle_cpu`: CPU ns burnt per idle second (1e7 = 1% of "
                     "one core); ratio = peer CPU / kanal CPU.", ""]
+
+    out += features_table(d)
 
     lat = latency_table(d)
     if lat:
@@ -463,6 +592,7 @@ def render(records, meta, plots, plot_note, md_path):
     if plot_note:
         out += [plot_note + ".", ""]
     for name, alt in (("throughput", "Throughput per workload and impl"),
+                      ("ratio", "kanal and kanal_go over each peer, per workload"),
                       ("latency", "Latency percentiles per impl")):
         path, note = plots.get(name, (None, None))
         if path:
@@ -472,10 +602,21 @@ def render(records, meta, plots, plot_note, md_path):
             out += ["%s plot: %s." % (name.capitalize(), note), ""]
 
     failed = [r for r in d.records if r.get("failed")]
-    if failed:
-        out += ["## Failed runs", ""]
+    ours = [r for r in failed if run.is_kanal(r["impl"])]
+    if ours:
+        out += ["## Failed kanal runs", ""]
         out += ["- `%s` %s cpus=%d: %s" % (r["workload"], r["impl"], r["cpus"],
-                                          r["failed"]) for r in failed]
+                                          r["failed"]) for r in ours]
+        out += [""]
+    peers = [r for r in failed if not run.is_kanal(r["impl"])]
+    notes = meta.get("notes", [])
+    if peers or notes:
+        out += ["## Peer notes", "", "Peers that failed, timed out (after "
+                "`--peer-timeout` seconds) or were left out; not failures of "
+                "the run.", ""]
+        out += ["- `%s` %s cpus=%d: %s" % (r["workload"], r["impl"], r["cpus"],
+                                          r["failed"]) for r in peers]
+        out += ["- " + n for n in notes]
         out += [""]
 
     out += ["## All results", ""] + full_table(d) + [""]

@@ -29,43 +29,67 @@ CHANNELS = "Channels"
 SEM_CTX = "Semaphore and contexts"
 POOL = "Pool and groups"
 PATTERNS = "Patterns"
-GROUPS = [CHANNELS, SEM_CTX, POOL, PATTERNS]
 
 
 class Workload:
-    """One row of WORKLOADS.md: who implements it and how many items a quick
-    run uses. pinned: also run on one CPU (taskset), the oversubscribed case
-    of issue 2. fixed: the item count is part of the workload: --scale does
-    not touch it and its run time is not tuned."""
+    """One row of WORKLOADS.md: who implements it and how many items a
+    default run uses. group: the section of WORKLOADS.md and BENCHMARKS.md
+    (any string; a new one becomes a new section, in registry order).
+    pinned: also run on one CPU (taskset); every workload with a target
+    against a peer (report.py's TARGETS) is, whatever this says. fixed: the
+    item count is part of the workload: --scale does not touch it and its
+    run time is not tuned. only_where: {impl: (cpus -> reason or None)},
+    for a peer that cannot finish at some CPU counts (it is skipped there,
+    and the reason becomes a peer note)."""
 
-    def __init__(self, name, group, impls, items, pinned=False, fixed=False):
+    def __init__(self, name, group, impls, items, pinned=False, fixed=False,
+                 only_where=None):
         self.name = name
         self.group = group
         self.impls = impls.split()
         self.items = items
         self.pinned = pinned
         self.fixed = fixed
+        self.only_where = only_where or {}
+
+    def skip_reason(self, impl, cpus):
+        rule = self.only_where.get(impl)
+        return rule(cpus) if rule else None
 
 
-# WORKLOADS.md order. Items aim at 50-200 ms for a kanal run on a 2-core
-# machine; the slow baselines (mutex+condvar, one futex round trip per item)
-# take 5-20x longer with the same items, which keeps the whole default run
-# around 10-15 minutes. impls are the ones WORKLOADS.md names; any other
-# impl kn-bench --list offers for a workload runs too, and pairs a binary
-# does not provide are skipped. fixed: ctx_cancel_fanout's 10000 children and
-# pool_idle_cpu's one idle second are the workload itself.
+def spinning_ring(cpus):
+    """ck_ring's MPMC with 8 spinning actors: on 1 CPU they take turns, on 8
+    or more each has its own; in between they can livelock (60 s timeouts
+    on 2 CPUs)."""
+    if cpus == 1 or cpus >= 8:
+        return None
+    return ("ck's spinning MPMC ring with 8 actors can livelock on %d CPUs: "
+            "run only pinned to 1 CPU or on 8 or more" % cpus)
+
+
+# WORKLOADS.md order, one line per workload: add new ones here (and to
+# bench/go/main.go, and their targets to report.py's TARGETS). Items aim at
+# 50-200 ms for a kanal run on a 2-core machine; the slow baselines
+# (mutex+condvar, one futex round trip per item) take 5-20x longer with the
+# same items. impls are the ones WORKLOADS.md names; any other impl
+# kn-bench --list offers for a workload (kanal_go, kanal_batched, ...) runs
+# too, and pairs a binary does not provide are skipped. fixed:
+# ctx_cancel_*'s 10000 children and pool_idle_cpu's one idle second are the
+# workload itself.
 WORKLOADS = [
     Workload("chan_spsc", CHANNELS, "kanal pthread go ck crossbeam", 3000000, pinned=True),
     Workload("chan_mpmc_2p2c", CHANNELS, "kanal pthread go ck crossbeam", 2000000, pinned=True),
-    Workload("chan_mpmc_4p4c", CHANNELS, "kanal pthread go ck crossbeam", 2000000, pinned=True),
+    Workload("chan_mpmc_4p4c", CHANNELS, "kanal pthread go ck crossbeam", 2000000, pinned=True,
+             only_where={"ck": spinning_ring}),
     Workload("chan_mpmc_4p4c_cap1", CHANNELS, "kanal pthread go ck crossbeam", 200000, pinned=True),
     Workload("chan_mpmc_4p4c_cap0", CHANNELS, "kanal pthread go crossbeam", 100000),
     Workload("chan_pingpong_unbuffered", CHANNELS, "kanal pthread go crossbeam", 50000),
     Workload("select_2_recv", CHANNELS, "kanal go crossbeam", 1000000),
     Workload("sem_uncontended", SEM_CTX, "kanal sem_t pthread go", 10000000),
     Workload("sem_contended", SEM_CTX, "kanal sem_t pthread go", 5000000),
-    Workload("sem_blocking", SEM_CTX, "kanal sem_t pthread go", 2000000),
+    Workload("sem_blocking", SEM_CTX, "kanal sem_t pthread go", 50000),
     Workload("ctx_cancel_fanout", SEM_CTX, "kanal go", 10000, fixed=True),
+    Workload("ctx_cancel_callbacks", SEM_CTX, "kanal", 10000, fixed=True),
     Workload("pool_spawn_wait", POOL, "kanal pthread go tbb", 1000000),
     Workload("pool_fib30", POOL, "kanal go tbb", 20),
     Workload("group_limit20", POOL, "kanal go", 500000),
@@ -75,14 +99,47 @@ WORKLOADS = [
     Workload("pipeline_3stage_buf", PATTERNS, "kanal go", 500000),
     Workload("fanout4_fanin", PATTERNS, "kanal go", 500000),
     Workload("worker_pool", PATTERNS, "kanal go", 1000000),
-    Workload("bounded_foreach", PATTERNS, "kanal go", 200000),
+    Workload("foreach_per_item", PATTERNS, "kanal pthread go", 200000),
+    Workload("foreach_runners", PATTERNS, "kanal go", 2000000),
 ]
+
+
+def groups():
+    """The sections, in the order their first workload appears."""
+    out = []
+    for w in WORKLOADS:
+        if w.group not in out:
+            out.append(w.group)
+    return out
+
+
+def is_kanal(impl):
+    """kanal's own impls (kanal, kanal_go, kanal_batched, ...): a failure of
+    one of them fails the run; a peer's is a note."""
+    return impl.startswith("kanal")
+
+
+def targeted():
+    """Workloads with a target against a peer (report.py's TARGETS): they
+    also run pinned to one CPU."""
+    import report  # late: report imports this module
+    return {t.workload for t in report.TARGETS if t.kind == "peer"}
+
 
 # Column order of every table: kanal first (on threads, then Go-shaped as
 # kn_go tasks), then the baselines.
-IMPL_ORDER = ["kanal", "kanal_go", "pthread", "sem_t", "go", "ck", "crossbeam", "tbb"]
+IMPL_ORDER = ["kanal", "kanal_go", "kanal_batched", "kanal_go_batched", "pthread",
+              "sem_t", "go", "ck", "crossbeam", "tbb"]
 
-OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op", "allocs_per_op"]
+OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op", "allocs_per_op",
+                   "waits_per_op", "wall_s"]
+
+# Seconds a process takes besides its timed region (start, setup, exit),
+# for estimates when no earlier run recorded its wall time.
+RUN_OVERHEAD_S = 0.1
+
+# Default seconds before a peer's run counts as failed (--peer-timeout).
+PEER_TIMEOUT_S = 20
 
 
 def impl_key(impl):
@@ -272,11 +329,13 @@ def summarize(workload, impl, cpus, items, samples, errors):
 
 
 class Plan:
-    """The runs to make: (workload, cpus, pinned cpu or None, impls)."""
+    """The runs to make: (workload, cpus, pinned cpu or None, items, impls).
+    notes: what is left out and why (peer notes of the report)."""
 
     def __init__(self, workloads, cbin, peer_bins, ncpu, first_cpu, scale):
         self.steps = []
         self.notes = []
+        pin = targeted()
         for w in workloads:
             impls = []
             extra = sorted({i for (n, i) in (cbin.known or ()) if n == w.name}
@@ -291,14 +350,47 @@ class Plan:
                 else:
                     self.notes.append("skip %s %s: no %s" % (w.name, impl, b.label))
             items = w.items if w.fixed else max(1, int(round(w.items * scale)))
-            self.steps.append((w, ncpu, None, items, impls))
-            if w.pinned and ncpu > 1:
-                self.steps.append((w, 1, first_cpu, items, impls))
+            cpu_settings = [(ncpu, None)]
+            if (w.pinned or w.name in pin) and ncpu > 1:
+                cpu_settings.append((1, first_cpu))
+            for cpus, cpu in cpu_settings:
+                here = []
+                for impl, b in impls:
+                    why = w.skip_reason(impl, cpus)
+                    if why:
+                        self.notes.append("skip %s %s cpus=%d: %s" % (
+                            w.name, impl, cpus, why))
+                    else:
+                        here.append((impl, b))
+                self.steps.append((w, cpus, cpu, items, here))
         if cbin.known:
             names = {w.name for w in WORKLOADS}
             for n in sorted({n for (n, _) in cbin.known} - names):
                 self.notes.append("kn-bench lists workload %s, which run.py "
                                   "does not know" % n)
+
+    def estimate(self, reps, old):
+        """Seconds the plan should take, from the wall times of the earlier
+        results in old (or their timed regions plus RUN_OVERHEAD_S), the
+        peers' run times held at most to their timeout."""
+        prev = {(r["workload"], r["impl"], r["cpus"]): r for r in old}
+        total, unknown = 0.0, 0
+        for (w, cpus, _, items, impls) in self.steps:
+            for impl, _ in impls:
+                r = prev.get((w.name, impl, cpus))
+                if r and r.get("wall_s"):
+                    t = r["wall_s"] * items / max(1, r.get("items") or items)
+                elif r and r.get("ns_per_op"):
+                    t = r["ns_per_op"] * items / 1e9 + RUN_OVERHEAD_S
+                elif r and r.get("failed"):
+                    t = PEER_TIMEOUT_S  # a timed-out peer, dropped after one run
+                    total += t
+                    continue
+                else:
+                    unknown += 1
+                    t = 0.5
+                total += t * reps
+        return total, unknown
 
 
 class Progress:
@@ -319,6 +411,10 @@ class Progress:
         print(" " + text, file=sys.stderr)
 
 
+def timeout_for(impl, args):
+    return args.timeout if is_kanal(impl) else args.peer_timeout
+
+
 def run_step(step, args, progress):
     """All repetitions of one workload at one CPU setting, impls interleaved,
     the order rotated by one each repetition. Returns (records, notes)."""
@@ -332,11 +428,14 @@ def run_step(step, args, progress):
             progress.start(w, cpus, rep, impl)
             t0 = time.monotonic()
             status, res = run_one([b.path, "--workload", w.name, "--impl", impl,
-                                   "--items", str(items)], pin, args.timeout)
+                                   "--items", str(items)], pin,
+                                  timeout_for(impl, args))
+            wall = time.monotonic() - t0
             if status == "ok":
+                res["wall_s"] = wall
                 samples[impl].append(res)
-                progress.end("%s ns/op (%.0f ms)" % (
-                    fmt_ns(res["ns_per_op"]), (time.monotonic() - t0) * 1000))
+                progress.end("%s ns/op (%.0f ms)" % (fmt_ns(res["ns_per_op"]),
+                                                     wall * 1000))
                 continue
             progress.end("%s: %s" % ("skipped" if status == "skip" else "FAILED", res))
             if status == "fail":
@@ -503,11 +602,17 @@ def parse_args():
     ap.add_argument("--no-report", action="store_true",
                     help="do not regenerate BENCHMARKS.md and bench/plot/")
     ap.add_argument("--timeout", type=float, default=60,
-                    help="seconds before one run counts as failed (default 60)")
+                    help="seconds before one run of a kanal impl counts as "
+                         "failed (default 60)")
+    ap.add_argument("--peer-timeout", type=float, default=PEER_TIMEOUT_S,
+                    help="the same for a peer (go, pthread, ck, ...; default "
+                         "%g): a peer that times out is a note, not a failure"
+                         % PEER_TIMEOUT_S)
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply the default item counts (e.g. 0.01 for a smoke run)")
     ap.add_argument("--dry-run", action="store_true",
-                    help="print the plan and exit")
+                    help="print the plan and an estimate of its duration "
+                         "(from the results in --out), and exit")
     args = ap.parse_args()
     if args.reps < 1:
         ap.error("--reps must be at least 1")
@@ -551,7 +656,10 @@ def main():
         for (w, cpus, pin, items, impls) in plan.steps:
             print("%-26s cpus=%d items=%-9d %s" % (
                 w.name, cpus, items, " ".join(i for i, _ in impls)))
-        print("%d runs" % total)
+        secs, unknown = plan.estimate(args.reps, load_json(args.out, []))
+        print("%d runs, about %.0f minutes%s" % (
+            total, secs / 60, "" if not unknown else
+            " (%d runs without an earlier result counted as 0.5 s)" % unknown))
         return 0
     if total == 0:
         sys.exit("run.py: nothing to run (no binary provides the selected workloads)")
@@ -569,7 +677,7 @@ def main():
             notes += note
     except KeyboardInterrupt:
         sys.exit("\nrun.py: interrupted; %s left as it was" % os.path.relpath(args.out))
-    save(args, records, date, cache, tree)
+    save(args, records, date, cache, tree, plan.notes)
 
     print()
     print_table(sorted(records, key=record_key))
@@ -580,26 +688,46 @@ def main():
     if not args.no_report:
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "report.py"),
                         "--results", args.out], check=False)
+    return verdict(records, plan.notes)
+
+
+def verdict(records, plan_notes):
+    """Exit status: 1 if a kanal run failed; a peer's failure or timeout,
+    and a peer left out, are notes."""
     failed = [r for r in records if r.get("failed")]
-    if failed:
-        print("\n%d workload/impl pairs FAILED:" % len(failed))
-        for r in failed:
+    peers = [r for r in failed if not is_kanal(r["impl"])]
+    ours = [r for r in failed if is_kanal(r["impl"])]
+    if peers or plan_notes:
+        print("\nPeer notes (not failures of this run):")
+        for r in peers:
+            print("  %s %s cpus=%d: %s" % (r["workload"], r["impl"], r["cpus"],
+                                          r["failed"]))
+        for n in plan_notes:
+            print("  " + n)
+    if ours:
+        print("\n%d kanal workload/impl pairs FAILED:" % len(ours))
+        for r in ours:
             print("  %s %s cpus=%d: %s" % (r["workload"], r["impl"], r["cpus"],
                                           r["failed"]))
         return 1
     return 0
 
 
-def save(args, records, date, cache, tree):
+def save(args, records, date, cache, tree, plan_notes):
     """latest.json and meta.json; with --only, the workloads that ran replace
-    their old records and the others stay."""
+    their old records and the others stay (so do the plan notes of the
+    workloads that did not run)."""
     ran = sorted({r["workload"] for r in records}, key=workload_key)
     old = load_json(args.out, []) if args.only else []
     merged = [r for r in old if r.get("workload") not in ran] + records
     write_json(args.out, sorted(merged, key=record_key))
     meta_path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "meta.json")
-    write_json(meta_path, build_meta(args, load_json(meta_path, {}), ran, date, cache,
-                                          tree))
+    old_meta = load_json(meta_path, {})
+    meta = build_meta(args, old_meta, ran, date, cache, tree)
+    kept = [n for n in old_meta.get("notes", []) if args.only and
+            n.split()[1] not in ran]
+    meta["notes"] = list(dict.fromkeys(kept + plan_notes))
+    write_json(meta_path, meta)
 
 
 if __name__ == "__main__":

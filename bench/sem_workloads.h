@@ -37,9 +37,10 @@ void sw_contended(const struct sem_ops *ops, const struct bench_args *a,
 
 /*
  * sem_blocking: 8 threads share a semaphore of 4; each holds its token
- * across a receive from ops->feed (rendezvous), which a feeder actor sends
- * 0..N-1 on. Every acquire first tries; one that cannot take a token at
- * once counts as a wait, and a run without waits fails its check.
+ * across a receive from a rendezvous channel of ops->feed's kind, which a
+ * feeder actor sends 0..N-1 on once every looper has made its first try.
+ * Every acquire first tries; one that cannot take a token at once counts
+ * as a wait (r->waits), and a run without waits fails its check.
  */
 void sw_blocking(const struct sem_ops *ops, const struct bench_args *a,
 		 struct bench_result *r);

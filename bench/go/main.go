@@ -16,11 +16,13 @@ import (
 	"time"
 )
 
-// result is what a workload reports. lat is set by the latency workloads.
+// result is what a workload reports. lat is set by the latency workloads,
+// waits (acquires that waited) by sem_blocking.
 type result struct {
 	ns    int64
 	check string
 	lat   []int64
+	waits uint64
 }
 
 type workload struct {
@@ -62,6 +64,7 @@ type report struct {
 	P50      *int64  `json:"p50_ns,omitempty"`
 	P99      *int64  `json:"p99_ns,omitempty"`
 	P999     *int64  `json:"p999_ns,omitempty"`
+	Waits    float64 `json:"waits_per_op,omitempty"`
 	Check    string  `json:"check"`
 }
 
@@ -93,6 +96,7 @@ func main() {
 		Ns:       res.ns,
 		NsPerOp:  float64(res.ns) / float64(n),
 		Check:    res.check,
+		Waits:    float64(res.waits) / float64(n),
 	}
 	if res.lat != nil {
 		rep.P50, rep.P99, rep.P999 = percentiles(res.lat)

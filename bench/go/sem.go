@@ -45,14 +45,24 @@ func semContended(n int) result {
 
 // semBlocking: 8 goroutines share a semaphore of 4; each holds its token
 // across a receive from an unbuffered channel that a feeder goroutine sends
-// 0..n-1 on. An acquire that cannot take a token at once counts as a wait;
-// a run without waits fails its check.
+// 0..n-1 on. An acquire that cannot take a token at once counts as a wait.
+// The start gate: each looper reports on ready once its first try has
+// succeeded or failed, and the feeder sends nothing before all have, so at
+// least four acquires wait (bench/sem_workloads.c does the same).
 func semBlocking(n int) result {
 	feed := make(chan int)
+	ready := make(chan struct{}, semThreads)
 	return semShared(n, 4, func(s *semaphore.Weighted, ctx context.Context,
 		lo, hi int, t *tally) error {
+		if lo == hi {
+			ready <- struct{}{}
+		}
 		for i := lo; i < hi; i++ {
-			if !s.TryAcquire(1) {
+			took := s.TryAcquire(1)
+			if i == lo {
+				ready <- struct{}{}
+			}
+			if !took {
 				t.waits++
 				if err := s.Acquire(ctx, 1); err != nil {
 					return err
@@ -64,6 +74,9 @@ func semBlocking(n int) result {
 		}
 		return nil
 	}, func() {
+		for k := 0; k < semThreads; k++ {
+			<-ready
+		}
 		for i := 0; i < n; i++ {
 			feed <- i
 		}
@@ -123,7 +136,7 @@ func semShared(n int, size int64, loop func(*semaphore.Weighted,
 			status = "no acquire waited"
 		}
 	}
-	return result{ns: ns, check: status}
+	return result{ns: ns, check: status, waits: all.waits}
 }
 
 // allReturned checks that every token is back: the whole size can be taken.
