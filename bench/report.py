@@ -265,15 +265,21 @@ def against_go(d):
            "the actors on OS threads, `kanal_go` as `kn_go` tasks, as Go "
            "runs goroutines.", ""] + md_table(header, rows) + [""]
     for k, what in (("kanal", "kanal on OS threads"), ("kanal_go", "kanal_go (tasks)")):
-        losses = []
-        for w in names:
-            for cpus in sorted({d.maxcpus[w], 1}, reverse=True):
-                ratio = run.throughput_ratio(d.get(w, k, cpus), d.get(w, "go", cpus))
+        parts = []
+        for label, pick in (("on %d CPUs" % n, lambda w: d.maxcpus[w]),
+                            ("pinned to 1 CPU", lambda w: 1)):
+            losses = []
+            for w in names:
+                if label.startswith("pinned") and d.maxcpus[w] == 1:
+                    continue
+                ratio = run.throughput_ratio(d.get(w, k, pick(w)),
+                                             d.get(w, "go", pick(w)))
                 if ratio is not None and ratio < 1:
-                    losses.append("`%s`%s %s" % (w, "" if cpus == d.maxcpus[w]
-                                                 else " (1 CPU)", run.fmt_ratio(ratio)))
-        out.append("- **%s loses to Go** on %s." % (what, ", ".join(losses))
-                   if losses else "- %s is at least as fast as Go everywhere." % what)
+                    losses.append("`%s` %s" % (w, run.fmt_ratio(ratio)))
+            if losses:
+                parts.append("%s: %s" % (label, ", ".join(losses)))
+        out.append("- **%s loses to Go** %s." % (what, "; ".join(parts))
+                   if parts else "- %s is at least as fast as Go everywhere." % what)
     return out + [""]
 
 

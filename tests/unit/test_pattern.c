@@ -763,6 +763,58 @@ Test(worker_pool, bad_arguments)
 	kn_chan_free(c);
 }
 
+/* ---- kn_flow_set_batch ----------------------------------------------------- */
+
+/* The caller's channels of the test below, freed after the flow's wait. */
+static kn_chan *ours[8];
+static size_t nours;
+
+/*
+ * A pattern whose first receive found 8 values queued and whose send then
+ * blocks (nobody receives its rendezvous output): with batch 1 it took one,
+ * with the default it took them all. Returns what is left in in.
+ */
+static size_t left_after_first_receive(kn_flow *f, unsigned batch, bool pool)
+{
+	kn_chan *in = kt_chan(8, 8), *out = pool ? kt_chan(8, 0) : NULL;
+	int64_t got[8], j;
+	size_t left;
+
+	for (j = 0; j < 8; j++)
+		kt_put(in, j);
+	cr_assert_eq(kn_flow_set_batch(f, batch), 0);
+	if (pool)
+		cr_assert_eq(kn_worker_pool(f, in, out, 1, square, NULL), 0);
+	else
+		out = kn_merge(f, &in, 1, 0);
+	cr_assert_not_null(out);
+	kt_wait_queued(out, KN_SEND, 1, NULL, 0);
+	left = kn_chan_len(in);
+	cr_assert_eq(kn_chan_close(in), 0);
+	cr_assert_eq(drain(out, got, 8), 8);
+	for (j = 0; j < 8; j++)
+		cr_assert_eq(got[j], pool ? j * j : j);
+	ours[nours++] = in;
+	if (pool)
+		ours[nours++] = out;
+	return left;
+}
+
+Test(flow_batch, one_moves_one_value_per_operation)
+{
+	kn_pool *pool = test_pool(1);
+	kn_flow *f = test_flow(NULL, pool);
+
+	cr_assert_eq(left_after_first_receive(f, 1, false), 7, "merge");
+	cr_assert_eq(left_after_first_receive(f, 0, false), 0, "merge, default");
+	cr_assert_eq(left_after_first_receive(f, 1, true), 7, "worker pool");
+	cr_assert_eq(left_after_first_receive(f, 4, true), 4, "worker pool, 4");
+	cr_assert_eq(kn_flow_set_batch(NULL, 1), EINVAL);
+	ended(f, pool, 0, 4);
+	while (nours)
+		kn_chan_free(ours[--nours]);
+}
+
 /* ---- merge --------------------------------------------------------------- */
 
 Test(merge, every_value_once_per_input_order_closed_after_all)
