@@ -66,6 +66,12 @@
  * stack: a loop fiber that sees the end switches to it (it waits among the
  * spares then).
  *
+ * Tasks waiting for fds (netpoll.c). A worker about to search polls
+ * epoll once without blocking (and a busy one every INJECTOR_EVERY
+ * tasks); a worker going to sleep while tasks wait for fds sleeps in
+ * epoll_wait instead of its futex if no other thread does (netpoll_park):
+ * its waiter is the same, so every wake-up path above reaches it.
+ *
  * Deque memory. A ring a deque outgrew stays until the pool is freed
  * (deque.c, "Reclamation"): freeing a pool waits for its own threads only.
  *
@@ -139,6 +145,7 @@
 
 #include "debug.h"
 #include "deque.h"
+#include "netpoll.h"
 #include "pool_internal.h"
 #include "tsan.h"
 
@@ -870,7 +877,9 @@ static uint32_t sleep_thread(struct worker *w, struct waiter *wt)
 	uint32_t v;
 
 	waiter_set_block_hook(NULL);
-	v = waiter_park(wt, KN_FOREVER, NULL);
+	v = netpoll_park(wt); /* the thread that sleeps in epoll, if one is due */
+	if (v == SEL_WAITING)
+		v = waiter_park(wt, KN_FOREVER, NULL);
 	waiter_set_block_hook(&w->hook);
 	return v;
 }
@@ -966,8 +975,11 @@ static struct kn_task *next_task(struct worker *w)
 			sleep_for_fibers(w);
 			continue;
 		}
-		if (++w->tick % INJECTOR_EVERY == 0 && (t = inj_take(w)))
-			return t;
+		if (++w->tick % INJECTOR_EVERY == 0) {
+			netpoll_poll(); /* fd waiters get in on a busy pool too */
+			if ((t = inj_take(w)) != NULL)
+				return t;
+		}
 		t = dq_pop(w);
 		if (t) {
 			w->streak += has_ready(w);
@@ -975,6 +987,8 @@ static struct kn_task *next_task(struct worker *w)
 		}
 		if (at_load_relaxed(&w->nblocked) && poll_ready(w))
 			continue;
+		if (netpoll_poll())
+			continue; /* tasks waiting for fds are runnable */
 		searching = st_running(at_load_relaxed(&p->state)) <= p->target &&
 			    start_search(p);
 		if (searching) {

@@ -1,0 +1,446 @@
+/*
+ * netpoll.c - the integrated poller (kanal/net.h; Go's netpoller).
+ *
+ * Algorithm
+ *
+ * One epoll instance per process. Each fd number has a record (struct
+ * pdesc, in a table of lazily allocated chunks, never freed) holding a
+ * sequence number seq, two edge flags ready[dir] and two wait queues of
+ * the waiter layer. The fd is registered once, edge-triggered for input,
+ * output and hang-up, with (seq << 32 | fd) as its event data, and stays
+ * registered until kn_fd_close.
+ *
+ * An operation (net.c) tries its system call first; on EAGAIN it waits
+ * for an edge:
+ *
+ *   waiter:  push a node on q[dir] (seq_cst), then xchg(ready[dir], 0) and
+ *            load seq (seq_cst): an edge or a close seen here withdraws
+ *            (retry the call, or EBADF); else park through the waiter
+ *            layer; after a wake, ready[dir] = 0 and retry the call.
+ *   poller:  for an event whose data carries the record's current seq,
+ *            store ready[dir] = 1 (seq_cst), then notify_all(q[dir]).
+ *   close:   seq++ (seq_cst), epoll_ctl(DEL), then notify_all both
+ *            queues, then close(2).
+ *
+ * No lost wake-up: the waiter's push and re-check against the poller's
+ * store and notify (or the closer's increment and notify) are the waiter
+ * layer's register / re-check / notify pattern on seq_cst operations
+ * (waiter.c): either the notify finds the node or the re-check sees the
+ * edge. An edge the waiter consumed but whose data an earlier call already
+ * took only costs one retry that finds EAGAIN again. Clearing ready[dir]
+ * after a wake is safe because the call is retried after it: data that
+ * came before the clear is found by the call, an edge after it sets the
+ * flag again.
+ *
+ * Reuse of an fd number: kn_fd_close wakes every waiter (they see seq moved
+ * and return EBADF) before close(2) frees the number; a waiter that
+ * registers later sees the moved seq in its re-check. Events already taken
+ * from epoll for the old fd carry the old seq and are dropped, so no
+ * waiter of a new fd is woken for an old one and vice versa.
+ *
+ * Who polls. A suspended task is woken by whoever harvests epoll:
+ *   - a pool worker about to park polls once without blocking
+ *     (netpoll_poll), and so does a busy worker every 61 tasks;
+ *   - a worker that parks while tasks wait for fds, and finds no other
+ *     thread blocked in epoll (the flag `blocking`), blocks in
+ *     epoll_wait itself instead of on its futex (netpoll_park). Its
+ *     waiter, registered on the pool's idle queues as usual, is marked
+ *     SEL_SUSPENDED with a stand-in fiber whose wake writes the poller's
+ *     eventfd (registered in the epoll set): a decider that would have
+ *     woken a sleeping worker thus interrupts epoll_wait instead. No
+ *     extra thread and no periodic wake-up: an idle server sleeps in
+ *     epoll_wait, and an idle process with no fd waiter sleeps on futexes.
+ * Readiness decides the waiters through the waiter layer, which resumes
+ * each task on its own worker (its fiber's wake).
+ *
+ * A thread that is not a pool worker cannot be suspended: it blocks in
+ * ppoll on the fd and on an eventfd of its own, with the same stand-in
+ * fiber trick, so that kn_fd_close, a context's cancellation (or the
+ * poller) interrupt it through its waiter like any other wake.
+ *
+ * Invariants
+ *
+ *  1. A record's event data and its registration use the seq current
+ *     under its lock; seq only grows.
+ *  2. At most one thread is in the blocking epoll_wait (blocking == 1,
+ *     taken by CAS).
+ *  3. A stand-in-fiber waiter is SEL_SUSPENDED only while its owner is
+ *     inside (or about to enter) the interruptible system call; its owner
+ *     moves it back to SEL_WAITING or reads its decision before it
+ *     returns, and a wake that comes after leaves only a spurious eventfd
+ *     count, drained by the next call.
+ */
+#include "netpoll.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctx_internal.h"
+
+#define PD_CHUNK 1024
+#define PD_CHUNKS 1024 /* fds below 2^20 */
+#define EVENTS_MAX 128
+#define EFD_DATA UINT64_MAX /* the poller's eventfd in the epoll set */
+
+/* A stand-in fiber: a decider's wake interrupts a system call. */
+struct waker {
+	struct fiber f;
+	int efd;
+};
+
+static struct {
+	pthread_once_t once;
+	int err;                    /* of the initialization */
+	int epfd;
+	struct waker wk;            /* of the thread in the blocking epoll_wait */
+	_Atomic uint32_t waiters;   /* tasks waiting for fds */
+	_Atomic uint32_t blocking;  /* invariant 2 */
+	_Atomic(struct pdesc *) chunks[PD_CHUNKS];
+} NP = { .once = PTHREAD_ONCE_INIT };
+
+static void waker_wake(struct fiber *f)
+{
+	struct waker *k = (struct waker *)((char *)f - offsetof(struct waker, f));
+	uint64_t one = 1;
+
+	(void)!write(k->efd, &one, sizeof(one));
+}
+
+static void waker_drain(int efd)
+{
+	uint64_t n;
+
+	(void)!read(efd, &n, sizeof(n));
+}
+
+static void netpoll_init(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EFD_DATA };
+
+	NP.epfd = epoll_create1(EPOLL_CLOEXEC);
+	NP.wk.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	NP.wk.f.wake = waker_wake;
+	if (NP.epfd < 0 || NP.wk.efd < 0 ||
+	    epoll_ctl(NP.epfd, EPOLL_CTL_ADD, NP.wk.efd, &ev))
+		NP.err = errno;
+}
+
+/* ---- records ------------------------------------------------------------- */
+
+static struct pdesc *pd_of(int fd, bool make)
+{
+	_Atomic(struct pdesc *) *slot = &NP.chunks[fd / PD_CHUNK];
+	struct pdesc *c = at_load_acquire(slot), *none = NULL;
+
+	if (!c && make) {
+		c = kn_calloc(PD_CHUNK, sizeof(*c)); /* zero: unlocked, empty */
+		if (!c)
+			return NULL;
+		if (!at_cas_acq_rel(slot, &none, c)) {
+			kn_free(c);
+			c = none;
+		}
+	}
+	return c ? &c[fd % PD_CHUNK] : NULL;
+}
+
+/* With pd's lock: non-blocking mode, then the epoll registration. */
+static int pd_register(struct pdesc *pd, int fd)
+{
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		.data.u64 = (uint64_t)at_load_relaxed(&pd->seq) << 32 | (uint32_t)fd,
+	};
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return EBADF;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK))
+		return errno;
+	pd->pollable = true;
+	if (epoll_ctl(NP.epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		if (errno == EEXIST) /* an fd closed without kn_fd_close, reused */
+			(void)epoll_ctl(NP.epfd, EPOLL_CTL_MOD, fd, &ev);
+		else if (errno == EPERM)
+			pd->pollable = false; /* a regular file: always ready */
+		else
+			return errno;
+	}
+	at_store_release(&pd->reg, 1);
+	return 0;
+}
+
+int pd_get(int fd, struct pdesc **out, uint32_t *seq)
+{
+	struct pdesc *pd;
+	int err = 0;
+
+	if (fd < 0)
+		return EBADF;
+	if (fd >= PD_CHUNK * PD_CHUNKS)
+		return EINVAL;
+	pthread_once(&NP.once, netpoll_init);
+	if (NP.err)
+		return NP.err;
+	pd = pd_of(fd, true);
+	if (!pd)
+		return ENOMEM;
+	if (!at_load_acquire(&pd->reg)) {
+		lock_acquire(&pd->lock);
+		if (!at_load_relaxed(&pd->reg))
+			err = pd_register(pd, fd);
+		lock_release(&pd->lock);
+	}
+	*out = pd;
+	*seq = at_load_acquire(&pd->seq);
+	return err;
+}
+
+void pd_close(int fd)
+{
+	struct pdesc *pd = fd >= 0 && fd < PD_CHUNK * PD_CHUNKS ? pd_of(fd, false) : NULL;
+	int d;
+
+	if (!pd)
+		return;
+	lock_acquire(&pd->lock);
+	at_add_seq_cst(&pd->seq, 1);
+	if (at_load_relaxed(&pd->reg) && pd->pollable)
+		(void)epoll_ctl(NP.epfd, EPOLL_CTL_DEL, fd, NULL);
+	at_store_relaxed(&pd->reg, 0);
+	at_store_relaxed(&pd->notsock, 0);
+	lock_release(&pd->lock);
+	for (d = PD_READ; d <= PD_WRITE; d++)
+		waitq_notify_all(&pd->q[d]);
+}
+
+/* ---- the poller -------------------------------------------------------- */
+
+static void pd_ready(struct pdesc *pd, int dir)
+{
+	at_store_seq_cst(&pd->ready[dir], 1);
+	waitq_notify_all(&pd->q[dir]);
+}
+
+/* Wake the waiters of the fds in evs; how many fd events there were. */
+static int dispatch(const struct epoll_event *evs, int n)
+{
+	int i, fds = 0;
+
+	for (i = 0; i < n; i++) {
+		uint64_t data = evs[i].data.u64;
+		uint32_t e = evs[i].events;
+		struct pdesc *pd;
+
+		if (data == EFD_DATA) {
+			waker_drain(NP.wk.efd);
+			continue;
+		}
+		pd = pd_of((int)(uint32_t)data, false);
+		if (!pd || at_load_acquire(&pd->seq) != (uint32_t)(data >> 32))
+			continue; /* an event of a closed incarnation */
+		fds++;
+		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+			pd_ready(pd, PD_READ);
+		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			pd_ready(pd, PD_WRITE);
+	}
+	return fds;
+}
+
+static int harvest(int timeout_ms)
+{
+	struct epoll_event evs[EVENTS_MAX];
+	int n = epoll_wait(NP.epfd, evs, EVENTS_MAX, timeout_ms);
+
+	return n > 0 ? dispatch(evs, n) : 0;
+}
+
+bool netpoll_poll(void)
+{
+	return at_load_relaxed(&NP.waiters) && harvest(0) > 0;
+}
+
+/* w's decision once any hand-off in progress is published. */
+static uint32_t settle(struct waiter *w, uint32_t v)
+{
+	struct backoff b = { 0 };
+
+	while (v == SEL_CLAIMED) {
+		backoff_snooze(&b);
+		v = at_load_acquire(&w->sel);
+	}
+	return v;
+}
+
+/* Run block(arg) with w (undecided) marked suspended on k, so that a
+ * decider interrupts it through k's eventfd (invariant 3). Returns w's
+ * decision, or SEL_WAITING with w undecided and running again. */
+static uint32_t block_interruptible(struct waiter *w, struct waker *k,
+				    void (*block)(void *), void *arg)
+{
+	uint32_t v = SEL_WAITING;
+
+	w->fib = &k->f;
+	if (at_cas_acq_rel(&w->sel, &v, SEL_SUSPENDED)) {
+		block(arg);
+		v = SEL_SUSPENDED;
+		if (at_cas_acq_rel(&w->sel, &v, SEL_WAITING))
+			return SEL_WAITING;
+	}
+	return settle(w, v);
+}
+
+static void harvest_blocking(void *unused)
+{
+	(void)unused;
+	harvest(-1);
+}
+
+uint32_t netpoll_park(struct waiter *w)
+{
+	uint32_t v, free_flag = 0;
+
+	if (!at_load_seq_cst(&NP.waiters) ||
+	    !at_cas_acq_rel(&NP.blocking, &free_flag, 1))
+		return SEL_WAITING;
+	v = block_interruptible(w, &NP.wk, harvest_blocking, NULL);
+	at_store_release(&NP.blocking, 0);
+	if (v == SEL_WAITING)
+		v = waiter_decide(w, SEL_ABORT) ? SEL_ABORT :
+		    settle(w, at_load_acquire(&w->sel));
+	return v;
+}
+
+/* ---- waiting --------------------------------------------------------- */
+
+static pthread_key_t waker_key;
+static pthread_once_t waker_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct waker thread_wk = { .efd = -1 };
+
+static void waker_exit(void *k)
+{
+	close(((struct waker *)k)->efd);
+}
+
+static void waker_key_init(void)
+{
+	(void)pthread_key_create(&waker_key, waker_exit);
+}
+
+/* This thread's waker, its eventfd made on first use (closed when the
+ * thread exits); NULL if no eventfd could be made. */
+static struct waker *thread_waker(void)
+{
+	struct waker *k = &thread_wk;
+
+	if (k->efd < 0) {
+		pthread_once(&waker_once, waker_key_init);
+		k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (k->efd < 0)
+			return NULL;
+		k->f.wake = waker_wake;
+		pthread_setspecific(waker_key, k);
+	}
+	return k;
+}
+
+struct thread_poll {
+	struct pollfd pf[2]; /* the fd, the waker's eventfd */
+	uint64_t deadline;
+};
+
+static void ppoll_until(void *arg)
+{
+	struct thread_poll *tp = arg;
+	uint64_t left = deadline_left(tp->deadline);
+	struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
+
+	tp->pf[0].revents = tp->pf[1].revents = 0;
+	(void)ppoll(tp->pf, 2, left == KN_FOREVER ? NULL : &ts, NULL);
+}
+
+/* A thread's wait: ppoll on the fd itself, interruptible through w. */
+static uint32_t park_thread(struct waiter *w, struct waker *k, int fd,
+			    int mask, uint64_t deadline, kn_ctx *ctx)
+{
+	struct wait_node cn = WAIT_NODE(w, SEL_CANCEL);
+	struct waitq *cq = ctx ? ctx_waitq(ctx) : NULL;
+	struct thread_poll tp = {
+		{ { fd, (short)((mask & 1 << PD_READ ? POLLIN | POLLRDHUP : 0) |
+				(mask & 1 << PD_WRITE ? POLLOUT : 0)) },
+		  { k->efd, POLLIN } },
+		deadline,
+	};
+	uint32_t v;
+
+	if (cq) {
+		waitq_push(cq, &cn);
+		if (ctx_done(ctx))
+			waiter_decide(w, SEL_CANCEL);
+	}
+	for (;;) {
+		if (deadline_left(deadline) == 0)
+			waiter_decide(w, SEL_TIMEOUT);
+		v = block_interruptible(w, k, ppoll_until, &tp);
+		if (tp.pf[1].revents)
+			waker_drain(k->efd);
+		if (v != SEL_WAITING)
+			break;
+		if (tp.pf[0].revents && waiter_decide(w, SEL_ABORT)) {
+			v = SEL_ABORT;
+			break;
+		}
+	}
+	if (cq)
+		waitq_remove(cq, &cn);
+	return v;
+}
+
+int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
+	    uint64_t deadline, kn_ctx *ctx)
+{
+	struct waiter w;
+	struct wait_node n[2];
+	struct waker *k = NULL;
+	uint32_t v;
+	int d;
+
+	if (!pd->pollable)
+		return 0;
+	if (!waiter_suspends() && !(k = thread_waker()))
+		return errno;
+	waiter_init(&w);
+	for (d = PD_READ; d <= PD_WRITE; d++) {
+		if (!(mask & 1 << d))
+			continue;
+		n[d] = WAIT_NODE(&w, SEL_CASE0 + (uint32_t)d);
+		waitq_push(&pd->q[d], &n[d]);
+		if (at_xchg_seq_cst(&pd->ready[d], 0))
+			waiter_decide(&w, SEL_ABORT);
+	}
+	if (at_load_seq_cst(&pd->seq) != seq)
+		waiter_decide(&w, SEL_ABORT);
+	if (waiter_suspends()) {
+		at_add_seq_cst(&NP.waiters, 1);
+		v = waiter_park(&w, deadline, ctx);
+		at_sub_relaxed(&NP.waiters, 1);
+	} else {
+		v = park_thread(&w, k, fd, mask, deadline, ctx);
+	}
+	for (d = PD_READ; d <= PD_WRITE; d++) {
+		if (mask & 1 << d) {
+			waitq_remove(&pd->q[d], &n[d]);
+			at_store_seq_cst(&pd->ready[d], 0);
+		}
+	}
+	if (at_load_seq_cst(&pd->seq) != seq)
+		return EBADF;
+	return v == SEL_TIMEOUT ? ETIMEDOUT : v == SEL_CANCEL ? ECANCELED : 0;
+}
