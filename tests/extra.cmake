@@ -26,6 +26,15 @@ if(TARGET example_epoll_server AND TARGET stress_epoll)
   set_tests_properties(example_epoll_server PROPERTIES LABELS example TIMEOUT 600)
 endif()
 
+# The network examples drive themselves on 127.0.0.1 (a client mode in the
+# same process) and fail unless every reply matched.
+foreach(name echo_server http_server)
+  if(TARGET example_${name})
+    add_test(NAME example_${name} COMMAND example_${name} --conns 200 --msgs 50)
+    set_tests_properties(example_${name} PROPERTIES LABELS example TIMEOUT 120)
+  endif()
+endforeach()
+
 # Allocation-failure sweeps (tests/fault/fault_*.c, see tests/fault/sweep.h):
 # only in the fault build, where kn_fault_fail_nth exists; label "fault".
 if(KANAL_FAULT)
