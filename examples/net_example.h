@@ -15,6 +15,9 @@
 #ifndef NET_EXAMPLE_H
 #define NET_EXAMPLE_H
 
+/* Included first: accept4's flags, memmem. */
+#define _GNU_SOURCE
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -262,9 +262,11 @@ static int harvest(int timeout_ms)
 	return n > 0 ? dispatch(evs, n) : 0;
 }
 
+/* Acquire on waiters: a waiter counted itself after the initialization
+ * (pd_get), so a poller that sees it sees the epoll fd. */
 bool netpoll_poll(void)
 {
-	return at_load_relaxed(&NP.waiters) && harvest(0) > 0;
+	return at_load_acquire(&NP.waiters) && harvest(0) > 0;
 }
 
 /* w's decision once any hand-off in progress is published. */
