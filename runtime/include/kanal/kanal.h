@@ -24,5 +24,8 @@
 #if __has_include("kanal/time.h")
 #include "kanal/time.h"
 #endif
+#if __has_include("kanal/net.h")
+#include "kanal/net.h"
+#endif
 
 #endif
