@@ -11,8 +11,9 @@
 
 #include <kanal/kanal.h>
 
-/* 0 if the flow ended cleanly after exactly `tasks` tasks, else 1. */
-static inline int flow_end(kn_flow *f, kn_pool *pool, uint64_t tasks)
+/* 0 if the flow ended with `want` (kn_flow_wait's result) after exactly
+ * `tasks` tasks, else 1. */
+static inline int flow_end_with(kn_flow *f, kn_pool *pool, uint64_t tasks, int want)
 {
 	struct kn_pool_stats st;
 	int err = kn_flow_wait(f);
@@ -21,13 +22,19 @@ static inline int flow_end(kn_flow *f, kn_pool *pool, uint64_t tasks)
 	kn_pool_shutdown(pool, false, NULL);
 	kn_pool_stats(pool, &st);
 	kn_pool_free(pool);
-	if (err || st.tasks_run != tasks) {
+	if (err != want || st.tasks_run != tasks) {
 		fprintf(stderr, "flow: %s; %llu tasks ran, want %llu\n",
 			strerror(err), (unsigned long long)st.tasks_run,
 			(unsigned long long)tasks);
 		return 1;
 	}
 	return 0;
+}
+
+/* The flow ran to completion. */
+static inline int flow_end(kn_flow *f, kn_pool *pool, uint64_t tasks)
+{
+	return flow_end_with(f, pool, tasks, 0);
 }
 
 #endif

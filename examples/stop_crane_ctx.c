@@ -88,8 +88,9 @@ int main(void)
 		perror("kanal");
 		return 1;
 	}
-	/* The handler task and the generator task. */
-	err = flow_end(j.f, pool, 2);
+	/* The handler task and the generator task; the flow was cancelled
+	 * from outside (j.ctx) while the generator ran: its cause. */
+	err = flow_end_with(j.f, pool, 2, ECANCELED);
 	kn_ctx_release(j.ctx);
 	return err;
 }

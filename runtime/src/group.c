@@ -20,6 +20,12 @@
  * them all. A woken go that loses the slot to a newcomer parks again: the
  * newcomer's task will wake it.
  *
+ * Cut short: a task that ends without an error while the context is
+ * cancelled sets cut (before its decrement, like err), so group_cut tells
+ * whether the context ended before the tasks did; a cancellation after the
+ * last task's check came after they all finished. Flows report the cause
+ * then (kn_flow_wait); kn_group_wait, like Go's, does not.
+ *
  * Lifetime: a task touches the group last in its decrement, which is a
  * busy add (it has a slot queue to wake), so kn_group_wait returning means
  * every task is done with the group: it may be freed.
@@ -43,6 +49,7 @@
 #include <string.h>
 
 #include "kanal/ctx.h"
+#include "group_internal.h"
 #include "pool_internal.h"
 #include "waitgroup.h"
 
@@ -53,6 +60,7 @@ struct kn_group {
 	kn_pool *pool;
 	_Atomic int limit;       /* < 0: none */
 	_Atomic int err;         /* the first error */
+	_Atomic int cut;         /* a task ended cancelled, without error */
 	_Atomic uint64_t skipped;
 };
 
@@ -87,6 +95,8 @@ static void group_run(void *arg)
 
 	if (err)
 		group_fail(g, err);
+	else if (kn_ctx_done(g->ctx))
+		at_store_relaxed(&g->cut, 1); /* published by the decrement */
 	release_slot(g);
 }
 
@@ -187,6 +197,11 @@ int kn_group_wait(kn_group *g)
 	wg_wait(&g->wg, KN_FOREVER, NULL);
 	kn_ctx_cancel(g->ctx, ECANCELED, NULL); /* EALREADY after an error */
 	return at_load_acquire(&g->err);
+}
+
+bool group_cut(kn_group *g)
+{
+	return at_load_acquire(&g->cut);
 }
 
 kn_ctx *kn_group_ctx(kn_group *g)

@@ -32,7 +32,10 @@
  * Failures. A task that cannot start (the flow was cancelled, the pool is
  * shut down, no task record) is recorded as the flow's failure and cancels
  * the flow with that cause, so kn_flow_wait reports it even when no task
- * ran at all; the group's own first error (a task's) comes first.
+ * ran at all; the group's own first error (a task's) comes first. A flow
+ * whose context ended (its parent's cancellation or deadline, a cancel of
+ * kn_flow_ctx) while tasks still ran reports the cause even if those tasks
+ * returned 0 (group_cut), after any error.
  *
  * Fan-in. One forwarder task per input, each moving the values it finds
  * (up to FWD_BATCH at a time, or the flow's batch if set, never waiting
@@ -55,6 +58,7 @@
  */
 #include <string.h>
 
+#include "group_internal.h"
 #include "pattern_internal.h"
 
 /* Values a fan-in forwarder moves per receive, at most. */
@@ -124,6 +128,9 @@ int kn_flow_wait(kn_flow *f)
 	err = kn_group_wait(f->g);
 	if (!err)
 		err = at_load_acquire(&f->err);
+	/* Cut short from outside: its tasks returned 0 on the cancellation. */
+	if (!err && group_cut(f->g))
+		err = kn_ctx_cause(f->ctx, NULL);
 	/* The first result stays: a start refused after it (the flow is
 	 * cancelled now) must not change what a later call reports. */
 	if (!at_cas_acq_rel(&f->waited, &first, err + 1))

@@ -258,6 +258,86 @@ Test(flow, first_error_wins_and_cancels_with_it_as_cause)
 	ended(f, pool, EIO, 1);
 }
 
+/* A flow task that waits for the flow's context to end, then returns 0 as
+ * if it stopped cleanly. */
+static int wait_then_zero(kn_ctx *ctx, void *arg)
+{
+	(void)arg;
+	TASK_CHECK(kn_ctx_wait(ctx, KN_FOREVER) == 0);
+	return 0;
+}
+
+Test(flow, cut_short_by_an_ancestors_cancel_reports_its_cause)
+{
+	kn_pool *pool = test_pool(2);
+	kn_ctx *parent = kn_ctx_with_cancel(NULL);
+	kn_flow *f = test_flow(parent, pool);
+
+	cr_assert_eq(kn_flow_go(f, wait_then_zero, NULL), 0);
+	cr_assert_eq(kn_ctx_cancel(parent, ENOLINK, NULL), 0);
+	ended(f, pool, ENOLINK, 1);
+	kn_ctx_release(parent);
+}
+
+Test(flow, cut_short_by_a_cancel_of_its_context_reports_ecanceled)
+{
+	kn_pool *pool = test_pool(2);
+	kn_flow *f = test_flow(NULL, pool);
+
+	cr_assert_eq(kn_flow_go(f, wait_then_zero, NULL), 0);
+	cr_assert_eq(kn_ctx_cancel(kn_flow_ctx(f), 0, NULL), 0);
+	ended(f, pool, ECANCELED, 1);
+}
+
+Test(flow, cut_short_by_a_deadline_reports_etimedout)
+{
+	uint64_t ns = 1000000;
+
+	/* The deadline must pass after the task started: retried with a
+	 * longer one if the machine was too slow to start it in time. */
+	for (;; ns *= 10) {
+		kn_pool *pool = test_pool(2);
+		kn_ctx *parent = kn_ctx_with_timeout(NULL, ns);
+		kn_flow *f = test_flow(parent, pool);
+
+		if (kn_flow_go(f, wait_then_zero, NULL) == 0) {
+			ended(f, pool, ETIMEDOUT, 1);
+			kn_ctx_release(parent);
+			return;
+		}
+		kn_flow_free(f);
+		kn_pool_free(pool);
+		kn_ctx_release(parent);
+	}
+}
+
+Test(flow, a_tasks_error_before_the_cancel_wins)
+{
+	kn_pool *pool = test_pool(2);
+	kn_ctx *parent = kn_ctx_with_cancel(NULL);
+	kn_flow *f = test_flow(parent, pool);
+
+	cr_assert_eq(kn_flow_go(f, wait_then_zero, NULL), 0);
+	cr_assert_eq(kn_flow_go(f, return_arg, (void *)(intptr_t)EIO), 0);
+	cr_assert_eq(kn_ctx_wait(kn_flow_ctx(f), KN_FOREVER), 0);
+	kn_ctx_cancel(parent, ENOLINK, NULL);
+	ended(f, pool, EIO, 2);
+	kn_ctx_release(parent);
+}
+
+Test(flow, a_cancel_after_every_task_finished_is_not_reported)
+{
+	kn_pool *pool = test_pool(2);
+	kn_ctx *parent = kn_ctx_with_cancel(NULL);
+	kn_flow *f = test_flow(parent, pool);
+
+	cr_assert_eq(kn_flow_go(f, return_arg, NULL), 0);
+	cr_assert_eq(kn_pool_wait_idle(pool), 0); /* the task has ended */
+	cr_assert_eq(kn_ctx_cancel(parent, ENOLINK, NULL), 0);
+	ended(f, pool, 0, 1);
+	kn_ctx_release(parent);
+}
+
 Test(flow, free_without_wait_cancels_and_frees_everything)
 {
 	kn_pool *pool = test_pool(1);

@@ -45,7 +45,8 @@
  * A task that ends because of the cancellation reports its cause (the code
  * kn_ctx_cause returns: ECANCELED for a plain cancel, ETIMEDOUT for a
  * deadline, the first error when an error cancelled the flow), so
- * kn_flow_wait returns 0 only for a flow that ran to completion.
+ * kn_flow_wait returns 0 only for a flow that ran to completion (and
+ * returns the cause even for tasks of kn_flow_go that return 0 then).
  *
  * Errors. Functions return 0 or a positive errno-style code; the first
  * nonzero code of any task of the flow wins, cancels the flow's context
@@ -125,8 +126,12 @@ KN_API int kn_flow_set_batch(kn_flow *f, unsigned batch);
 /*
  * Wait until every task of the flow has ended, then cancel its context
  * (as Go's errgroup Wait does; a flow is waited for once). Returns the
- * first error (see "Errors"), 0 if none, EINVAL for NULL. Calling it again
- * returns the same value at once.
+ * first error (see "Errors"); else, if the flow's context was ended from
+ * outside (an ancestor's cancellation or deadline, kn_ctx_cancel on
+ * kn_flow_ctx) before every task had finished, its cause (ETIMEDOUT for a
+ * deadline, ECANCELED or the code given to kn_ctx_cancel), even when the
+ * tasks returned 0 on the cancellation; else 0. EINVAL for NULL. Calling
+ * it again returns the same value at once.
  */
 KN_API int kn_flow_wait(kn_flow *f);
 
