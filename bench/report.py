@@ -533,6 +533,9 @@ every impl alike. Each number is the **median** over the repetitions.
   the part Go runs in its main goroutine included, is a `kn_go` task on
   kanal's pool rather than an OS thread. kanal_go/peer reads as kanal/peer;
   each target says which of the two it was measured on.
+- **kanal_batched**, **kanal_go_batched**: the pattern workloads with the
+  pattern library's default batch instead of batch 1; a library feature
+  with no Go counterpart, in a table of its own, without targets.
 - **cpus**: 2 = every CPU of the machine; 1 = the process pinned to one CPU
   with `taskset -c 0`, so every thread shares one core (oversubscription).
 - `pool_idle_cpu` is not a rate: its ns/op is the CPU time (ns) the idle
@@ -540,7 +543,9 @@ every impl alike. Each number is the **median** over the repetitions.
   kanal CPU.
 - The machine is shared and small: absolute times move between runs, the
   ratios of one run much less. Min - max per pair are in the full table at
-  the end."""
+  the end.
+- A peer that fails or times out is a peer note at the end, not a failure
+  of the run; a failed kanal run is listed as such."""
 
 
 def render(records, meta, plots, plot_note, md_path):
