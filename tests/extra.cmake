@@ -60,3 +60,10 @@ add_test(NAME readme_snippets COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_readme
   ${PROJECT_SOURCE_DIR}/README.md ${CMAKE_C_COMPILER}
   ${PROJECT_SOURCE_DIR}/runtime/include ${PROJECT_SOURCE_DIR}/examples)
 set_tests_properties(readme_snippets PROPERTIES LABELS docs TIMEOUT 120)
+
+# The randomized model-based tester (tests/fuzz/fuzz_model.c): random
+# programs from consecutive seeds, as threads and as pool tasks, for
+# KANAL_STRESS_SECONDS (tools/test --long: minutes).
+kanal_test_program(fuzz_model ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_model.c)
+add_test(NAME fuzz_model COMMAND fuzz_model --seconds ${KANAL_STRESS_SECONDS})
+set_tests_properties(fuzz_model PROPERTIES LABELS stress TIMEOUT 1800)
