@@ -53,6 +53,10 @@ if(CMAKE_BUILD_TYPE STREQUAL "Debug" AND NOT KANAL_SANITIZE)
   kanal_test_program(test_uaf ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_uaf.c ${KANAL_TEST_FRAMEWORK})
   add_test(NAME test_uaf COMMAND test_uaf --jobs 1)
   set_tests_properties(test_uaf PROPERTIES LABELS debug TIMEOUT 300)
+  # Misuses that hang Release abort Debug with a message (death tests).
+  kanal_test_program(test_misuse ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_misuse.c ${KANAL_TEST_FRAMEWORK})
+  add_test(NAME test_misuse COMMAND test_misuse --jobs 1)
+  set_tests_properties(test_misuse PROPERTIES LABELS debug TIMEOUT 300)
 endif()
 
 # Every C snippet of README.md compiles (tests/check_readme).

@@ -111,6 +111,10 @@ void kn_chan_free(kn_chan *ch)
 
 	if (!chan_live(ch))
 		return;
+#ifdef KANAL_DEBUG_CHECKS
+	if (!waitq_empty(&ch->sendq) || !waitq_empty(&ch->recvq))
+		kn_debug_fail("kn_chan_free while a call waits on the channel");
+#endif
 	ch->magic = KN_MAGIC_DEAD;
 	for (k = 0; k < 2; k++) {
 		struct fdsig *s = at_load_acquire(&ch->fds[k]);

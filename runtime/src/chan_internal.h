@@ -27,12 +27,14 @@ struct fdsig {
 struct kn_chan {
 	/* Read by every operation, written at most once after creation
 	 * (fds, when asked): never a line an operation has to fetch again. */
-	uint32_t magic; /* KN_MAGIC_CHAN while alive (debug.h) */
 	size_t esize;
 	size_t cap;
 	size_t stride;        /* slot size: stamp + value, 8-aligned */
 	uint64_t one_lap;     /* ring: head/tail = lap * one_lap + index */
 	uint64_t mark_bit;    /* ring: the closed bit in tail */
+	/* KN_MAGIC_CHAN while alive (debug.h). Not in the first 32 bytes,
+	 * which malloc's free lists overwrite when the block is freed. */
+	uint32_t magic;
 	unsigned char *slots; /* ring only */
 	/* fdsig[0] readable-to-recv, fdsig[1] room-to-send; NULL until asked. */
 	struct fdsig *_Atomic fds[2];

@@ -1,21 +1,40 @@
 /*
- * debug.h - use-after-free detection of the debug build (internal).
+ * debug.h - misuse detection of the debug build (internal).
  *
  * Channels and pools carry a magic word, set when made and overwritten when
  * freed. In a Debug build (KANAL_DEBUG_CHECKS) every public entry checks it
- * and returns EINVAL (or does nothing, for free) on a freed or foreign
- * object, as long as its memory has not been reused; release builds check
- * only for NULL. No assert: bad input never aborts (docs/ARCHITECTURE.md).
+ * and returns EINVAL (or does nothing, for free) on a foreign object or a
+ * freed pool, as long as its memory has not been reused; release builds
+ * check only for NULL. Bad input never aborts (docs/ARCHITECTURE.md).
+ *
+ * Misuses that would hang instead abort a Debug build with a message that
+ * names them (kn_debug_fail): a freed channel used again (Release reads
+ * the freed memory: a send may spin for ever), kn_chan_free while a call
+ * waits on the channel (Release: that call sleeps for ever), and a
+ * blocking call from a signal handler that interrupted kanal (waiter.c:
+ * a lock the thread already holds, a wait inside a wait).
  */
 #ifndef KN_DEBUG_H
 #define KN_DEBUG_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 #define KN_MAGIC_CHAN 0x6b6e6368u /* "knch" */
 #define KN_MAGIC_POOL 0x6b6e706cu /* "knpl" */
 #define KN_MAGIC_DEAD 0x64656164u /* "dead" */
 
 #ifdef KANAL_DEBUG_CHECKS
-#define kn_live(obj, m) ((obj) != NULL && (obj)->magic == (m))
+/* Print "kanal: <what>" on stderr (async-signal-safe) and abort. */
+_Noreturn void kn_debug_fail(const char *what);
+
+static inline bool kn_magic_ok(uint32_t magic, uint32_t want)
+{
+	if (magic == KN_MAGIC_DEAD && want == KN_MAGIC_CHAN)
+		kn_debug_fail("a freed channel was used (after kn_chan_free)");
+	return magic == want;
+}
+#define kn_live(obj, m) ((obj) != NULL && kn_magic_ok((obj)->magic, (m)))
 #else
 #define kn_live(obj, m) ((obj) != NULL)
 #endif

@@ -71,20 +71,124 @@
 #include "waiter.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "ctx_internal.h"
+#include "debug.h"
 #include "timer.h"
+
+static _Thread_local const struct block_hook *block_hook;
+
+/* ---- Debug: kanal calls from signal handlers -------------------------- */
+
+#ifdef KANAL_DEBUG_CHECKS
+/*
+ * A signal handler that calls kanal while the code it interrupted is inside
+ * kanal can deadlock: the interrupted call may hold a lock the handler's
+ * call needs, and never runs again to drop it. A Debug build keeps the
+ * locks each thread took with lock_acquire (the first HELD_MAX of them)
+ * and aborts when a thread asks for one it holds; and it aborts when a
+ * plain thread waits inside one of its own waits, which only a handler
+ * can do (a thread with a block hook runs other fibers while one waits,
+ * so only threads without one are checked).
+ */
+#define HELD_MAX 16
+static _Thread_local struct lock *held[HELD_MAX];
+static _Thread_local unsigned nheld;
+static _Thread_local bool parking;
+
+void kn_debug_fail(const char *what)
+{
+	static const char pre[] = "kanal: ";
+
+	/* write(2) alone: this may run in a signal handler. */
+	if (write(2, pre, sizeof(pre) - 1) >= 0 && write(2, what, strlen(what)) >= 0)
+		(void)!write(2, "\n", 1);
+	abort();
+}
+
+/* Before taking l: a lock this thread holds would never come. */
+static void held_check(struct lock *l)
+{
+	unsigned i;
+
+	for (i = 0; i < nheld && i < HELD_MAX; i++)
+		if (held[i] == l)
+			kn_debug_fail("a thread asked for a kanal lock it holds: a kanal "
+				      "call from a signal handler that interrupted another "
+				      "(see kanal/chan.h, Signals)");
+}
+
+static void held_add(struct lock *l)
+{
+	if (nheld < HELD_MAX)
+		held[nheld] = l;
+	nheld++;
+}
+
+/* A lock not found was taken beyond HELD_MAX, or by lock_try. */
+static void held_del(struct lock *l)
+{
+	unsigned i, n = nheld < HELD_MAX ? nheld : HELD_MAX;
+
+	for (i = 0; i < n; i++)
+		if (held[i] == l) {
+			held[i] = held[n - 1];
+			if (nheld > HELD_MAX)
+				held[n - 1] = NULL; /* the next add refills it */
+			nheld--;
+			return;
+		}
+	if (nheld > HELD_MAX)
+		nheld--;
+}
+
+static bool park_begin(void)
+{
+	if (block_hook)
+		return false;
+	if (parking)
+		kn_debug_fail("a blocking kanal call from a signal handler that "
+			      "interrupted a wait of its thread (see kanal/chan.h, Signals)");
+	parking = true;
+	return true;
+}
+
+static void park_end(bool plain)
+{
+	if (plain)
+		parking = false;
+}
+#else
+#define held_check(l) ((void)0)
+#define held_add(l) ((void)0)
+#define held_del(l) ((void)0)
+#define park_begin() false
+#define park_end(plain) ((void)(plain))
+#endif
 
 /* ---- lock ------------------------------------------------------------- */
 
+static void lock_acquire_slow(struct lock *l);
+
 void lock_acquire(struct lock *l)
+{
+	uint32_t c = 0;
+
+	held_check(l);
+	if (unlikely(!at_cas_acquire(&l->word, &c, 1)))
+		lock_acquire_slow(l);
+	held_add(l);
+}
+
+static void lock_acquire_slow(struct lock *l)
 {
 	struct backoff b = { 0 };
 	uint32_t c = 0;
 	bool won = false;
 
-	if (likely(at_cas_acquire(&l->word, &c, 1)))
-		return;
 	/* Critical sections are a few pointer writes: a short spin usually
 	 * wins; on one CPU it cannot. */
 	while (!won && kn_ncpu() > 1 && b.step < BACKOFF_SPIN_LIMIT) {
@@ -105,6 +209,7 @@ void lock_acquire(struct lock *l)
 
 void lock_release(struct lock *l)
 {
+	held_del(l);
 	if (at_xchg_release(&l->word, 0) == 2)
 		sys_futex_wake(&l->word, 1);
 }
@@ -140,8 +245,6 @@ bool waiter_decide(struct waiter *w, uint32_t token)
 	waiter_wake(wake_owed(w, prev));
 	return true;
 }
-
-static _Thread_local const struct block_hook *block_hook;
 
 void waiter_set_block_hook(const struct block_hook *hook)
 {
@@ -294,6 +397,7 @@ void waiter_unwatch_ctx(struct ctx_watch *cw)
 uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 {
 	struct ctx_watch cw;
+	bool plain = park_begin();
 	uint32_t v;
 
 	if (deadline != KN_FOREVER && deadline_left(deadline) == 0)
@@ -307,6 +411,7 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 	if (v == SEL_WAITING)
 		v = sleep_for_decision(w, deadline);
 	waiter_unwatch_ctx(&cw);
+	park_end(plain);
 	return v;
 }
 

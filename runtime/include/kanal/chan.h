@@ -16,13 +16,17 @@
  *              arguments: an already-cancelled context always fails, even
  *              when the operation could complete)
  *   EPIPE      send: the channel is closed; receive: closed and drained
+ *              (every receive form, select's too, then stores the zero
+ *              value, elem_size zero bytes, as Go's receive yields)
  *   EINVAL     a NULL channel or buffer, or a bad argument
  *
  * Cancellation and deadlines versus completion: an operation either
  * completes (the value moved exactly once) and returns 0, or fails and
  * moved nothing. When a value arrives at the same time as the deadline or
  * the cancellation, whichever is decided first wins; no value is ever lost
- * or duplicated.
+ * or duplicated. Cancellation first: a call waiting when kn_ctx_cancel
+ * runs fails with ECANCELED, even if a partner comes right after
+ * kn_ctx_cancel returned (Go's select takes ctx.Done there).
  *
  * Close (Go's close): only a sender closes. Afterwards sends fail with
  * EPIPE, receivers get what is still buffered, then EPIPE. Close wakes every
@@ -31,6 +35,20 @@
  * Concurrency: every call except kn_chan_free may run concurrently with any
  * other call on the same channel, from any number of threads. kn_chan_free
  * requires that no other call on the channel is running or will start.
+ * Breaking that is undefined in Release (a call waiting on a freed channel
+ * sleeps for ever; a call on a freed channel reads freed memory and may
+ * spin for ever); a Debug build aborts with a message naming the misuse,
+ * when the memory has not been reused yet.
+ *
+ * Signals: no kanal call is async-signal-safe, the try_ forms included (a
+ * try_ that moves a value wakes waiters under a lock that the interrupted
+ * code may hold: the handler would wait for it for ever). The pure reads
+ * are safe: kn_chan_len, kn_chan_cap, kn_chan_elem_size, kn_chan_is_closed,
+ * kn_sem_available, kn_sem_size, kn_ctx_err, kn_ctx_done. A handler should
+ * write to a pipe or eventfd (or a thread should use sigwait or signalfd)
+ * and leave the kanal call to a thread. A Debug build aborts with a message
+ * when a handler's call asks for a lock its thread holds, or waits inside
+ * a wait of its thread.
  *
  * Memory orders: a successful send happens-before the receive that gets
  * its value (release/acquire on the slot stamp); close happens-before every

@@ -105,7 +105,8 @@ typedef union kn_waitgroup {
 #define KN_WAITGROUP_INIT { { 0 } }
 
 KN_API void kn_waitgroup_init(kn_waitgroup *wg);
-/* 0, or EINVAL (NULL; the counter would leave 0..INT32_MAX). */
+/* 0, or EINVAL (NULL; the counter would leave 0..INT32_MAX: any int64_t
+ * delta is checked, without overflow, and then changes nothing). */
 KN_API int kn_waitgroup_add(kn_waitgroup *wg, int64_t delta);
 KN_API int kn_waitgroup_done(kn_waitgroup *wg);
 /* Until the counter is zero: 0; ETIMEDOUT (deadline; one already passed

@@ -75,7 +75,10 @@ KN_API int kn_sem_acquire(kn_sem *s, uint64_t n);
 KN_API int kn_sem_try_acquire(kn_sem *s, uint64_t n);
 /* Take n tokens, waiting until the absolute deadline at most. */
 KN_API int kn_sem_acquire_until(kn_sem *s, uint64_t n, uint64_t deadline);
-/* Take n tokens, waiting until ctx is done at most (NULL: forever). */
+/* Take n tokens, waiting until ctx is done at most (NULL: forever). An
+ * already-cancelled ctx fails with ECANCELED; so does a wait that is
+ * queued when ctx is cancelled, whatever release comes after kn_ctx_cancel
+ * returned (cancellation first, go.dev/issue/63615). */
 KN_API int kn_sem_acquire_ctx(kn_sem *s, uint64_t n, kn_ctx *ctx);
 
 /* Give n tokens back and serve the waiters they satisfy. Never blocks
