@@ -14,6 +14,7 @@
 
 #include <kanal/group.h>
 #include <kanal/pool.h>
+#include <kanal/time.h>
 
 #include "bench.h"
 #include "kanal_go.h"
@@ -224,9 +225,12 @@ BENCH_GO(group_limit20)
 
 /* ---- pool_idle_cpu ---------------------------------------------------------------- */
 
+static kn_waitgroup busy_done;
+
 static void busy(void *arg)
 {
 	*(volatile long *)arg = fib_serial(20);
+	kn_waitgroup_done(&busy_done);
 }
 
 static uint64_t cpu_ns(void)
@@ -247,28 +251,52 @@ static void nap(long ms)
 		;
 }
 
-/* Wake every worker once, let the pool settle 100 ms, then measure the CPU
- * time the idle process burns in one second. */
-BENCH(pool_idle_cpu, kanal)
+/* Wake every worker of p once, let the pool settle 100 ms, then measure
+ * the CPU time the idle process burns in one second; sleep_ms is how this
+ * body sleeps. */
+static void idle_second(kn_pool *p, void (*sleep_ms)(long),
+			struct bench_result *r)
 {
-	kn_pool *p = pool_up(r);
 	struct kn_pool_stats st;
 	volatile long sink[64];
-	unsigned i;
+	unsigned i, n;
 	uint64_t c0;
 
-	(void)a; /* one idle second, whatever the items */
-	if (!p)
-		return;
 	kn_pool_stats(p, &st);
-	for (i = 0; i < st.workers && i < 64; i++)
-		kn_pool_spawn(p, busy, (void *)&sink[i]);
-	kn_pool_wait_idle(p);
-	nap(100);
+	n = st.workers < 64 ? st.workers : 64;
+	kn_waitgroup_init(&busy_done);
+	kn_waitgroup_add(&busy_done, n);
+	for (i = 0; i < n; i++)
+		if (kn_pool_spawn(p, busy, (void *)&sink[i]))
+			kn_waitgroup_done(&busy_done);
+	kn_waitgroup_wait(&busy_done);
+	sleep_ms(100);
 	c0 = cpu_ns();
-	nap(1000);
+	sleep_ms(1000);
 	r->ns = cpu_ns() - c0;
 	r->items = 1;
 	r->check = "ok";
+}
+
+BENCH(pool_idle_cpu, kanal)
+{
+	kn_pool *p = pool_up(r);
+
+	(void)a; /* one idle second, whatever the items */
+	if (p)
+		idle_second(p, nap, r);
 	kn_pool_free(p);
+}
+
+/* kanal_go: the default pool, the main task parked in kn_sleep as Go's
+ * main goroutine is in time.Sleep. */
+static void task_nap(long ms)
+{
+	kn_sleep((uint64_t)ms * 1000000u);
+}
+
+BENCH_GO(pool_idle_cpu)
+{
+	(void)a;
+	idle_second(kn_pool_current(), task_nap, r);
 }

@@ -263,7 +263,8 @@ def against_go(d):
         rows.append(row)
     out = ["Throughput ratio over Go 1.19 (> 1: kanal is faster); `kanal` runs "
            "the actors on OS threads, `kanal_go` as `kn_go` tasks, as Go "
-           "runs goroutines.", ""] + md_table(header, rows) + [""]
+           "runs goroutines. `%s` (CPU burnt while idle, not a rate) is in "
+           "the pool table." % IDLE, ""] + md_table(header, rows) + [""]
     for k, what in (("kanal", "kanal on OS threads"), ("kanal_go", "kanal_go (tasks)")):
         parts = []
         for label, pick in (("on %d CPUs" % n, lambda w: d.maxcpus[w]),
