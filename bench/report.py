@@ -261,10 +261,12 @@ def against_go(d):
             row += [ratio_cell(d, w, k, "go", 1) if d.maxcpus[w] > 1 else "-"
                     for k in KANAL_IMPLS]
         rows.append(row)
-    out = ["Throughput ratio over Go 1.19 (> 1: kanal is faster); `kanal` runs "
-           "the actors on OS threads, `kanal_go` as `kn_go` tasks, as Go "
-           "runs goroutines. `%s` (CPU burnt while idle, not a rate) is in "
-           "the pool table." % IDLE, ""] + md_table(header, rows) + [""]
+    out = ["Throughput ratio over Go 1.19 (> 1: kanal is faster). `kanal` runs "
+           "the actors on OS threads (in the pool and pattern workloads, the "
+           "part Go keeps in its main goroutine on the calling thread and the "
+           "tasks on a kanal pool); `kanal_go` runs everything as `kn_go` "
+           "tasks, as Go runs goroutines. `%s` (CPU burnt while idle, not a "
+           "rate) is in the pool table." % IDLE, ""] + md_table(header, rows) + [""]
     for k, what in (("kanal", "kanal on OS threads"), ("kanal_go", "kanal_go (tasks)")):
         parts = []
         for label, pick in (("on %d CPUs" % n, lambda w: d.maxcpus[w]),
