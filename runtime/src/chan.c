@@ -728,6 +728,30 @@ int kn_chan_recv_ctx(kn_chan *ch, void *out, kn_ctx *ctx)
 	return chan_op(ch, KN_RECV, out, KN_FOREVER, ctx, false);
 }
 
+/* Through chan_op's public callers, not chan_op itself: one more caller
+ * could change how the compiler inlines it into them. */
+int kn_chan_sized(kn_chan *ch, int op, const void *elem, size_t size,
+		  uint64_t deadline, kn_ctx *ctx)
+{
+	if (!chan_live(ch) || size != ch->esize ||
+	    (ctx && deadline != KN_FOREVER && !(op & KN_TRY)))
+		return EINVAL;
+	switch (op) {
+	case KN_SEND:
+		return ctx ? kn_chan_send_ctx(ch, elem, ctx) :
+		       kn_chan_send_until(ch, elem, deadline);
+	case KN_SEND | KN_TRY:
+		return kn_chan_try_send(ch, elem);
+	case KN_RECV:
+		return ctx ? kn_chan_recv_ctx(ch, (void *)elem, ctx) :
+		       kn_chan_recv_until(ch, (void *)elem, deadline);
+	case KN_RECV | KN_TRY:
+		return kn_chan_try_recv(ch, (void *)elem);
+	default:
+		return EINVAL;
+	}
+}
+
 /* A run of buffered values moved with one CAS, or 0: the single-value
  * path (which waits, and reports closing and cancellation) decides. */
 static size_t ring_batch(kn_chan *ch, int kind, unsigned char *vals, size_t n,

@@ -375,6 +375,57 @@ Test(chan, rendezvous_partner_stack_gone)
 
 /* ---- len, cap, closed, try forms -------------------------------------- */
 
+/* The size-checked macros: a mismatch is EINVAL and moves nothing, in
+ * every form; a match behaves as the unchecked call. */
+static void sized_calls(size_t cap)
+{
+	kn_chan *ch = kn_chan_new(sizeof(int64_t), cap);
+	kn_ctx *ctx = kn_ctx_with_cancel(NULL);
+	int64_t v = 7, got = 0;
+	int16_t small = 0;
+	int32_t mid = 0;
+
+	cr_assert_not_null(ch);
+	cr_assert_not_null(ctx);
+	cr_assert_eq(kn_chan_sendv(ch, mid), EINVAL);
+	cr_assert_eq(kn_chan_try_sendv(ch, small), EINVAL);
+	cr_assert_eq(kn_chan_sendv_until(ch, mid, 0), EINVAL);
+	cr_assert_eq(kn_chan_sendv_ctx(ch, small, ctx), EINVAL);
+	cr_assert_eq(kn_chan_len(ch), 0, "a refused send moved a value");
+	cr_assert_eq(kn_chan_try_recvv(ch, &got), EAGAIN);
+	cr_assert_eq(kn_chan_recvv_until(ch, &got, 0), ETIMEDOUT);
+	if (cap) {
+		cr_assert_eq(kn_chan_sendv(ch, v), 0);
+		cr_assert_eq(kn_chan_recvv(ch, &small), EINVAL);
+		cr_assert_eq(kn_chan_try_recvv(ch, &mid), EINVAL);
+		cr_assert_eq(kn_chan_recvv_until(ch, &small, KN_FOREVER), EINVAL);
+		cr_assert_eq(kn_chan_recvv_ctx(ch, &mid, ctx), EINVAL);
+		cr_assert_eq(small, 0, "a refused receive wrote");
+		cr_assert_eq(kn_chan_len(ch), 1, "a refused receive took the value");
+		cr_assert_eq(kn_chan_recvv_ctx(ch, &got, ctx), 0);
+		cr_assert_eq(got, 7);
+		cr_assert_eq(kn_chan_try_sendv(ch, v), 0);
+		cr_assert_eq(kn_chan_sendv_until(ch, v, 0), cap > 1 ? 0 : ETIMEDOUT);
+		cr_assert_eq(kn_chan_try_recvv(ch, &got), 0);
+	}
+	/* A deadline with a context is refused; NULL is EINVAL. */
+	cr_assert_eq(kn_chan_sized(ch, KN_RECV, &got, sizeof(got), 0, ctx), EINVAL);
+	cr_assert_eq(kn_chan_sized(ch, KN_SEND | KN_RECV, &v, sizeof(v), 0, NULL), EINVAL);
+	cr_assert_eq(kn_chan_sized(NULL, KN_SEND, &v, sizeof(v), 0, NULL), EINVAL);
+	kn_chan_close(ch);
+	cr_assert_eq(kn_chan_sendv(ch, v), EPIPE);
+	cr_assert_eq(kn_chan_sendv(ch, small), EINVAL);
+	kn_ctx_release(ctx);
+	kn_chan_free(ch);
+}
+
+Test(chan, sized_calls_check_the_element_size)
+{
+	sized_calls(0);
+	sized_calls(1);
+	sized_calls(4);
+}
+
 Test(chan, len_cap_closed)
 {
 	kn_chan *ch = kt_chan(4, 5);

@@ -175,6 +175,50 @@ KN_API int kn_select(const struct kn_case *cases, size_t n, unsigned flags,
  */
 KN_API int kn_chan_fd(kn_chan *ch, int op);
 
+/* ---- size-checked calls ------------------------------------------------ */
+
+/*
+ * The single-value calls with the value's size checked against the
+ * channel's element size: EINVAL (nothing moves) on a mismatch, so a
+ * receive of an 8-byte channel into a 2-byte variable fails instead of
+ * writing past it. The sending macros take the value itself (an lvalue:
+ * its address is taken), the receiving ones a pointer to where it goes:
+ *
+ *	int64_t v = 7;
+ *	kn_chan_sendv(ch, v);        // EINVAL unless the channel holds 8 bytes
+ *	kn_chan_recvv(ch, &v);
+ *
+ * Each expands to one call of kn_chan_sized (arguments evaluated once),
+ * which checks the size and then behaves exactly as the unchecked call of
+ * the same name; the check costs one comparison and one more call.
+ */
+#define kn_chan_sendv(ch, v) kn_chan_sized((ch), KN_SEND, &(v), sizeof(v), KN_FOREVER, NULL)
+#define kn_chan_try_sendv(ch, v) kn_chan_sized((ch), KN_SEND | KN_TRY, &(v), sizeof(v), 0, NULL)
+#define kn_chan_sendv_until(ch, v, deadline) \
+	kn_chan_sized((ch), KN_SEND, &(v), sizeof(v), (deadline), NULL)
+#define kn_chan_sendv_ctx(ch, v, ctx) \
+	kn_chan_sized((ch), KN_SEND, &(v), sizeof(v), KN_FOREVER, (ctx))
+#define kn_chan_recvv(ch, p) kn_chan_sized((ch), KN_RECV, (p), sizeof(*(p)), KN_FOREVER, NULL)
+#define kn_chan_try_recvv(ch, p) kn_chan_sized((ch), KN_RECV | KN_TRY, (p), sizeof(*(p)), 0, NULL)
+#define kn_chan_recvv_until(ch, p, deadline) \
+	kn_chan_sized((ch), KN_RECV, (p), sizeof(*(p)), (deadline), NULL)
+#define kn_chan_recvv_ctx(ch, p, ctx) \
+	kn_chan_sized((ch), KN_RECV, (p), sizeof(*(p)), KN_FOREVER, (ctx))
+
+/* With KN_SEND or KN_RECV in kn_chan_sized: the try_ form. */
+#define KN_TRY 4
+
+/*
+ * op KN_SEND or KN_RECV, optionally | KN_TRY: kn_chan_send_until (or
+ * kn_chan_send_ctx with a context, whose deadline must then be
+ * KN_FOREVER), kn_chan_try_send (deadline and ctx ignored), or the
+ * receiving ones, on elem, if size equals the channel's element size;
+ * EINVAL otherwise (or for a bad op). Concurrency and blocking as for the
+ * call it stands for.
+ */
+KN_API int kn_chan_sized(kn_chan *ch, int op, const void *elem, size_t size,
+			 uint64_t deadline, kn_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif
