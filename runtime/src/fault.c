@@ -1,38 +1,68 @@
 /*
- * fault.c - the allocation-failure injector of the fault build.
+ * fault.c - the allocation- and thread-failure injector of the fault build.
  */
 #include "fault.h"
 
 #ifdef KANAL_FAULT_INJECTION
 #include "platform.h"
 
-/* Allocations left before the one that fails; 0 = injection off. */
-static _Atomic long fail_countdown;
-static _Atomic long failures;
+/* One injector: calls left before the one that fails (0 = off), and how
+ * many failed. */
+struct countdown {
+	_Atomic long left;
+	_Atomic long failures;
+};
 
-KN_API void kn_fault_fail_nth(long n)
+static struct countdown allocs, threads;
+
+static void countdown_set(struct countdown *c, long n)
 {
-	at_store_seq_cst(&failures, 0);
-	at_store_seq_cst(&fail_countdown, n);
+	at_store_seq_cst(&c->failures, 0);
+	at_store_seq_cst(&c->left, n);
 }
 
-KN_API long kn_fault_failures(void)
+static bool countdown_hit(struct countdown *c)
 {
-	return at_load_seq_cst(&failures);
-}
-
-bool fault_alloc_should_fail(void)
-{
-	long left = at_load_relaxed(&fail_countdown);
+	long left = at_load_relaxed(&c->left);
 
 	while (left > 0) {
-		if (at_cas_acq_rel(&fail_countdown, &left, left - 1)) {
+		if (at_cas_acq_rel(&c->left, &left, left - 1)) {
 			if (left != 1)
 				return false;
-			at_add_relaxed(&failures, 1);
+			at_add_relaxed(&c->failures, 1);
 			return true;
 		}
 	}
 	return false;
+}
+
+KN_API void kn_fault_fail_nth(long n)
+{
+	countdown_set(&allocs, n);
+}
+
+KN_API long kn_fault_failures(void)
+{
+	return at_load_seq_cst(&allocs.failures);
+}
+
+KN_API void kn_fault_fail_thread_nth(long n)
+{
+	countdown_set(&threads, n);
+}
+
+KN_API long kn_fault_thread_failures(void)
+{
+	return at_load_seq_cst(&threads.failures);
+}
+
+bool fault_alloc_should_fail(void)
+{
+	return countdown_hit(&allocs);
+}
+
+bool fault_thread_should_fail(void)
+{
+	return countdown_hit(&threads);
 }
 #endif

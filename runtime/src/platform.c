@@ -189,6 +189,14 @@ void sys_futex_wake(_Atomic uint32_t *addr, int n)
 	errno = saved_errno;
 }
 
+int thread_create(pthread_t *t, const pthread_attr_t *attr,
+		  void *(*fn)(void *), void *arg)
+{
+	if (fault_thread_should_fail())
+		return EAGAIN;
+	return pthread_create(t, attr, fn, arg);
+}
+
 void *kn_alloc(size_t size)
 {
 	if (fault_alloc_should_fail())

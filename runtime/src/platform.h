@@ -20,6 +20,7 @@
 #ifndef KN_PLATFORM_H
 #define KN_PLATFORM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -193,6 +194,14 @@ static inline uint64_t deadline_left(uint64_t deadline)
  * ETIMEDOUT. EINTR is reported as 0: the caller re-checks anyway. */
 int sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, uint64_t deadline);
 void sys_futex_wake(_Atomic uint32_t *addr, int n);
+
+/* ---- threads -------------------------------------------------------------- */
+
+/* pthread_create for kanal's own threads (pool workers, the timer thread):
+ * 0 or its error (EAGAIN at a thread limit), which the fault build can
+ * inject (fault.h). */
+int thread_create(pthread_t *t, const pthread_attr_t *attr,
+		  void *(*fn)(void *), void *arg);
 
 /* ---- memory --------------------------------------------------------------- */
 

@@ -147,6 +147,7 @@
 #include "deque.h"
 #include "netpoll.h"
 #include "pool_internal.h"
+#include "timer.h"
 #include "tsan.h"
 
 #define MAX_THREADS 4096       /* the state word's fields are 16 bits */
@@ -231,6 +232,10 @@ struct kn_pool {
 	struct lock threads_lock;
 	_Atomic uint32_t spare_wanted;   /* asked while threads_lock was held */
 	struct worker **owned;           /* under threads_lock */
+	struct timer_entry retry;        /* a failed start, tried again */
+	_Atomic uint32_t retry_armed;    /* written under threads_lock */
+	bool retry_again;                /* under threads_lock */
+	uint64_t retry_ns;               /* the next backoff; same */
 	_Atomic unsigned nstarted;
 	_Atomic uint64_t spares_started;
 	_Atomic uint64_t dropped;
@@ -306,7 +311,7 @@ static int worker_start(kn_pool *p, unsigned idx)
 	 * (its slot stays NULL until it publishes it). */
 	p->owned[idx] = w;
 	at_store_release(&p->nstarted, idx + 1);
-	err = pthread_create(&w->thread, NULL, worker_main, w);
+	err = thread_create(&w->thread, NULL, worker_main, w);
 	if (err) {
 		at_store_release(&p->nstarted, idx);
 		deque_destroy(&w->dq);
@@ -328,6 +333,8 @@ static int worker_start(kn_pool *p, unsigned idx)
  */
 #define pool_live(p) kn_live(p, KN_MAGIC_POOL)
 
+static void arm_retry(kn_pool *p);
+
 static bool start_spare(kn_pool *p)
 {
 	bool started = false;
@@ -345,6 +352,7 @@ static bool start_spare(kn_pool *p)
 			at_add_seq_cst(&p->state, ST_THREADS_ONE);
 			if (worker_start(p, (unsigned)st_threads(s)) == 0) {
 				started = true;
+				p->retry_ns = 0;
 				at_add_relaxed(&p->spares_started, 1);
 			} else {
 				s = at_sub_seq_cst(&p->state, ST_THREADS_ONE) - ST_THREADS_ONE;
@@ -352,6 +360,7 @@ static bool start_spare(kn_pool *p)
 				 * idleness from the last worker to park. */
 				if (st_idle(s) == st_threads(s))
 					waitq_notify_all(&p->idle_waiters);
+				arm_retry(p);
 			}
 		}
 		lock_release(&p->threads_lock);
@@ -363,6 +372,73 @@ static void kick(kn_pool *p)
 {
 	if (!waitq_notify_one(&p->idleq))
 		start_spare(p);
+}
+
+/*
+ * Retrying a start. A spare that could not be started (the thread limit:
+ * EAGAIN) may be what queued work waits for, every thread being blocked in
+ * tasks that wait for that work, and no later event need come to ask
+ * again. So a failed start arms a retry on kanal's timer thread after a
+ * backoff (RETRY_MIN_NS, doubling up to RETRY_MAX_NS; reset by a start that
+ * succeeds), which kicks if the pool is still short of running threads with
+ * work queued, and fails into another retry. One retry is pending at a
+ * time (a failure meanwhile asks for another: retry_again). retry_armed
+ * covers the timer's entry and its fire until the fire's last touch of the
+ * pool, so stop_threads unschedules it or waits for it. If the timer thread
+ * cannot be started either, the next kick (a spawn, a block) tries again.
+ */
+#define RETRY_MIN_NS 1000000ull     /* 1 ms */
+#define RETRY_MAX_NS 1000000000ull  /* 1 s */
+
+static void kick_if_needed(kn_pool *p, uint64_t s);
+
+/* The timer thread: try again, then arm again if a start failed meanwhile. */
+static void retry_fire(struct timer_entry *e)
+{
+	kn_pool *p = caa_container_of(e, kn_pool, retry);
+	bool again;
+
+	kick_if_needed(p, at_load_seq_cst(&p->state));
+	lock_acquire(&p->threads_lock);
+	again = p->retry_again && !at_load_relaxed(&p->stopping);
+	p->retry_again = false;
+	at_store_release(&p->retry_armed,
+			 again && timer_add(&p->retry, kn_now() + p->retry_ns,
+					    retry_fire) == 0);
+	lock_release(&p->threads_lock);
+}
+
+/* Under threads_lock, after a failed start (not stopping). */
+static void arm_retry(kn_pool *p)
+{
+	p->retry_ns = p->retry_ns ? 2 * p->retry_ns : RETRY_MIN_NS;
+	if (p->retry_ns > RETRY_MAX_NS)
+		p->retry_ns = RETRY_MAX_NS;
+	if (at_load_relaxed(&p->retry_armed))
+		p->retry_again = true;
+	else
+		at_store_release(&p->retry_armed,
+				 timer_add(&p->retry, kn_now() + p->retry_ns,
+					   retry_fire) == 0);
+}
+
+/* Stopping (no start arms a retry any more): unschedule the pending
+ * retry, or wait for its fire to end. */
+static void cancel_retry(kn_pool *p)
+{
+	struct backoff b = { 0 };
+
+	for (;;) {
+		lock_acquire(&p->threads_lock);
+		if (at_load_relaxed(&p->retry_armed) && timer_remove(&p->retry))
+			at_store_relaxed(&p->retry_armed, 0);
+		if (!at_load_relaxed(&p->retry_armed)) {
+			lock_release(&p->threads_lock);
+			return;
+		}
+		lock_release(&p->threads_lock);
+		backoff_snooze(&b);
+	}
 }
 
 /* After making work visible (seq_cst): does someone need waking? */
@@ -1326,6 +1402,7 @@ static void stop_threads(kn_pool *p)
 	lock_acquire(&p->threads_lock);
 	n = at_load_relaxed(&p->nstarted);
 	lock_release(&p->threads_lock);
+	cancel_retry(p);
 	for (i = 0; i < n; i++)
 		pthread_join(p->owned[i]->thread, NULL);
 }

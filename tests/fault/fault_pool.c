@@ -5,8 +5,7 @@
  * from inside a task (the record, and the deque's growth past its first
  * 256 slots), fiber stacks (a ring of tasks on one worker, each blocking in
  * turn), kn_group_new (the group, its context), kn_group_go. Thread
- * creation is not an allocation of kanal's; a failure there is EAGAIN and
- * is not injected here. See sweep.h.
+ * starts fail in fault_thread.c. See sweep.h.
  */
 #include <stdatomic.h>
 #include <stdint.h>

@@ -39,7 +39,11 @@
  * can be mapped (or no timer set), blocks the worker thread instead: it
  * lets a spare thread take its place, up to max_spare spare threads, so
  * that the pool keeps N threads running tasks. Spare threads stay parked,
- * ready for the next block, until shutdown. Out of memory, a worker with
+ * ready for the next block, until shutdown. A spare that cannot be started
+ * (EAGAIN: a thread limit) is tried again after 1 ms, then 2, 4, ... up to
+ * 1 s apart, for as long as the pool is short of running threads with
+ * tasks queued (on kanal's timer thread; if that cannot start either, at
+ * the next spawn or block). Out of memory, a worker with
  * suspended tasks starts a new task only once it holds a spare stack (else
  * it only resumes its own tasks): a task that slept on the thread could
  * wait for one of them. The one exception: the process's first deadline
