@@ -12,7 +12,8 @@
  * the freed memory: a send may spin for ever), kn_chan_free while a call
  * waits on the channel (Release: that call sleeps for ever), and a
  * blocking call from a signal handler that interrupted kanal (waiter.c:
- * a lock the thread already holds, a wait inside a wait).
+ * a lock the thread already holds, a wait inside a wait), and a wait on
+ * the timer thread (an after_func that blocks: every deadline would wait).
  */
 #ifndef KN_DEBUG_H
 #define KN_DEBUG_H

@@ -120,6 +120,10 @@ static void heap_delete(struct timer_entry *e)
 	e->queued = false;
 }
 
+#define NO_PARK "a blocking call on kanal's timer thread: an after_func run by " \
+	"a context's deadline must not block, since every deadline of the "     \
+	"process waits for it (see kanal/ctx.h, kn_ctx_after_func)"
+
 /* With the lock: fire what is due, return the earliest pending time. */
 static uint64_t fire_due(void)
 {
@@ -130,7 +134,9 @@ static uint64_t fire_due(void)
 			return e->when;
 		heap_delete(e);
 		lock_release(&T.lock);
+		waiter_debug_no_park(NO_PARK);
 		e->fire(e);
+		waiter_debug_no_park(NULL);
 		lock_acquire(&T.lock);
 	}
 	return KN_FOREVER;

@@ -5,7 +5,9 @@
  * pairing heap by time and parks through the waiter layer until the earliest
  * one is due (forever while the heap is empty: an idle process never wakes
  * it). A due entry is taken out of the heap and its fire function runs on
- * the timer thread, outside every lock.
+ * the timer thread, outside every lock. A fire function must not wait (it
+ * would hold every later entry): Debug builds abort if it would
+ * (waiter_debug_no_park).
  *
  * Ownership: from a successful timer_add until either timer_remove returns
  * true or fire is called, the entry belongs to the timer; exactly one of

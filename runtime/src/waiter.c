@@ -145,6 +145,22 @@ static void held_del(struct lock *l)
 		nheld--;
 }
 
+/* Set around the callbacks the timer thread fires (timer.c): a wait
+ * there would hold every deadline of the process. */
+static _Thread_local const char *no_park;
+
+void waiter_debug_no_park(const char *why)
+{
+	no_park = why;
+}
+
+/* A wait that would really sleep (w undecided) where none may. */
+static void no_park_check(struct waiter *w)
+{
+	if (no_park && waiter_peek(w) == SEL_WAITING)
+		kn_debug_fail(no_park);
+}
+
 static bool park_begin(void)
 {
 	if (block_hook)
@@ -167,6 +183,7 @@ static void park_end(bool plain)
 #define held_del(l) ((void)0)
 #define park_begin() false
 #define park_end(plain) ((void)(plain))
+#define no_park_check(w) ((void)(w))
 #endif
 
 /* ---- lock ------------------------------------------------------------- */
@@ -402,6 +419,7 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 
 	if (deadline != KN_FOREVER && deadline_left(deadline) == 0)
 		waiter_decide(w, SEL_TIMEOUT);
+	no_park_check(w);
 	/* Watch the context before polling, so that a cancellation stops
 	 * the poll too rather than only the sleep after it. */
 	waiter_watch_ctx(w, ctx, &cw);

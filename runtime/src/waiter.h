@@ -170,6 +170,15 @@ struct block_hook {
 };
 void waiter_set_block_hook(const struct block_hook *hook);
 
+#ifdef KANAL_DEBUG_CHECKS
+/* Debug: until called again with NULL, a wait that would sleep on this
+ * thread aborts with "kanal: why" (the timer thread sets it around the
+ * callbacks it fires: they must not block). */
+void waiter_debug_no_park(const char *why);
+#else
+#define waiter_debug_no_park(why) ((void)0)
+#endif
+
 /* Would a wait on this thread switch to another runnable fiber? Then
  * polling before it would only hold up that fiber. */
 bool waiter_others_ready(void);

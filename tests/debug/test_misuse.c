@@ -1,6 +1,6 @@
 /*
  * test_misuse.c - misuses that hang a Release build abort a Debug build
- * with a message naming them (runtime/src/debug.h; issue 18, items 9, 10).
+ * with a message naming them (runtime/src/debug.h; issue 18, items 7, 9, 10).
  * Each case runs in a child process (a death test): the child must die of
  * SIGABRT and its stderr must name the misuse.
  *
@@ -11,6 +11,8 @@
  *   - a blocking call from a signal handler that interrupted a kanal call
  *     holding the channel's lock (the deadlock of item 9), and one that
  *     interrupted a wait of its thread
+ *   - an after_func that blocks on the timer thread (every deadline of the
+ *     process would wait for it)
  *
  * Built only in the Debug build without sanitizers (tools/test's "debug"
  * stage), like test_uaf.c.
@@ -189,4 +191,31 @@ Test(misuse, handler_call_on_held_lock)
 Test(misuse, handler_blocks_inside_wait)
 {
 	expect_abort(handler_waits_in_wait, "from a signal handler that interrupted a wait");
+}
+
+/* ---- a blocking after_func on the timer thread (issue 18, item 7) --------- */
+
+static void recv_forever(void *arg)
+{
+	int64_t v;
+
+	kn_chan_recv(arg, &v); /* nothing is ever sent */
+}
+
+/* A deadline's after_funcs run on kanal's one timer thread: one that
+ * blocks there stops every deadline in the process. */
+static void after_func_blocks(void)
+{
+	kn_chan *ch = kn_chan_new(sizeof(int64_t), 0);
+	kn_ctx *ctx = kn_ctx_with_timeout(kn_ctx_background(), 1000000);
+	kn_ctx_stop stop;
+	struct timespec ts = { 20, 0 };
+
+	kn_ctx_after_func(ctx, recv_forever, ch, &stop);
+	nanosleep(&ts, NULL); /* the check aborts long before */
+}
+
+Test(misuse, blocking_after_func_on_the_timer_thread)
+{
+	expect_abort(after_func_blocks, "on kanal's timer thread");
 }

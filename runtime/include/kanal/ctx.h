@@ -155,6 +155,12 @@ typedef struct kn_ctx_stop {
  * already cancelled. Never runs for a context that cannot be cancelled.
  * 0, or EINVAL (fn or stop NULL). fn may call anything on ctx, release
  * included. Non-blocking (apart from fn when it runs at once).
+ *
+ * fn must not block (no waiting send, receive, acquire, join, sleep): kanal
+ * has one timer thread, and while an after_func run by a deadline waits,
+ * no other deadline in the process fires. Hand blocking work to a task
+ * (kn_go) or use the try_ forms. A Debug build aborts with a message when
+ * a call would wait on the timer thread.
  */
 KN_API int kn_ctx_after_func(kn_ctx *ctx, void (*fn)(void *), void *arg,
 			     kn_ctx_stop *stop);
