@@ -25,7 +25,7 @@
  *                 received in the opposite order (the later one's receive
  *                 ending before the earlier one's began)
  *   close         one close per channel succeeds; a send that returned 0
- *                 began before that close ended; an EPIPE began... ended
+ *                 began before that close ended; an EPIPE call ended
  *                 after it began; a receive gets EPIPE only when every value
  *                 sent before it began was received by a call that began
  *                 before it ended, and its buffer holds the zero value
@@ -33,6 +33,8 @@
  *                 ECANCELED; ECANCELED only after the cancel began
  *   semaphore     the tokens held never exceed the size; all come back
  *   statuses      each call returns only what its form may return
+ *   final states  channels empty after the drain; closed (cancelled)
+ *                 exactly when a close (cancel) succeeded
  *
  * Generator constraints that keep the model sequential and the program
  * finite: a thread releases its tokens right after acquiring them (no
@@ -612,9 +614,17 @@ static void check(struct prog *pg)
 	if (kn_sem_available(pg->sem) != SEM_SIZE)
 		FAIL(pg, "semaphore ends with %" PRIu64 " of %d tokens",
 		     kn_sem_available(pg->sem), SEM_SIZE);
-	for (i = 0; i < pg->nchans; i++)
+	for (i = 0; i < pg->nchans; i++) {
 		if (kn_chan_len(pg->ch[i]) != 0)
 			FAIL(pg, "channel %d not empty after the drain", i);
+		if (kn_chan_is_closed(pg->ch[i]) != (closes[i] != NULL))
+			FAIL(pg, "channel %d: closed %d, but a close succeeded: %d", i,
+			     kn_chan_is_closed(pg->ch[i]), closes[i] != NULL);
+	}
+	for (i = 0; i < NCTX; i++)
+		if ((kn_ctx_err(pg->ctx[i]) != 0) != (cancels[i] != NULL))
+			FAIL(pg, "context %d: err %d, but a cancel succeeded: %d", i,
+			     kn_ctx_err(pg->ctx[i]), cancels[i] != NULL);
 }
 
 /* ---- driver ------------------------------------------------------------------------ */
