@@ -16,6 +16,10 @@
  *   -DSEM: a semaphore of 2 with one token held; W acquires 2 with ctx; C
  *   cancels, then releases the held token (serve from the head: claim,
  *   subtract, unlink, publish after the unlock).
+ *   -DPASS, ring: W receives with ctx beside R2, a plain receiver, while S
+ *   sends two values and C only cancels, all at any moment: a
+ *   notification W was given and then gives up for its context must reach
+ *   R2 (pass_on), or R2 and S sleep for ever.
  *
  * The context: cancel stores err, then (its queue's notify_all) decides
  * every watching waiter with SEL_CANCEL. A watch is one critical section
@@ -48,14 +52,21 @@
  * registration and its watch); -DRETRY_FIRST, a woken waiter retrying
  * before it checks its context (the retry takes C's value). The ring
  * flavour with LATE_WATCH alone passes: the check after waking covers it.
+ * -DPASS -DNO_PASS_ON drops pass_on: R2 sleeps with a value buffered.
  */
 
+#ifdef PASS
+#define NW 3            /* W, R2, S */
+#else
 #define NW 2
+#endif
 #define NQ 2
 #define SENDQ 0
 #define RECVQ 1
 #define W 0
 #define P 1             /* C as a waiter (rendezvous: its blocked send) */
+#define R2 1            /* PASS: a plain receiver */
+#define S 2             /* PASS: a plain sender of two values */
 
 #include "waitq.inc"
 
@@ -70,7 +81,7 @@ bool ctxdone;
 bool watching[NW];
 bool waiting;           /* ghost: W is registered, or woken and not yet past its check */
 bool blocked_at_cancel; /* ghost: waiting at the store of err */
-bool returned[NW + 1];  /* W, P (C), and C's cancel */
+bool returned[NW + 1];  /* W, P (C) or R2 and S, and C's cancel */
 byte wres = 255;        /* W's result */
 byte got;               /* W's value (1: C's) */
 
@@ -118,6 +129,7 @@ inline watch(id)
 #if !defined(RENDEZVOUS) && !defined(SEM)
 
 byte items;             /* capacity 1 */
+byte nrecv;             /* values received */
 
 proctype waiter()
 {
@@ -134,7 +146,7 @@ proctype waiter()
 	:: r == AGAIN ->
 		atomic {
 			if
-			:: items > 0 -> items--; got = 1; r = OK; break
+			:: items > 0 -> items--; nrecv++; got = 1; r = OK; break
 			:: else -> skip
 			fi
 		};
@@ -167,18 +179,27 @@ proctype waiter()
 			:: else -> waiting = false; r = AGAIN
 			fi
 		};
+#ifndef NO_PASS_ON
+		/* pass_on: the notification W gives up goes to the next */
 		if
 		:: r == CANCELED && v == CASE0 -> notify_one(RECVQ)
 		:: else -> skip
 		fi;
+#endif
 #else
 		waiting = false;
 #endif
 		v = 0
 	od;
+	/* chan_signal after a receive */
+	if
+	:: r == OK -> notify_one(SENDQ)
+	:: else -> skip
+	fi;
 	atomic { wres = r; waiting = false; returned[W] = true }
 }
 
+#ifndef PASS
 proctype canceller()
 {
 	WAITQ_LOCALS;
@@ -197,6 +218,71 @@ proctype monitor()
 	assert(wres == OK && got == 1 && items == 0 ||
 	       wres == CANCELED && got == 0 && items == 1)
 }
+#else
+/* A plain ring operation without a context (chan.c without the poll):
+ * try, register, re-check, park, unregister, retry; then chan_signal. */
+inline plain_op(id, kind)
+{
+	do
+	:: atomic {
+		if
+		:: kind == RECVQ && items > 0 -> items--; nrecv++; break
+		:: kind == SENDQ && items == 0 -> items++; break
+		:: else -> waiter_init(id)
+		fi
+	   };
+		push(kind, id);
+		atomic {
+			if
+			:: kind == RECVQ && items > 0 || kind == SENDQ && items == 0 ->
+				decide_self(id, ABORT)
+			:: else -> skip
+			fi
+		};
+		park(id, false, exp);
+		remove(kind, id);
+		v = 0
+	od;
+	notify_one(1 - kind)
+}
+
+proctype receiver2()
+{
+	WAITQ_LOCALS;
+	bool exp;
+
+	plain_op(R2, RECVQ);
+	returned[R2] = true
+}
+
+proctype sender()
+{
+	WAITQ_LOCALS;
+	bool exp;
+
+	plain_op(S, SENDQ);
+	plain_op(S, SENDQ);
+	returned[S] = true
+}
+
+proctype canceller()
+{
+	WAITQ_LOCALS;
+
+	cancel();
+	returned[NW] = true
+}
+
+/* Nobody sleeps for ever (a notification W gave up reached R2), and the
+ * two values are received or buffered. */
+proctype monitor()
+{
+	timeout;
+	assert(returned[W] && returned[R2] && returned[S] && returned[NW]);
+	assert(!blocked_at_cancel || wres == CANCELED);
+	assert(nrecv + items == 2)
+}
+#endif
 
 #endif
 
@@ -495,6 +581,10 @@ init
 		waitq_init_all();
 		run waiter();
 		run canceller();
+#ifdef PASS
+		run receiver2();
+		run sender();
+#endif
 		run monitor()
 	}
 }
