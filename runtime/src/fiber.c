@@ -1,13 +1,15 @@
 /*
- * fiber.c - stacks and the switch (fiber.h).
+ * fiber.c - the switch, and a fiber's first frame (fiber.h).
  *
- * Layout of a fresh fiber's stack, from its top (x86-64): the fiber record,
- * 16 bytes of padding, then the frame kn_fiber_swap pops when it first
- * switches in: the return address (the trampoline), rbp, rbx, r12 (the
- * entry: fiber_main), r13 (its argument: the fiber), r14, r15, and one word
- * holding MXCSR and the x87 control word at their power-on defaults. The
- * trampoline's stack pointer is 16-byte aligned, as the ABI wants before a
- * call.
+ * Layout of a fresh fiber's stack (stack.c hands it out), from its top
+ * (x86-64): the fiber record, 16 bytes of padding, then the frame
+ * kn_fiber_swap pops when it first switches in: the return address (the
+ * trampoline), rbp, rbx, r12 (the entry: fiber_main), r13 (its argument:
+ * the fiber), r14, r15, and one word holding MXCSR and the x87 control word
+ * at their power-on defaults. The trampoline's stack pointer is 16-byte
+ * aligned, as the ABI wants before a call. Every switch checks the
+ * leaving fiber's stack pointer and the arriving fiber's record (the
+ * overflow checks 2 and 3 of stack.c).
  */
 #include "fiber.h"
 
@@ -15,10 +17,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include "fault.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define KN_ASAN 1
@@ -36,6 +34,7 @@
 #endif
 
 #ifdef KN_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef KN_TSAN_FIBERS
@@ -104,9 +103,12 @@ static void fiber_main(struct fiber *f)
 	abort(); /* entry must switch away for good */
 }
 
+_Thread_local struct fiber *fiber_running;
+
 void fiber_adopt_thread(struct fiber *f)
 {
 	memset(f, 0, sizeof(*f));
+	f->magic = FIBER_MAGIC ^ (uintptr_t)f;
 #ifdef KN_ASAN
 	{
 		pthread_attr_t a;
@@ -126,34 +128,21 @@ void fiber_adopt_thread(struct fiber *f)
 #endif
 }
 
-struct fiber *fiber_new(size_t size, void (*entry)(void *), void *arg)
+struct fiber *fiber_new(struct stack_pool *sp, struct stack_cache *c,
+			void (*entry)(void *), void *arg)
 {
 #if FIBER_AVAILABLE
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t len = ((size + sizeof(struct fiber) + page - 1) & ~(page - 1)) + page;
-	unsigned char *map, *top;
+	struct fiber *f = stack_take(sp, c);
+	unsigned char *top;
 	uint64_t *frame;
-	struct fiber *f;
 
-	if (fault_alloc_should_fail())
-		goto nomem;
-	map = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-	if (map == MAP_FAILED)
-		goto nomem;
-	if (mprotect(map, page, PROT_NONE)) {
-		munmap(map, len);
-		goto nomem;
+	if (!f) {
+		errno = ENOMEM;
+		return NULL;
 	}
-	f = (struct fiber *)(map + len) - 1;
-	memset(f, 0, sizeof(*f));
-	f->map = map;
-	f->map_size = len;
 	f->entry = entry;
 	f->arg = arg;
 	top = (unsigned char *)((uintptr_t)f & ~(uintptr_t)15) - 16;
-	f->stack_lo = map + page;
-	f->stack_size = (size_t)(top - (unsigned char *)f->stack_lo);
 	frame = (uint64_t *)top - 8;
 	frame[0] = 0x1f80 | ((uint64_t)0x037f << 32); /* MXCSR, x87 CW */
 	frame[1] = 0;                               /* r15 */
@@ -164,15 +153,17 @@ struct fiber *fiber_new(size_t size, void (*entry)(void *), void *arg)
 	frame[6] = 0;                               /* rbp */
 	frame[7] = (uint64_t)(uintptr_t)kn_fiber_trampoline;
 	f->sp = frame;
+#ifdef KN_ASAN
+	/* A reused stack may keep the poison of frames that never returned. */
+	__asan_unpoison_memory_region(f->stack_lo, f->stack_size);
+#endif
 #ifdef KN_TSAN_FIBERS
 	f->tsan = __tsan_create_fiber(0);
 #endif
 	return f;
-nomem:
-	errno = ENOMEM;
-	return NULL;
 #else
-	(void)size;
+	(void)sp;
+	(void)c;
 	(void)entry;
 	(void)arg;
 	errno = ENOSYS;
@@ -180,12 +171,33 @@ nomem:
 #endif
 }
 
-void fiber_free(struct fiber *f)
+/* The magic word at the top of f's record is intact (check 3, stack.c). */
+static void check_record(const struct fiber *f)
 {
+	if (unlikely(f->magic != (FIBER_MAGIC ^ (uintptr_t)f))) {
+		stack_overflow("a task's stack overran into the one above it");
+		abort();
+	}
+}
+
+void fiber_free(struct stack_pool *sp, struct stack_cache *c, struct fiber *f)
+{
+	check_record(f);
 #ifdef KN_TSAN_FIBERS
 	__tsan_destroy_fiber(f->tsan);
 #endif
-	munmap(f->map, f->map_size);
+	stack_give(sp, c, f);
+}
+
+/* Check 2 (stack.c): the leaving fiber's stack pointer is inside its
+ * stack. */
+static void check_leaving(const struct fiber *f)
+{
+	if (unlikely(f->arena &&
+		     (uintptr_t)__builtin_frame_address(0) < (uintptr_t)f->stack_lo)) {
+		stack_overflow("stack pointer below the stack at a switch");
+		abort();
+	}
 }
 
 void fiber_switch(struct fiber *from, struct fiber *to, bool leaving)
@@ -193,6 +205,9 @@ void fiber_switch(struct fiber *from, struct fiber *to, bool leaving)
 #if FIBER_AVAILABLE
 	int saved_errno = errno;
 
+	check_leaving(from);
+	check_record(to);
+	fiber_running = to;
 #ifdef KN_ASAN
 	__sanitizer_start_switch_fiber(leaving ? NULL : &from->asan_fake,
 				       to->stack_lo, to->stack_size);

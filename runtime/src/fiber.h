@@ -17,9 +17,9 @@
  * own errno across a switch; other thread-locals belong to the thread and
  * are shared by the fibers that run on it.
  *
- * Stacks are mmap'd with a guard page below (an overflow faults instead of
- * corrupting a neighbour) and MAP_NORESERVE: only touched pages cost memory.
- * The fiber record sits at the top of its own mapping.
+ * Stacks come from a stack pool (stack.c: arenas of many stacks in one
+ * mapping, per-thread caches, guard pages and overflow detection); the
+ * fiber record sits at the top of its stack.
  *
  * Sanitizers: AddressSanitizer and ThreadSanitizer are told about every
  * switch (__sanitizer_start/finish_switch_fiber, __tsan_switch_to_fiber), so
@@ -31,6 +31,8 @@
 #ifndef KN_FIBER_H
 #define KN_FIBER_H
 
+#include <pthread.h>
+
 #include "platform.h"
 
 #if defined(__x86_64__) && defined(__linux__)
@@ -39,10 +41,12 @@
 #define FIBER_AVAILABLE 0
 #endif
 
+struct stack_arena;
+
 struct fiber {
 	void *sp;                /* saved stack pointer, while not running */
-	void *map;               /* the mapping; NULL for a thread's own stack */
-	size_t map_size;
+	struct stack_arena *arena; /* its stack's; NULL for a thread's own */
+	uint32_t index;          /* its stack's number in the arena */
 	void (*entry)(void *);
 	void *arg;
 	struct fiber *next;      /* the scheduler's lists */
@@ -50,25 +54,81 @@ struct fiber {
 	void (*wake)(struct fiber *f); /* make it runnable (any thread) */
 	void *tsan;              /* ThreadSanitizer's fiber */
 	void *asan_fake;         /* AddressSanitizer's fake stack, while away */
-	const void *stack_lo;    /* the usable stack, for AddressSanitizer */
+	const void *stack_lo;    /* the usable stack (the thread's own: ASan only) */
 	size_t stack_size;
+	uintptr_t magic;         /* last: a neighbour's overflow hits it first */
 };
+
+/* Where a pool's stacks come from (stack.c): one per pool, shared by its
+ * workers under a mutex taken only on cache misses. */
+struct stack_pool {
+	pthread_mutex_t lock;
+	size_t stack_size;       /* usable bytes, as the pool asked */
+	size_t stride;           /* one stack in an arena: guard page included */
+	unsigned per_arena;      /* stacks in one arena */
+	char name[16];           /* the pool's, for the overflow message */
+	/* Under lock. */
+	struct stack_arena *all;   /* every arena, to unmap at destroy */
+	struct stack_arena *avail; /* arenas with free stacks (doubly linked) */
+	unsigned nempty;           /* arenas all free and not yet trimmed */
+	/* Counters for kn_pool_stats (relaxed). */
+	_Atomic uint64_t bytes;    /* mapped */
+	_Atomic uint64_t failures; /* stacks that could not be had */
+};
+
+/* A thread's cache of free stacks of one pool (the owner thread only). */
+struct stack_cache {
+	struct fiber *free;
+	unsigned n;
+};
+
+/* Set up sp for stacks of at least size usable bytes (at most
+ * KN_POOL_MAX_STACK, so that no rounding wraps);
+ * name: the pool's, quoted by the overflow message. */
+void stack_pool_init(struct stack_pool *sp, size_t size, const char *name);
+/* Unmap every arena; no stack of sp may be in use or cached. */
+void stack_pool_destroy(struct stack_pool *sp);
+/* Hand the cached stacks back to sp (the thread ends). */
+void stack_cache_flush(struct stack_pool *sp, struct stack_cache *c);
+
+/* The calling thread runs sp's fibers from now on: the overflow message
+ * names sp; a SIGSEGV on a fiber's guard page is reported as an overflow
+ * (on an alternate signal stack). stack_thread_exit undoes it. */
+void stack_thread_init(const struct stack_pool *sp);
+void stack_thread_exit(void);
+
+/* The fiber running on this thread (the overflow handler's). */
+extern _Thread_local struct fiber *fiber_running;
+
+#define FIBER_MAGIC ((uintptr_t)0x6b616e616c737470ull) /* ^ its address */
+
+/* Between fiber.c and stack.c: a stack with its record initialized but
+ * for the switch frame (NULL: none to be had), and back. */
+struct fiber *stack_take(struct stack_pool *sp, struct stack_cache *c);
+void stack_give(struct stack_pool *sp, struct stack_cache *c, struct fiber *f);
+/* Print the overflow message naming the thread's pool; how: the check
+ * that saw it. Async-signal-safe. */
+void stack_overflow(const char *how);
 
 /* Describe the calling thread's own stack as a fiber, to switch away from
  * it and back. */
 void fiber_adopt_thread(struct fiber *f);
 
-/* A new fiber that will run entry(arg) when first switched to, on a stack of
- * at least size bytes; entry must never return (it switches away for good).
- * NULL with errno ENOMEM. */
-struct fiber *fiber_new(size_t size, void (*entry)(void *), void *arg);
+/* A new fiber that will run entry(arg) when first switched to, on a stack
+ * of sp (from the cache c first); entry must never return (it switches
+ * away for good). NULL with errno ENOMEM (sp's failures counts it). */
+struct fiber *fiber_new(struct stack_pool *sp, struct stack_cache *c,
+			void (*entry)(void *), void *arg);
 
-/* Unmap a fiber that is not running and will not be switched to. */
-void fiber_free(struct fiber *f);
+/* Give back the stack of a fiber that is not running and will not be
+ * switched to (into c; the surplus to sp). */
+void fiber_free(struct stack_pool *sp, struct stack_cache *c, struct fiber *f);
 
 /* Save the running fiber in from and run to; returns when someone switches
  * back to from. leaving: from will never run again (it is about to be
- * freed by whoever runs next). */
+ * freed by whoever runs next). Stops the process with the overflow message
+ * if from's stack pointer is below its stack or to's record was
+ * overwritten (stack.c). */
 void fiber_switch(struct fiber *from, struct fiber *to, bool leaving);
 
 #endif

@@ -41,6 +41,16 @@ uint64_t kn_stat_allocs(void)
 	return at_load_relaxed(&stat_allocs);
 }
 
+void stat_count_syscall(void)
+{
+	at_add_relaxed(&stat_syscalls, 1);
+}
+
+void stat_count_alloc(void)
+{
+	at_add_relaxed(&stat_allocs, 1);
+}
+
 int kn_ncpu(void)
 {
 	static _Atomic int cached;

@@ -209,6 +209,10 @@ void *kn_alloc(size_t size);
 void *kn_alloc_aligned(size_t align, size_t size);
 void *kn_calloc(size_t n, size_t size);
 void kn_free(void *p);
+/* Count a system call or an allocation made without the calls above (fiber
+ * stacks' mappings: stack.c). */
+void stat_count_syscall(void);
+void stat_count_alloc(void);
 
 /* Overflow-checked a * b. */
 static inline bool mul_overflows(size_t a, size_t b, size_t *out)

@@ -139,8 +139,10 @@
  *     that fails, its thread sleeps without stranding any. A worker that
  *     cannot map the reserve only resumes its fibers (sleep_for_fibers).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "debug.h"
@@ -207,7 +209,8 @@ struct worker {
 	unsigned nloops;
 	struct fiber *ready, *ready_tail;   /* runnable blocked fibers, FIFO */
 	struct waiter *suspending;          /* for the fiber switched to */
-	struct fiber *dead;                 /* to unmap after the switch */
+	struct fiber *dead;                 /* to free after the switch */
+	struct stack_cache stacks;          /* free stacks (stack.c) */
 	_Atomic uint64_t nblocked;          /* blocked or ready; read by pool_idle */
 	_Atomic(struct fiber *) remote KN_ALIGNED; /* woken by other threads */
 	struct waitq wakeq;                 /* this worker, while it sleeps */
@@ -225,6 +228,8 @@ struct kn_pool {
 	void *hook_arg;
 	_Atomic(struct worker *) *slots; /* published by each worker itself */
 	size_t stack_size;               /* of a fiber; 0: no fibers */
+	struct stack_pool stacks;        /* when stack_size != 0 */
+	_Atomic uint32_t stack_warned;   /* the no-stack message was printed */
 	_Atomic uint32_t closing;        /* outside spawns refused */
 	_Atomic uint32_t stopping;       /* workers exit */
 
@@ -553,7 +558,7 @@ static void after_switch(struct worker *w)
 	struct waiter *wt = w->suspending;
 
 	if (w->dead) {
-		fiber_free(w->dead);
+		fiber_free(&w->pool->stacks, &w->stacks, w->dead);
 		w->dead = NULL;
 	}
 	if (wt) {
@@ -589,16 +594,18 @@ static void loop_main(void *arg)
 
 	after_switch(w);
 	worker_loop(w);
-	for (l = &w->loops; *l != &w->native; l = &(*l)->next)
+	for (l = &w->loops; *l && *l != &w->native; l = &(*l)->next)
 		;
-	*l = w->native.next;
-	w->nloops--;
+	if (*l) { /* the loop ran there for want of a stack (run_loop) */
+		*l = w->native.next;
+		w->nloops--;
+	}
 	switch_to(w, &w->native, NULL, true);
 }
 
 static struct fiber *new_loop(struct worker *w)
 {
-	struct fiber *f = fiber_new(w->pool->stack_size, loop_main, w);
+	struct fiber *f = fiber_new(&w->pool->stacks, &w->stacks, loop_main, w);
 
 	if (f) {
 		f->owner = w;
@@ -659,6 +666,17 @@ static bool tasks_turn(struct worker *w)
 	       may_start_task(w);
 }
 
+/* A suspension found no memory for a stack: the task sleeps on its thread
+ * (a spare thread takes over, up to max_spare). Counted in the stats
+ * (stack_failures, by stack.c) and said once per pool on stderr, since a
+ * pool whose spares are all taken this way stops starting tasks. */
+static void no_stack(kn_pool *p)
+{
+	if (!at_xchg_acq_rel(&p->stack_warned, 1))
+		fprintf(stderr, "kanal: pool \"%s\": no memory for a task stack; "
+			"blocked tasks now hold their threads\n", p->name);
+}
+
 /* The block hook's suspend: run a runnable fiber, else a loop fiber, in
  * place of the blocked task. */
 static bool worker_suspend(void *arg, struct waiter *wt)
@@ -670,8 +688,10 @@ static bool worker_suspend(void *arg, struct waiter *wt)
 		w->streak = 0;
 	else
 		to = spare_loop(w);
-	if (!to)
+	if (!to) {
+		no_stack(w->pool);
 		return false;
+	}
 	wt->fib = w->cur;
 	at_store_relaxed(&w->nblocked, at_load_relaxed(&w->nblocked) + 1);
 	switch_to(w, to, wt, false);
@@ -707,7 +727,7 @@ static void free_loops(struct worker *w)
 	while ((f = w->loops) != NULL) {
 		w->loops = f->next;
 		if (f != &w->native)
-			fiber_free(f);
+			fiber_free(&w->pool->stacks, &w->stacks, f);
 	}
 	w->nloops = 0;
 }
@@ -1150,6 +1170,21 @@ static void worker_loop(struct worker *w)
 		run_task(w, t);
 }
 
+/* The loop runs on a fiber from the start, so that every task has the
+ * same stack (stack_size) whatever ran before it on this worker; the
+ * thread's own stack waits, and the loop ends there. Without fibers, or
+ * without memory for the first one, it runs here (tasks then have the
+ * thread's stack until one blocks). */
+static void run_loop(struct worker *w)
+{
+	struct fiber *f = w->pool->stack_size ? new_loop(w) : NULL;
+
+	if (f)
+		switch_to(w, f, NULL, false);
+	else
+		worker_loop(w);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -1161,14 +1196,20 @@ static void *worker_main(void *arg)
 	w->native.owner = w;
 	w->native.wake = fiber_ready;
 	w->cur = &w->native;
+	if (p->stack_size)
+		stack_thread_init(&p->stacks);
 	name_thread(p, w->index);
 	at_store_release(&p->slots[w->index], w);
 	waiter_set_block_hook(&w->hook);
 	if (p->on_start)
 		p->on_start(p, w->index, p->hook_arg);
-	worker_loop(w);
+	run_loop(w);
 	/* Back on the thread's own stack, with no fiber blocked. */
 	free_loops(w);
+	if (p->stack_size) {
+		stack_cache_flush(&p->stacks, &w->stacks);
+		stack_thread_exit();
+	}
 	waiter_set_block_hook(NULL);
 	if (p->on_stop)
 		p->on_stop(p, w->index, p->hook_arg);
@@ -1442,6 +1483,8 @@ static void pool_release(kn_pool *p)
 		deque_destroy(&p->owned[i]->dq);
 		kn_free(p->owned[i]);
 	}
+	if (p->stack_size)
+		stack_pool_destroy(&p->stacks);
 	kn_free(p->owned);
 	kn_free(p->slots);
 	kn_free(p);
@@ -1468,7 +1511,8 @@ kn_pool *kn_pool_new(const struct kn_pool_opts *opts)
 	kn_pool *p;
 	int err = ENOMEM;
 
-	if (n > MAX_THREADS || spare > MAX_THREADS - n) {
+	if (n > MAX_THREADS || spare > MAX_THREADS - n ||
+	    o.stack_size > KN_POOL_MAX_STACK) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -1484,6 +1528,8 @@ kn_pool *kn_pool_new(const struct kn_pool_opts *opts)
 		p->stack_size = o.stack_size > KN_POOL_MIN_STACK ? o.stack_size :
 				o.stack_size ? KN_POOL_MIN_STACK : KN_POOL_DEFAULT_STACK;
 	snprintf(p->name, sizeof(p->name), "%s", o.name ? o.name : "kanal");
+	if (p->stack_size)
+		stack_pool_init(&p->stacks, p->stack_size, p->name);
 	p->on_start = o.on_start;
 	p->on_stop = o.on_stop;
 	p->hook_arg = o.hook_arg;
@@ -1539,6 +1585,10 @@ int kn_pool_stats(kn_pool *p, struct kn_pool_stats *st)
 		st->switches += at_load_relaxed(&w->n_switch);
 	}
 	st->spares_started = at_load_relaxed(&p->spares_started);
+	if (p->stack_size) {
+		st->stack_bytes = at_load_relaxed(&p->stacks.bytes);
+		st->stack_failures = at_load_relaxed(&p->stacks.failures);
+	}
 	st->workers = (unsigned)p->target;
 	st->threads = n;
 	return 0;
@@ -1555,10 +1605,35 @@ kn_pool *kn_pool_current(void)
  * remembered, so a later call tries again. */
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static kn_pool *_Atomic default_pool;
+static struct kn_pool_opts default_opts = { .name = "kn-go" };
+static char default_name[16];
+
+/* KANAL_STACK_SIZE: bytes, or with a K, M or G suffix; 0 if unset,
+ * SIZE_MAX (which kn_pool_new refuses) if it is not a size. */
+static size_t env_stack_size(void)
+{
+	const char *s = getenv("KANAL_STACK_SIZE");
+	unsigned long long v;
+	char *end;
+	int shift = 0;
+
+	if (!s || !*s)
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (errno || end == s || *end || v == 0 || v > (SIZE_MAX >> shift))
+		return SIZE_MAX;
+	return (size_t)v << shift;
+}
 
 kn_pool *pool_default(void)
 {
-	struct kn_pool_opts o = { .name = "kn-go" };
+	struct kn_pool_opts o;
 	kn_pool *p = at_load_acquire(&default_pool);
 
 	if (likely(p))
@@ -1566,11 +1641,38 @@ kn_pool *pool_default(void)
 	pthread_mutex_lock(&default_lock);
 	p = at_load_acquire(&default_pool);
 	if (!p) {
+		o = default_opts;
+		if (!o.stack_size)
+			o.stack_size = env_stack_size();
 		p = kn_pool_new(&o);
 		at_store_release(&default_pool, p);
 	}
 	pthread_mutex_unlock(&default_lock);
 	return p;
+}
+
+kn_pool *kn_default_pool(void)
+{
+	return pool_default();
+}
+
+int kn_default_pool_set(const struct kn_pool_opts *opts)
+{
+	int err = EINVAL;
+
+	if (!opts)
+		return EINVAL;
+	pthread_mutex_lock(&default_lock);
+	if (!at_load_acquire(&default_pool)) {
+		default_opts = *opts;
+		if (opts->name) {
+			snprintf(default_name, sizeof(default_name), "%s", opts->name);
+			default_opts.name = default_name;
+		}
+		err = 0;
+	}
+	pthread_mutex_unlock(&default_lock);
+	return err;
 }
 
 int kn_go(void (*fn)(void *), void *arg)

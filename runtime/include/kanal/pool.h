@@ -27,16 +27,37 @@
  * to another stack (a fiber, in user space: no system call) and goes on
  * running other tasks; whoever completes the wait makes the task runnable
  * again, and it resumes on the same worker thread, with its own errno
- * (other thread-locals are the thread's, shared by its tasks). Tasks run on
- * the stack of the worker loop that took them; a stack of stack_size bytes
- * (guard page below) is mapped only when a task blocks and no spare stack
- * is left, and a worker keeps a few for reuse. A pool whose tasks never
- * block never maps one. So a task may have no more than stack_size bytes of
- * stack (the guard page faults beyond): a task with large frames needs a
- * pool with a larger stack_size.
+ * (other thread-locals are the thread's, shared by its tasks).
+ *
+ * Stacks. Every task runs on a stack of stack_size bytes (a few hundred
+ * bytes less: the worker loop's frames lie below it), whatever ran before
+ * it on its worker; only a task that blocks keeps its stack while it
+ * waits. Stacks come from per-worker caches backed by the pool's arenas
+ * (mappings of up to 64 stacks, untouched pages cost no memory): in steady
+ * state a suspension makes no system call and no allocation, and the
+ * number of suspended tasks is bounded by memory, not by the kernel's
+ * mapping limit. Memory of stacks freed in a burst goes back to the
+ * kernel (one madvise per 64 stacks) beyond a reserve of two arenas. A
+ * blocked task costs its stack's touched pages (one or two when it blocks
+ * shallow) plus its task record.
+ *
+ * Stack overflow. The process's first 8192 stacks have a guard page; an
+ * access there kills the process (SIGSEGV) after a message on stderr
+ * naming the pool and its stack_size ("kanal: task stack overflow ..."),
+ * printed from kanal's SIGSEGV handler on an alternate signal stack
+ * (installed only if the program left SIGSEGV at its default; sanitizers
+ * report it their own way). Beyond 8192 stacks (guard pages cost a kernel
+ * mapping each) and for frames larger than a page in code built without
+ * -fstack-clash-protection (build your code with it: a frame that jumps
+ * the guard page writes into another task's stack), the overrun is caught
+ * at the task's or its victim's next switch (the stack pointer, and a
+ * magic word at the top of every stack's record), with the same message
+ * and abort(). A task with large frames or deep recursion needs a pool
+ * with a larger stack_size.
  *
  * A task on a pool made with no_fibers, or a suspension for which no stack
- * can be mapped (or no timer set), blocks the worker thread instead: it
+ * can be had (out of memory: counted in stack_failures, said once on
+ * stderr; or no timer set), blocks the worker thread instead: it
  * lets a spare thread take its place, up to max_spare spare threads, so
  * that the pool keeps N threads running tasks. Spare threads stay parked,
  * ready for the next block, until shutdown. A spare that cannot be started
@@ -100,6 +121,8 @@
  *   kn_pool_current      everything                         no       one thread-local load
  *   kn_go                everything                         no       kn_pool_spawn on the
  *                                                                    default pool
+ *   kn_default_pool      everything                         no       one acquire load
+ *   kn_default_pool_set  everything                         no       a mutex
  *
  * Memory order: everything before a spawn happens-before the task's start;
  * the task's end happens-before its join returns, and before a wait_idle
@@ -125,6 +148,8 @@ typedef struct kn_task kn_task;
  * smaller sizes are raised to the minimum. */
 #define KN_POOL_DEFAULT_STACK ((size_t)256 * 1024)
 #define KN_POOL_MIN_STACK ((size_t)16 * 1024)
+/* The largest stack_size (1 GiB); kn_pool_new refuses more with EINVAL. */
+#define KN_POOL_MAX_STACK ((size_t)1 << 30)
 
 struct kn_pool_opts {
 	unsigned workers;   /* N, threads running tasks; 0 = the CPUs of
@@ -137,7 +162,8 @@ struct kn_pool_opts {
 	void (*on_start)(kn_pool *pool, unsigned index, void *arg);
 	void (*on_stop)(kn_pool *pool, unsigned index, void *arg);
 	void *hook_arg;
-	size_t stack_size;  /* of a task's stack; 0 = KN_POOL_DEFAULT_STACK */
+	size_t stack_size;  /* of a task's stack; 0 = KN_POOL_DEFAULT_STACK;
+			       at most KN_POOL_MAX_STACK */
 	bool no_fibers;     /* blocked tasks block their thread (spares
 			       take its place) instead of switching */
 };
@@ -150,12 +176,16 @@ struct kn_pool_stats {
 	uint64_t switches;       /* fiber switches (tasks blocked, resumed) */
 	unsigned workers;        /* N */
 	unsigned threads;        /* threads started so far: N + spares */
+	uint64_t stack_bytes;    /* task stacks mapped now (virtual) */
+	uint64_t stack_failures; /* suspensions that found no memory for a
+				    stack (the task held its thread) */
 };
 
 /*
  * A new pool with its N worker threads started (they park at once).
  * opts NULL: defaults. NULL with errno EINVAL (workers or max_spare too
- * large: more than 4096 threads in all), ENOMEM, EAGAIN (no thread).
+ * large: more than 4096 threads in all; stack_size above
+ * KN_POOL_MAX_STACK), ENOMEM, EAGAIN (no thread).
  */
 KN_API kn_pool *kn_pool_new(const struct kn_pool_opts *opts);
 
@@ -210,10 +240,30 @@ KN_API kn_pool *kn_pool_current(void);
 
 /*
  * Go's "go fn(arg)": kn_pool_spawn on the process-wide default pool, made
- * (default options, thread names "kn-go-N") by the first call and never
- * freed. 0, EINVAL, ENOMEM/EAGAIN (the default pool could not be made).
+ * by the first call of kn_go or kn_default_pool and never freed. 0,
+ * EINVAL (NULL fn; or the default pool's options are invalid, e.g. a
+ * KANAL_STACK_SIZE that is not a size), ENOMEM/EAGAIN (the default pool
+ * could not be made), EPIPE (the default pool was shut down through
+ * kn_default_pool: it is not made again).
  */
 KN_API int kn_go(void (*fn)(void *), void *arg);
+
+/*
+ * The default pool (kn_go's), made on first use; NULL with errno as kn_go.
+ * Its options: those given to kn_default_pool_set, else the defaults with
+ * thread names "kn-go-N"; a stack_size left at 0 is taken from the
+ * environment variable KANAL_STACK_SIZE when set (bytes, or with a K, M or
+ * G suffix: "1M"). Shutting it down is allowed (kn_go then fails with
+ * EPIPE); freeing it is not.
+ */
+KN_API kn_pool *kn_default_pool(void);
+
+/*
+ * Set the default pool's options before its first use (opts->name is
+ * copied). 0; EINVAL: opts NULL, or the default pool exists already.
+ * May run concurrently with kn_go (one of them comes first).
+ */
+KN_API int kn_default_pool_set(const struct kn_pool_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,396 @@
+/*
+ * stack.c - where fiber stacks come from, and how an overflow is caught
+ * (fiber.h).
+ *
+ * Goal: a task that suspends in steady state makes no system call and no
+ * allocation, and the number of suspended tasks is bounded by memory, not
+ * by the kernel's limit on mappings (vm.max_map_count, 65,530 by default:
+ * one mapping plus one guard page each used to stop at about 32,700).
+ *
+ * Arenas. A pool's stacks are cut from arenas: one anonymous mapping
+ * (MAP_NORESERVE: untouched pages cost nothing) of per_arena stacks of
+ * stride bytes each, per_arena = 16 MiB / stride, between 1 and 64. A
+ * stack is [low page][usable stack ... fiber record], the record at the
+ * top, so a stack that only ever held a blocked task has touched its top
+ * page or two. Stacks never move between pools (their size is the pool's)
+ * and arenas are unmapped when the pool is freed.
+ *
+ * Caches. Each worker keeps up to CACHE_MAX free stacks (struct
+ * stack_cache, its own thread only) and exchanges CACHE_BATCH at a time
+ * with the pool (struct stack_pool, a mutex): taking a stack in steady
+ * state is a pop from a thread-local list, no lock, no system call; the
+ * lock is taken once per CACHE_BATCH misses and an arena is mapped once
+ * per per_arena stacks the pool ever holds at once.
+ *
+ * Giving memory back. An arena whose stacks are all free is kept as it is
+ * while the pool holds fewer than KEEP_EMPTY such arenas (the next burst
+ * reuses their touched pages); beyond that it is trimmed at once with one
+ * madvise(MADV_DONTNEED) over the whole arena: its pages go back to the
+ * kernel, its address range and guard pages stay. So a burst of a million
+ * suspended tasks costs one madvise per 64 stacks when it ends, and the
+ * memory of a pool that suspends few tasks stays warm.
+ *
+ * Guard pages. A guard page is a PROT_NONE page, and a protection change
+ * inside a mapping splits it: a guarded stack costs two mappings however
+ * the stacks are grouped, so guarding every stack brings back the
+ * max_map_count wall. The low page of a stack is therefore a guard
+ * (mprotect at arena creation, one call per stack) for the process's
+ * first GUARDED_MAX stacks (8192: 16,384 mappings, a quarter of the
+ * default limit, whatever the pools) and a plain unused page beyond; an
+ * unguarded arena is one mapping. Overflow detection, in order of cost:
+ *
+ *  1. Guarded stack: the overflowing access faults on the guard page. A
+ *     SIGSEGV handler (installed only if SIGSEGV was SIG_DFL, run on an
+ *     alternate signal stack each worker sets up) recognizes a fault
+ *     address within GUARD_REACH below the running fiber's stack, prints
+ *     the overflow message and lets the fault kill the process; any other
+ *     fault gets the default action. Free at run time.
+ *  2. At every switch (fiber_switch), the stack pointer of the fiber that
+ *     leaves must be inside its stack: an overrun with a frame still live
+ *     (a large frame that jumped the guard, then blocked) stops there.
+ *  3. The fiber record's last word holds a magic value: a stack's record
+ *     lies right above the low page of the next stack in the arena, so an
+ *     overrun that leaves its own stack through the low page (unguarded,
+ *     or jumped by a frame larger than a page) hits it first; the magic is
+ *     checked whenever the fiber is switched to or freed, i.e. before the
+ *     victim runs on a corrupted stack. Two compares per switch, on lines
+ *     the switch reads anyway.
+ * Frames larger than a page can jump a guard page only in code built
+ * without -fstack-clash-protection (kanal and its tests are built with
+ * it where the compiler has it); 2 and 3 catch what they can of the rest,
+ * at the next switch. The message names the pool and its stack_size.
+ *
+ * Synchronization: a cache belongs to its thread; the pool's lists and
+ * arenas are under the pool's mutex (a pthread mutex: a stack is taken
+ * inside the block hook, where the waiter layer's park must not recurse);
+ * the counters are relaxed atomics; the guard budget is one atomic.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "fiber.h"
+
+#define ARENA_BYTES ((size_t)16 << 20)
+#define ARENA_STACKS_MAX 64
+#define CACHE_MAX 64
+#define CACHE_BATCH 32
+#define KEEP_EMPTY 2
+#define GUARDED_MAX 8192
+#define GUARD_REACH ((uintptr_t)1 << 20)
+#define ALTSTACK_SIZE ((size_t)64 * 1024)
+
+struct stack_arena {
+	struct stack_arena *next_all;
+	struct stack_arena *next, *prev; /* on avail */
+	unsigned char *base;
+	size_t len;
+	unsigned nfree;
+	bool guarded;
+	bool dirty;          /* a stack was handed out since the last trim */
+	uint32_t free[];     /* stack numbers, nfree of them */
+};
+
+static _Atomic long guard_budget = GUARDED_MAX;
+static size_t page_size;
+
+void stack_pool_init(struct stack_pool *sp, size_t size, const char *name)
+{
+	size_t rec = sizeof(struct fiber) + 16;
+
+	memset(sp, 0, sizeof(*sp));
+	if (!page_size)
+		page_size = (size_t)sysconf(_SC_PAGESIZE);
+	pthread_mutex_init(&sp->lock, NULL);
+	sp->stack_size = size;
+	sp->stride = page_size + ((size + rec + page_size - 1) & ~(page_size - 1));
+	sp->per_arena = (unsigned)(ARENA_BYTES / sp->stride);
+	if (sp->per_arena < 1)
+		sp->per_arena = 1;
+	if (sp->per_arena > ARENA_STACKS_MAX)
+		sp->per_arena = ARENA_STACKS_MAX;
+	snprintf(sp->name, sizeof(sp->name), "%s", name);
+}
+
+static void avail_insert(struct stack_pool *sp, struct stack_arena *a)
+{
+	a->prev = NULL;
+	a->next = sp->avail;
+	if (sp->avail)
+		sp->avail->prev = a;
+	sp->avail = a;
+}
+
+static void avail_remove(struct stack_pool *sp, struct stack_arena *a)
+{
+	if (a->prev)
+		a->prev->next = a->next;
+	else
+		sp->avail = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+}
+
+/* Guard the low page of every stack of a, if the budget allows all. */
+static void guard_arena(struct stack_pool *sp, struct stack_arena *a)
+{
+	long n = (long)sp->per_arena;
+	unsigned i;
+
+	if (at_sub_relaxed(&guard_budget, n) < n) {
+		at_add_relaxed(&guard_budget, n);
+		return;
+	}
+	for (i = 0; i < sp->per_arena; i++) {
+		stat_count_syscall();
+		mprotect(a->base + (size_t)i * sp->stride, page_size, PROT_NONE);
+	}
+	a->guarded = true;
+}
+
+/* A new arena on avail, all free; under the lock. */
+static struct stack_arena *new_arena(struct stack_pool *sp)
+{
+	size_t len = sp->stride * sp->per_arena;
+	struct stack_arena *a;
+	unsigned i;
+	void *base;
+
+	if (fault_alloc_should_fail())
+		return NULL;
+	a = kn_alloc(sizeof(*a) + sp->per_arena * sizeof(a->free[0]));
+	if (!a)
+		return NULL;
+	stat_count_syscall();
+	base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (base == MAP_FAILED) {
+		kn_free(a);
+		return NULL;
+	}
+	stat_count_alloc();
+	memset(a, 0, sizeof(*a));
+	a->base = base;
+	a->len = len;
+	for (i = 0; i < sp->per_arena; i++)
+		a->free[i] = sp->per_arena - 1 - i; /* lowest first */
+	a->nfree = sp->per_arena;
+	guard_arena(sp, a);
+	a->next_all = sp->all;
+	sp->all = a;
+	at_add_relaxed(&sp->bytes, len);
+	avail_insert(sp, a);
+	return a;
+}
+
+static struct fiber *stack_record(struct stack_pool *sp, struct stack_arena *a,
+				  uint32_t i)
+{
+	unsigned char *lo = a->base + (size_t)i * sp->stride;
+	struct fiber *f = (struct fiber *)(lo + sp->stride) - 1;
+
+	f->arena = a;
+	f->index = i;
+	return f;
+}
+
+/* Up to CACHE_BATCH stacks into c (at least one unless out of memory). */
+static void refill(struct stack_pool *sp, struct stack_cache *c)
+{
+	struct stack_arena *a;
+	struct fiber *f;
+	unsigned got;
+
+	pthread_mutex_lock(&sp->lock);
+	for (got = 0; got < CACHE_BATCH; got++) {
+		a = sp->avail;
+		if (!a && (got || !(a = new_arena(sp))))
+			break;
+		if (a->nfree == sp->per_arena && a->dirty)
+			sp->nempty--;
+		a->dirty = true;
+		f = stack_record(sp, a, a->free[--a->nfree]);
+		if (!a->nfree)
+			avail_remove(sp, a);
+		f->next = c->free;
+		c->free = f;
+		c->n++;
+	}
+	pthread_mutex_unlock(&sp->lock);
+}
+
+/* f's stack back to its arena; under the lock. */
+static void put_back(struct stack_pool *sp, struct fiber *f)
+{
+	struct stack_arena *a = f->arena;
+
+	a->free[a->nfree++] = f->index;
+	if (a->nfree == 1)
+		avail_insert(sp, a);
+	if (a->nfree < sp->per_arena || !a->dirty)
+		return;
+	if (sp->nempty < KEEP_EMPTY) {
+		sp->nempty++;
+		return;
+	}
+	stat_count_syscall();
+	madvise(a->base, a->len, MADV_DONTNEED);
+	a->dirty = false;
+}
+
+/* Hand back n stacks from the top of c. */
+static void drain(struct stack_pool *sp, struct stack_cache *c, unsigned n)
+{
+	struct fiber *f;
+
+	pthread_mutex_lock(&sp->lock);
+	while (n-- && (f = c->free) != NULL) {
+		c->free = f->next;
+		c->n--;
+		put_back(sp, f);
+	}
+	pthread_mutex_unlock(&sp->lock);
+}
+
+void stack_cache_flush(struct stack_pool *sp, struct stack_cache *c)
+{
+	drain(sp, c, c->n);
+}
+
+struct fiber *stack_take(struct stack_pool *sp, struct stack_cache *c)
+{
+	struct fiber *f;
+	struct stack_arena *a;
+	uint32_t i;
+
+	if (!c->free)
+		refill(sp, c);
+	f = c->free;
+	if (!f) {
+		at_add_relaxed(&sp->failures, 1);
+		return NULL;
+	}
+	c->free = f->next;
+	c->n--;
+	a = f->arena;
+	i = f->index;
+	memset(f, 0, sizeof(*f));
+	f->arena = a;
+	f->index = i;
+	f->stack_lo = a->base + (size_t)i * sp->stride + page_size;
+	f->stack_size = (size_t)((unsigned char *)f - (unsigned char *)f->stack_lo) & ~(size_t)15;
+	f->magic = FIBER_MAGIC ^ (uintptr_t)f;
+	return f;
+}
+
+void stack_give(struct stack_pool *sp, struct stack_cache *c, struct fiber *f)
+{
+	f->next = c->free;
+	c->free = f;
+	if (++c->n > CACHE_MAX)
+		drain(sp, c, CACHE_BATCH);
+}
+
+void stack_pool_destroy(struct stack_pool *sp)
+{
+	struct stack_arena *a, *next;
+
+	for (a = sp->all; a; a = next) {
+		next = a->next_all;
+		stat_count_syscall();
+		munmap(a->base, a->len);
+		if (a->guarded)
+			at_add_relaxed(&guard_budget, (long)sp->per_arena);
+		kn_free(a);
+	}
+	sp->all = sp->avail = NULL;
+	pthread_mutex_destroy(&sp->lock);
+}
+
+/* ---- overflow reports -------------------------------------------------- */
+
+static _Thread_local const struct stack_pool *thread_pool;
+static _Thread_local void *thread_altstack;
+
+/* Async-signal-safe: snprintf into a local buffer and one write. */
+void stack_overflow(const char *how)
+{
+	const struct stack_pool *sp = thread_pool;
+	char msg[512];
+	int n;
+
+	n = snprintf(msg, sizeof(msg),
+		     "kanal: task stack overflow (%s) in pool \"%s\" "
+		     "(stack_size %zu bytes): raise kn_pool_opts.stack_size "
+		     "(KANAL_STACK_SIZE or kn_default_pool_set for kn_go), or "
+		     "move large arrays off the stack\n",
+		     how, sp ? sp->name : "?", sp ? sp->stack_size : (size_t)0);
+	if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
+		n = 0;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	const struct fiber *f = fiber_running;
+	uintptr_t a = (uintptr_t)si->si_addr, lo;
+
+	(void)uc;
+	if (f && f->arena) {
+		lo = (uintptr_t)f->stack_lo;
+		if (a < lo && lo - a <= GUARD_REACH)
+			stack_overflow("guard page");
+	}
+	/* Default action on return: the access faults again and kills. */
+	signal(sig, SIG_DFL);
+}
+
+static void install_handler(void)
+{
+	struct sigaction old, sa;
+
+	if (sigaction(SIGSEGV, NULL, &old) || old.sa_handler != SIG_DFL ||
+	    (old.sa_flags & SA_SIGINFO))
+		return; /* the program's own handler (or a sanitizer's) stays */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_segv;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, NULL);
+}
+
+void stack_thread_init(const struct stack_pool *sp)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	stack_t ss, old;
+
+	thread_pool = sp;
+	pthread_once(&once, install_handler);
+	if (sigaltstack(NULL, &old) || !(old.ss_flags & SS_DISABLE))
+		return; /* the thread has one */
+	ss.ss_sp = kn_alloc(ALTSTACK_SIZE);
+	if (!ss.ss_sp)
+		return; /* then a guard-page overflow dies unreported */
+	ss.ss_size = ALTSTACK_SIZE;
+	ss.ss_flags = 0;
+	if (sigaltstack(&ss, NULL)) {
+		kn_free(ss.ss_sp);
+		return;
+	}
+	thread_altstack = ss.ss_sp;
+}
+
+void stack_thread_exit(void)
+{
+	stack_t ss = { .ss_flags = SS_DISABLE };
+
+	thread_pool = NULL;
+	if (!thread_altstack)
+		return;
+	sigaltstack(&ss, NULL);
+	kn_free(thread_altstack);
+	thread_altstack = NULL;
+}
