@@ -479,25 +479,32 @@ void waitq_remove(struct waitq *q, struct wait_node *n)
 }
 
 /* Cheapest to wake first: a waiter still running (no call at all), then a
- * suspended fiber (a queue push), then a sleeping thread (a futex wake).
+ * suspended fiber (a queue push), then a sleeping thread (a futex wake),
+ * among the first PICK_SCAN undecided nodes: a queue of a hundred thousand
+ * suspended tasks must not cost a walk over their stacks per hand-off.
  * A node whose waiter was decided through another queue (a select's other
  * cases, a parked worker's second node) is unlinked on the way: until its
  * owner runs to unlink it, every notify would take this lock for nothing.
  * Its owner unlinks under this lock too, and finds it gone (invariant 3). */
+#define PICK_SCAN 8
+
 struct wait_node *waitq_pick_locked(struct waitq *q)
 {
 	struct wait_node *n, *next, *suspended = NULL, *asleep = NULL;
+	unsigned seen = 0;
 
-	for (n = q->head; n; n = next) {
+	for (n = q->head; n && seen < PICK_SCAN; n = next) {
 		uint32_t v = at_load_relaxed(&n->w->sel);
 
 		next = n->next;
 		if (v == SEL_WAITING)
 			return n;
 		if (v == SEL_SUSPENDED) {
+			seen++;
 			if (!suspended)
 				suspended = n;
 		} else if (v == SEL_PARKED) {
+			seen++;
 			if (!asleep)
 				asleep = n;
 		} else {

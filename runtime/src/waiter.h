@@ -259,8 +259,9 @@ static inline void waitq_unlock(struct waitq *q)
 }
 void waitq_push_locked(struct waitq *q, struct wait_node *n);
 void waitq_unlink_locked(struct waitq *q, struct wait_node *n);
-/* The node to decide next: the oldest whose owner is still awake (deciding
- * it costs no system call), else the oldest undecided one; NULL if none. A
+/* The node to decide next, among the oldest few undecided ones: one whose
+ * owner is still awake (deciding it costs no system call), else the oldest
+ * suspended one, else the oldest asleep; NULL if none. A
  * decision on it can still be lost to a racing one: pick again then. */
 struct wait_node *waitq_pick_locked(struct waitq *q);
 

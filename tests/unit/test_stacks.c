@@ -1,0 +1,314 @@
+/*
+ * test_stacks.c - task stacks (pool.h "Stacks", "Stack overflow"):
+ * hundreds of thousands of tasks suspended at once, the overflow message
+ * (death tests in a child process), the default pool's options and the
+ * limits on stack_size.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kanal/chan.h"
+#include "tsan.h"
+#include "unit/pool_helpers.h"
+
+/* ThreadSanitizer keeps a large state per fiber: fewer there. */
+#ifdef KN_TSAN
+#define MANY 4000
+#else
+#define MANY 200000
+#endif
+
+struct blocked {
+	kn_chan *ch;
+	_Atomic long entered, released;
+};
+
+static void block_on_recv(void *arg)
+{
+	struct blocked *b = arg;
+	long v;
+
+	at_add_relaxed(&b->entered, 1);
+	TASK_CHECK(kn_chan_recv(b->ch, &v) == EPIPE);
+	at_add_relaxed(&b->released, 1);
+}
+
+/* More tasks blocked at once than the kernel's default mapping limit
+ * (65,530) allowed with a mapping per stack; all released by the close. */
+Test(stacks, many_blocked_at_once, .timeout = 120)
+{
+	kn_pool *p = pool_of(2, 0);
+	struct blocked b = { .ch = kn_chan_new(sizeof(long), 0) };
+	struct kn_pool_stats st;
+	long i;
+
+	cr_assert_not_null(b.ch);
+	for (i = 0; i < MANY; i++)
+		cr_assert_eq(kn_pool_spawn(p, block_on_recv, &b), 0);
+	while (at_load_relaxed(&b.entered) < MANY)
+		nap_ms(1);
+	/* Nothing sends: every one of them is blocked or about to be. */
+	cr_assert_eq(at_load_relaxed(&b.released), 0);
+	cr_assert_eq(kn_pool_stats(p, &st), 0);
+	cr_assert_geq(st.stack_bytes, (uint64_t)MANY * KN_POOL_DEFAULT_STACK);
+	kn_chan_close(b.ch);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert_eq(at_load_relaxed(&b.released), MANY);
+	cr_assert_eq(kn_pool_stats(p, &st), 0);
+	cr_assert_eq(st.tasks_run, (uint64_t)MANY);
+	cr_assert_eq(st.stack_failures, 0);
+	cr_assert_eq(st.threads, 2, "no task held its thread");
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+	kn_chan_free(b.ch);
+	kn_pool_free(p);
+}
+
+/* Once warm, suspending and resuming takes stacks from the worker's cache:
+ * no system call, no allocation (measured inside the tasks, while the
+ * test's thread polls without kanal). */
+#define ROUNDS 2000
+#define WARM 100
+
+struct pp {
+	kn_chan *ch[2];
+	uint64_t syscalls, allocs;   /* over the warm rounds */
+	_Atomic int done;
+};
+
+static void ping(void *arg)
+{
+	struct pp *pp = arg;
+	uint64_t s = 0, a = 0;
+	long v = 0;
+	int i;
+
+	for (i = 0; i < ROUNDS; i++) {
+		if (i == WARM) {
+			s = kn_stat_syscalls();
+			a = kn_stat_allocs();
+		}
+		TASK_CHECK(kn_chan_send(pp->ch[0], &v) == 0);
+		TASK_CHECK(kn_chan_recv(pp->ch[1], &v) == 0);
+	}
+	pp->syscalls = kn_stat_syscalls() - s;
+	pp->allocs = kn_stat_allocs() - a;
+	at_store_release(&pp->done, 1);
+}
+
+static void pong(void *arg)
+{
+	struct pp *pp = arg;
+	long v;
+	int i;
+
+	for (i = 0; i < ROUNDS; i++) {
+		TASK_CHECK(kn_chan_recv(pp->ch[0], &v) == 0);
+		TASK_CHECK(kn_chan_send(pp->ch[1], &v) == 0);
+	}
+}
+
+Test(stacks, warm_suspension_maps_nothing)
+{
+	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
+	struct pp pp = { { kn_chan_new(sizeof(long), 0), kn_chan_new(sizeof(long), 0) } };
+	struct kn_pool_stats st;
+
+	cr_assert_eq(kn_pool_spawn(p, pong, &pp), 0);
+	cr_assert_eq(kn_pool_spawn(p, ping, &pp), 0);
+	while (!at_load_acquire(&pp.done))
+		nap_ms(1);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert_eq(pp.syscalls, 0);
+	cr_assert_eq(pp.allocs, 0);
+	cr_assert_eq(kn_pool_stats(p, &st), 0);
+	cr_assert_geq(st.switches, 2 * ROUNDS);
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+	kn_chan_free(pp.ch[0]);
+	kn_chan_free(pp.ch[1]);
+	kn_pool_free(p);
+}
+
+Test(stacks, stack_size_limits)
+{
+	struct kn_pool_opts o = { .workers = 1, .stack_size = SIZE_MAX };
+
+	errno = 0;
+	cr_assert_null(kn_pool_new(&o));
+	cr_assert_eq(errno, EINVAL);
+	o.stack_size = KN_POOL_MAX_STACK + 1;
+	cr_assert_null(kn_pool_new(&o));
+	cr_assert_eq(errno, EINVAL);
+	o.stack_size = KN_POOL_MAX_STACK;
+	kn_pool_free(pool_with(o));
+}
+
+/* ---- the default pool's stack size ------------------------------------ */
+
+/* Use about depth KiB of stack, touching every page on the way down. */
+static __attribute__((noinline)) long dig(long kib)
+{
+	volatile char frame[1024];
+
+	frame[0] = (char)kib;
+	frame[sizeof(frame) - 1] = 0;
+	return kib > 0 ? dig(kib - 1) + frame[0] : 0;
+}
+
+struct digger {
+	long kib;
+	kn_chan *done;
+};
+
+static void dig_then_report(void *arg)
+{
+	struct digger *d = arg;
+	long v = dig(d->kib);
+
+	kn_chan_send(d->done, &v);
+}
+
+/* A task using 700 KiB of stack on the default pool, as the first task on
+ * its worker and after another task blocked there. */
+static void dig_on_default_pool(long kib)
+{
+	struct digger d = { kib, kn_chan_new(sizeof(long), 0) };
+	struct kn_pool_stats st;
+	long v;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		cr_assert_eq(kn_go(dig_then_report, &d), 0);
+		cr_assert_eq(kn_chan_recv(d.done, &v), 0);
+	}
+	cr_assert_eq(kn_pool_stats(kn_default_pool(), &st), 0);
+	cr_assert_gt(st.stack_bytes, 0);
+	kn_chan_free(d.done);
+}
+
+Test(stacks, default_pool_from_environment)
+{
+	cr_assert_eq(setenv("KANAL_STACK_SIZE", "1M", 1), 0);
+	dig_on_default_pool(700);
+}
+
+Test(stacks, default_pool_set)
+{
+	struct kn_pool_opts o = { .workers = 1, .stack_size = 1 << 20, .name = "mine" };
+
+	cr_assert_eq(kn_default_pool_set(NULL), EINVAL);
+	cr_assert_eq(kn_default_pool_set(&o), 0);
+	dig_on_default_pool(700);
+	cr_assert_eq(kn_default_pool_set(&o), EINVAL, "too late: it exists");
+}
+
+Test(stacks, default_pool_bad_environment)
+{
+	cr_assert_eq(setenv("KANAL_STACK_SIZE", "lots", 1), 0);
+	cr_assert_eq(kn_go(dig_then_report, NULL), EINVAL);
+	cr_assert_null(kn_default_pool());
+}
+
+Test(stacks, go_after_default_pool_shutdown)
+{
+	cr_assert_eq(kn_pool_shutdown(kn_default_pool(), true, NULL), 0);
+	cr_assert_eq(kn_go(dig_then_report, NULL), EPIPE);
+}
+
+/* ---- overflow: death tests -------------------------------------------- */
+
+static void recurse_forever(void *arg)
+{
+	dig(1L << 30);
+	(void)arg;
+}
+
+/* A frame larger than the stack, built without stack-clash probes, that
+ * then blocks: it may write below the guard page and go on. */
+#pragma GCC push_options
+#pragma GCC optimize("no-stack-clash-protection")
+static __attribute__((noinline)) void huge_frame(kn_chan *ch)
+{
+	volatile char big[256 * 1024];
+	long v;
+
+	big[0] = 1;
+	kn_chan_recv(ch, &v);
+	(void)big[0];
+}
+#pragma GCC pop_options
+
+static void huge_frame_task(void *arg)
+{
+	huge_frame(arg);
+}
+
+/* In a child: a pool "deep" of 64 KiB stacks whose first task is fn.
+ * Returns the child's stderr and its wait status. */
+static int run_child(void (*fn)(void *), char *out, size_t size)
+{
+	int fds[2], status;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	cr_assert_eq(pipe(fds), 0);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		struct kn_pool_opts o = { .workers = 1, .stack_size = 64 * 1024,
+					  .name = "deep" };
+		kn_chan *ch = kn_chan_new(sizeof(long), 0);
+		kn_pool *p = kn_pool_new(&o);
+
+		dup2(fds[1], STDERR_FILENO);
+		kn_pool_spawn(p, fn, ch);
+		sleep(30);
+		_exit(0);
+	}
+	close(fds[1]);
+	while (got < (ssize_t)size - 1 &&
+	       (n = read(fds[0], out + got, size - 1 - (size_t)got)) > 0)
+		got += n;
+	out[got] = 0;
+	close(fds[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+/* Sanitizers install their own SIGSEGV handler and report overflows
+ * themselves; kanal's message is only promised with the default one. */
+static bool segv_is_default(void)
+{
+	struct sigaction sa;
+
+	return sigaction(SIGSEGV, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+	       !(sa.sa_flags & SA_SIGINFO);
+}
+
+static void expect_overflow_death(void (*fn)(void *))
+{
+	char out[4096];
+	int status;
+
+	if (!segv_is_default())
+		return; /* AddressSanitizer's handler: its own report */
+	status = run_child(fn, out, sizeof(out));
+	cr_assert(WIFSIGNALED(status), "the child must die: status %#x", status);
+	cr_assert(strstr(out, "kanal: task stack overflow"), "stderr: %s", out);
+	cr_assert(strstr(out, "pool \"deep\""), "stderr: %s", out);
+	cr_assert(strstr(out, "stack_size 65536"), "stderr: %s", out);
+}
+
+/* The first task on a fresh worker: it gets 64 KiB like any other (not the
+ * thread's own 8 MiB stack). */
+Test(stacks, overflow_reports_recursion, .timeout = 60)
+{
+	expect_overflow_death(recurse_forever);
+}
+
+Test(stacks, overflow_reports_huge_frame, .timeout = 60)
+{
+	expect_overflow_death(huge_frame_task);
+}
