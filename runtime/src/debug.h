@@ -14,6 +14,10 @@
  * blocking call from a signal handler that interrupted kanal (waiter.c:
  * a lock the thread already holds, a wait inside a wait), and a wait on
  * the timer thread (an after_func that blocks: every deadline would wait).
+ *
+ * Misuse of a lock (sync.c: unlocking a free one, destroying a held one)
+ * is reported as an error in every build and printed in Debug builds
+ * (kn_misuse).
  */
 #ifndef KN_DEBUG_H
 #define KN_DEBUG_H
@@ -38,6 +42,16 @@ static inline bool kn_magic_ok(uint32_t magic, uint32_t want)
 #define kn_live(obj, m) ((obj) != NULL && kn_magic_ok((obj)->magic, (m)))
 #else
 #define kn_live(obj, m) ((obj) != NULL)
+#endif
+
+/* A misuse the call reports as an error (unlocking a free mutex,
+ * destroying a held one): Debug builds also say so on stderr, since such
+ * an error is seldom checked. */
+#ifdef KANAL_DEBUG_CHECKS
+#include <stdio.h>
+#define kn_misuse(what, obj) fprintf(stderr, "kanal: %s (%p)\n", (what), (const void *)(obj))
+#else
+#define kn_misuse(what, obj) ((void)(obj))
 #endif
 
 #endif

@@ -53,6 +53,7 @@
 #define at_xchg_seq_cst(p, v) atomic_exchange_explicit((p), (v), memory_order_seq_cst)
 
 #define at_add_relaxed(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
+#define at_add_acquire(p, v) atomic_fetch_add_explicit((p), (v), memory_order_acquire)
 #define at_add_acq_rel(p, v) atomic_fetch_add_explicit((p), (v), memory_order_acq_rel)
 #define at_add_release(p, v) atomic_fetch_add_explicit((p), (v), memory_order_release)
 #define at_add_seq_cst(p, v) atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)

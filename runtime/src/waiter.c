@@ -435,15 +435,18 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 
 /* ---- wait queue ------------------------------------------------------------ */
 
-void waitq_push_locked(struct waitq *q, struct wait_node *n)
+void waitq_insert_locked(struct waitq *q, struct wait_node *n, bool front)
 {
-	n->next = NULL;
-	n->prev = q->tail;
-	if (q->tail)
-		q->tail->next = n;
+	n->next = front ? q->head : NULL;
+	n->prev = front ? NULL : q->tail;
+	if (n->prev)
+		n->prev->next = n;
 	else
 		q->head = n;
-	q->tail = n;
+	if (n->next)
+		n->next->prev = n;
+	else
+		q->tail = n;
 	n->linked = true;
 	/* The registration store of the no-lost-wake-up argument. */
 	at_add_seq_cst(&q->n, 1);

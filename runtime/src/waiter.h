@@ -248,7 +248,9 @@ static inline bool waitq_empty(struct waitq *q)
 }
 
 /* Low-level access for protocols that pick a partner themselves (the
- * rendezvous channel, the FIFO semaphore): with the lock held. */
+ * rendezvous channel, the FIFO semaphore, the mutex): with the lock held.
+ * insert puts n at the tail, or at the head with front (a woken waiter
+ * that lost the race for a mutex keeps its place, sync.c). */
 static inline void waitq_lock(struct waitq *q)
 {
 	lock_acquire(&q->lock);
@@ -257,7 +259,12 @@ static inline void waitq_unlock(struct waitq *q)
 {
 	lock_release(&q->lock);
 }
-void waitq_push_locked(struct waitq *q, struct wait_node *n);
+void waitq_insert_locked(struct waitq *q, struct wait_node *n, bool front);
+/* Append n (FIFO). */
+static inline void waitq_push_locked(struct waitq *q, struct wait_node *n)
+{
+	waitq_insert_locked(q, n, false);
+}
 void waitq_unlink_locked(struct waitq *q, struct wait_node *n);
 /* The node to decide next, among the oldest few undecided ones: one whose
  * owner is still awake (deciding it costs no system call), else the oldest

@@ -12,6 +12,9 @@
 #if __has_include("kanal/sem.h")
 #include "kanal/sem.h"
 #endif
+#if __has_include("kanal/sync.h")
+#include "kanal/sync.h"
+#endif
 #if __has_include("kanal/pool.h")
 #include "kanal/pool.h"
 #endif
