@@ -99,12 +99,13 @@ static int lock_some_way(struct actor *a, bool writer)
 					     kn_rwmutex_rlock_until(&sh.rw, d)) :
 				   kn_mutex_lock_until(&sh.m, d);
 	} else if (r == 2 && (ctx = kn_ctx_with_cancel(NULL)) != NULL) {
-		/* Published for the canceller; released after the call. */
-		kn_ctx *old = atomic_exchange(&sh.ctx, ctx);
+		/* One reference for this call, one published for the
+		 * canceller (which may cancel and drop it at once). */
+		kn_ctx *old;
 
-		if (old)
-			kn_ctx_release(old);
 		kn_ctx_retain(ctx);
+		if ((old = atomic_exchange(&sh.ctx, ctx)) != NULL)
+			kn_ctx_release(old);
 		err = sh.cfg->rw ? (writer ? kn_rwmutex_lock_ctx(&sh.rw, ctx) :
 					     kn_rwmutex_rlock_ctx(&sh.rw, ctx)) :
 				   kn_mutex_lock_ctx(&sh.m, ctx);
