@@ -75,7 +75,8 @@
  * worker like any long computation, and so do the suspended tasks that are
  * to resume on that worker. Hence: do not hold an OS lock (a pthread mutex)
  * across a blocking kanal call in a task, since another task on the same
- * thread may wait for it (use a kn_sem).
+ * thread may wait for it; use kanal/sync.h's kn_mutex (or kn_rwmutex,
+ * kn_cond), whose waiters are suspended like any kanal wait.
  *
  * Joining a task from inside a task of the same pool helps: while the
  * joined task is not finished, the joiner runs tasks from its own deque
