@@ -27,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CHANNELS = "Channels"
 SEM_CTX = "Semaphore and contexts"
+SYNC = "Locks"
 POOL = "Pool and groups"
 PATTERNS = "Patterns"
 
@@ -90,6 +91,10 @@ WORKLOADS = [
     Workload("sem_blocking", SEM_CTX, "kanal sem_t pthread go", 50000),
     Workload("ctx_cancel_fanout", SEM_CTX, "kanal go", 10000, fixed=True),
     Workload("ctx_cancel_callbacks", SEM_CTX, "kanal", 10000, fixed=True),
+    Workload("mutex_uncontended", SYNC, "kanal pthread go", 10000000),
+    Workload("mutex_8_contended", SYNC, "kanal pthread go", 1000000),
+    Workload("rwmutex_read_mostly", SYNC, "kanal pthread go", 2000000),
+    Workload("cond_pingpong", SYNC, "kanal pthread go", 50000),
     Workload("pool_spawn_wait", POOL, "kanal pthread go tbb", 1000000),
     Workload("pool_fib30", POOL, "kanal go tbb", 20),
     Workload("group_limit20", POOL, "kanal go", 500000),
