@@ -64,7 +64,10 @@
  *     under its lock; seq only grows.
  *  2. At most one thread is in the blocking epoll_wait (blocking == 1,
  *     taken by CAS).
- *  3. A stand-in-fiber waiter is SEL_SUSPENDED only while its owner is
+ *  3. Only the blocking poller drains its eventfd (level-triggered in the
+ *     epoll set), so a wake meant for it is never consumed by another
+ *     thread's non-blocking harvest.
+ *  4. A stand-in-fiber waiter is SEL_SUSPENDED only while its owner is
  *     inside (or about to enter) the interruptible system call; its owner
  *     moves it back to SEL_WAITING or reads its decision before it
  *     returns, and a wake that comes after leaves only a spurious eventfd
@@ -228,8 +231,12 @@ static void pd_ready(struct pdesc *pd, int dir)
 	waitq_notify_all(&pd->q[dir]);
 }
 
-/* Wake the waiters of the fds in evs; how many fd events there were. */
-static int dispatch(const struct epoll_event *evs, int n)
+/* Wake the waiters of the fds in evs; how many fd events there were.
+ * The eventfd is drained only by the blocking poller it is meant for
+ * (own): a non-blocking harvest that drained it would leave the blocked
+ * thread asleep. Level-triggered, it stays ready until then, and epoll
+ * wakes the blocked thread for it even after another harvest saw it. */
+static int dispatch(const struct epoll_event *evs, int n, bool own)
 {
 	int i, fds = 0;
 
@@ -239,7 +246,8 @@ static int dispatch(const struct epoll_event *evs, int n)
 		struct pdesc *pd;
 
 		if (data == EFD_DATA) {
-			waker_drain(NP.wk.efd);
+			if (own)
+				waker_drain(NP.wk.efd);
 			continue;
 		}
 		pd = pd_of((int)(uint32_t)data, false);
@@ -259,7 +267,7 @@ static int harvest(int timeout_ms)
 	struct epoll_event evs[EVENTS_MAX];
 	int n = epoll_wait(NP.epfd, evs, EVENTS_MAX, timeout_ms);
 
-	return n > 0 ? dispatch(evs, n) : 0;
+	return n > 0 ? dispatch(evs, n, timeout_ms < 0) : 0;
 }
 
 /* Acquire on waiters: a waiter counted itself after the initialization
@@ -282,7 +290,7 @@ static uint32_t settle(struct waiter *w, uint32_t v)
 }
 
 /* Run block(arg) with w (undecided) marked suspended on k, so that a
- * decider interrupts it through k's eventfd (invariant 3). Returns w's
+ * decider interrupts it through k's eventfd (invariant 4). Returns w's
  * decision, or SEL_WAITING with w undecided and running again. */
 static uint32_t block_interruptible(struct waiter *w, struct waker *k,
 				    void (*block)(void *), void *arg)
