@@ -26,6 +26,8 @@ struct bench_result {
 	const char *check;       /* NULL or "ok" when verified; else a message */
 	uint64_t items;          /* 0: a->items; else the count to report */
 	uint64_t waits;          /* >0: reported as waits_per_op (sem_blocking) */
+	uint64_t release_ns;     /* >0: release_ns_per_op (blocked_1m) */
+	uint64_t rss_bytes;      /* >0: rss_bytes_per_op (blocked_1m) */
 	/* Latency workloads: samples recorded with bench_lat_record(). */
 	struct bench_lat *lat;
 };

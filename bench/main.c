@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* Provided by the kanal side (kanal_chan.c): counters of the runtime's own
@@ -240,6 +241,13 @@ static bool counted(const struct entry *e)
 	       !strncmp(e->impl, "kanal", strlen("kanal"));
 }
 
+static long peak_rss_kb(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) ? 0 : ru.ru_maxrss;
+}
+
 static void report(const struct entry *e, uint64_t items,
 		   const struct bench_result *r, uint64_t syscalls,
 		   uint64_t allocs)
@@ -252,6 +260,11 @@ static void report(const struct entry *e, uint64_t items,
 		       (double)syscalls / items, (double)allocs / items);
 	if (r->waits)
 		printf(",\"waits_per_op\":%.4f", (double)r->waits / items);
+	if (r->release_ns)
+		printf(",\"release_ns_per_op\":%.3f", (double)r->release_ns / items);
+	if (r->rss_bytes)
+		printf(",\"rss_bytes_per_op\":%.1f", (double)r->rss_bytes / items);
+	printf(",\"peak_rss_kb\":%ld", peak_rss_kb());
 	if (r->lat)
 		print_latency(r->lat);
 	printf(",\"check\":");

@@ -37,7 +37,7 @@ class Target:
     """A goal of an issue, evaluated on the kanal impl named by impl. kind
     "peer": impl/peer throughput >= need on all CPUs; "pinned": impl on one
     CPU over impl on all CPUs >= need; "idle": impl's ns_per_op <
-    IDLE_LIMIT_NS. Every goal against go uses kanal_go (the program shaped
+    IDLE_LIMIT_NS; "rss": impl's rss_bytes_per_op <= need x peer's. Every goal against go uses kanal_go (the program shaped
     as Go's: every actor a task, as Go's are goroutines) wherever the
     workload has one; goals against the other peers use kanal (threads)."""
 
@@ -106,6 +106,12 @@ TARGETS = [
            impl="kanal_go"),
     Target(13, "foreach_runners", "throughput >= go", peer="go", need=1,
            impl="kanal_go"),
+    Target(14, "skynet_1m", "time <= 0.5x go's (ratio >= 2)", peer="go", need=2,
+           impl="kanal_go"),
+    Target(14, "fib30_wg", "time <= go's (ratio >= 1)", peer="go", need=1,
+           impl="kanal_go"),
+    Target(14, "blocked_1m", "peak RSS per blocked task <= 1.5x go's", kind="rss",
+           peer="go", need=1.5, impl="kanal_go"),
 ]
 
 # Fixed colours so an impl looks the same in every plot.
@@ -159,6 +165,8 @@ def evaluate(t, d):
         ns = kanal["ns_per_op"]
         return ("met" if ns < IDLE_LIMIT_NS else "missed",
                 "%s CPU ns per idle second = %.2f%% of a core" % (run.fmt_ns(ns), ns / 1e7))
+    if t.kind == "rss":
+        return evaluate_rss(t, kanal, d.get(t.workload, t.peer))
     if t.kind == "pinned":
         other = d.get(t.workload, t.impl, 1)
         what = "%s cpus=1 / cpus=%s" % (t.impl, d.maxcpus.get(t.workload))
@@ -185,6 +193,41 @@ def evaluate(t, d):
         text += "; pinned to 1 CPU: %s" % run.fmt_ratio(run.throughput_ratio(
             d.get(t.workload, t.impl, 1), d.get(t.workload, t.peer, 1)))
     return ("met" if ratio >= t.need else "missed", text)
+
+
+def evaluate_rss(t, kanal, other):
+    """Peak RSS growth per item, impl against peer (lower is better)."""
+    if not kanal or not other:
+        return "not measured", "no %s result" % (t.impl if not kanal else t.peer)
+    for r in (kanal, other):
+        if r.get("failed") or not r.get("rss_bytes_per_op"):
+            return ("missed" if r is kanal else "not measured",
+                    "%s: %s" % (r["impl"], r.get("failed") or "no RSS figure"))
+    ratio = kanal["rss_bytes_per_op"] / other["rss_bytes_per_op"]
+    return ("met" if ratio <= t.need else "missed",
+            "%s %.0f B, %s %.0f B per item: %.2fx (need <= %g)" % (
+                t.impl, kanal["rss_bytes_per_op"], t.peer,
+                other["rss_bytes_per_op"], ratio, t.need))
+
+
+def stacks_notes(d, names):
+    """Per run of the stack workloads: release time, RSS, system calls."""
+    out = []
+    for r in d.records:
+        if r["workload"] not in names or r.get("failed"):
+            continue
+        parts = []
+        if r.get("release_ns_per_op") is not None:
+            parts.append("release %s ns/task" % run.fmt_ns(r["release_ns_per_op"]))
+        if r.get("rss_bytes_per_op") is not None:
+            parts.append("%.0f B of RSS per blocked task" % r["rss_bytes_per_op"])
+        if r.get("peak_rss_kb") is not None:
+            parts.append("peak RSS %.1f MiB" % (r["peak_rss_kb"] / 1024.0))
+        if r.get("syscalls_per_op") is not None:
+            parts.append("%.3g system calls/task" % r["syscalls_per_op"])
+        out.append("- `%s` %s cpus=%d: %s" % (r["workload"], r["impl"], r["cpus"],
+                                             ", ".join(parts)))
+    return out + [""] if out else []
 
 
 def cell(r):
@@ -600,6 +643,8 @@ def render(records, meta, plots, plot_note, md_path):
         if waits:
             out += ["Acquires that found no token and waited, per pair: " +
                     "; ".join(waits) + ".", ""]
+        if title == run.STACKS:
+            out += stacks_notes(d, names)
         if title == run.POOL and d.rows([IDLE]):
             out += ["`pool_idle_cpu`: CPU ns burnt per idle second (1e7 = 1% of "
                     "one core); ratio = peer CPU / kanal CPU.", ""]

@@ -30,6 +30,7 @@ SEM_CTX = "Semaphore and contexts"
 SYNC = "Locks"
 POOL = "Pool and groups"
 PATTERNS = "Patterns"
+STACKS = "Stacks and scale"
 
 
 class Workload:
@@ -75,8 +76,8 @@ def spinning_ring(cpus):
 # same items. impls are the ones WORKLOADS.md names; any other impl
 # kn-bench --list offers for a workload (kanal_go, kanal_batched, ...) runs
 # too, and pairs a binary does not provide are skipped. fixed:
-# ctx_cancel_*'s 10000 children and pool_idle_cpu's one idle second are the
-# workload itself.
+# ctx_cancel_*'s 10000 children, pool_idle_cpu's one idle second and the
+# million tasks of skynet_1m and blocked_1m are the workload itself.
 WORKLOADS = [
     Workload("chan_spsc", CHANNELS, "kanal pthread go ck crossbeam", 3000000, pinned=True),
     Workload("chan_mpmc_2p2c", CHANNELS, "kanal pthread go ck crossbeam", 2000000, pinned=True),
@@ -106,6 +107,9 @@ WORKLOADS = [
     Workload("worker_pool", PATTERNS, "kanal go", 1000000),
     Workload("foreach_per_item", PATTERNS, "kanal pthread go", 200000),
     Workload("foreach_runners", PATTERNS, "kanal go", 2000000),
+    Workload("skynet_1m", STACKS, "go", 1000000, fixed=True),
+    Workload("fib30_wg", STACKS, "go", 10),
+    Workload("blocked_1m", STACKS, "go", 1000000, fixed=True),
 ]
 
 
@@ -137,7 +141,8 @@ IMPL_ORDER = ["kanal", "kanal_go", "kanal_batched", "kanal_go_batched", "pthread
               "sem_t", "go", "ck", "crossbeam", "tbb"]
 
 OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op", "allocs_per_op",
-                   "waits_per_op", "wall_s"]
+                   "waits_per_op", "release_ns_per_op", "rss_bytes_per_op",
+                   "peak_rss_kb", "wall_s"]
 
 # Seconds a process takes besides its timed region (start, setup, exit),
 # for estimates when no earlier run recorded its wall time.

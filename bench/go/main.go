@@ -19,10 +19,13 @@ import (
 // result is what a workload reports. lat is set by the latency workloads,
 // waits (acquires that waited) by sem_blocking.
 type result struct {
-	ns    int64
-	check string
-	lat   []int64
-	waits uint64
+	ns        int64
+	check     string
+	lat       []int64
+	waits     uint64
+	items     int   // when the workload rounds n (skynet_1m)
+	releaseNs int64 // blocked_1m
+	rssBytes  int64 // blocked_1m
 }
 
 type workload struct {
@@ -57,6 +60,9 @@ var workloads = map[string]workload{
 	"worker_pool":              {workerPool, 1000000},
 	"foreach_per_item":         {foreachPerItem, 1000000},
 	"foreach_runners":          {foreachRunners, 1000000},
+	"skynet_1m":                {skynet1m, 1000000},
+	"fib30_wg":                 {fib30WG, 10},
+	"blocked_1m":               {blocked1m, 1000000},
 }
 
 type report struct {
@@ -69,6 +75,9 @@ type report struct {
 	P99      *int64  `json:"p99_ns,omitempty"`
 	P999     *int64  `json:"p999_ns,omitempty"`
 	Waits    float64 `json:"waits_per_op,omitempty"`
+	Release  float64 `json:"release_ns_per_op,omitempty"`
+	RSS      float64 `json:"rss_bytes_per_op,omitempty"`
+	PeakRSS  int64   `json:"peak_rss_kb"`
 	Check    string  `json:"check"`
 }
 
@@ -92,6 +101,9 @@ func main() {
 	if *name == "pool_idle_cpu" {
 		n = 1
 	}
+	if res.items > 0 {
+		n = res.items
+	}
 
 	rep := report{
 		Workload: *name,
@@ -101,6 +113,9 @@ func main() {
 		NsPerOp:  float64(res.ns) / float64(n),
 		Check:    res.check,
 		Waits:    float64(res.waits) / float64(n),
+		Release:  float64(res.releaseNs) / float64(n),
+		RSS:      float64(res.rssBytes) / float64(n),
+		PeakRSS:  maxRSS() / 1024,
 	}
 	if res.lat != nil {
 		rep.P50, rep.P99, rep.P999 = percentiles(res.lat)
