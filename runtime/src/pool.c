@@ -38,12 +38,13 @@
  *
  * Fibers. A task that blocks in the waiter layer (without no_fibers) does
  * not park its thread: the block hook's suspend switches to another stack
- * of the same worker, which goes on with the worker loop. Every stack that
- * runs the loop is alike: the thread's own, and loop fibers mapped (or
- * taken from the worker's spares) when a task blocks. So a task runs on
- * the stack of the loop that took it, a task that never blocks costs no
- * switch, and a blocked task keeps its whole stack (its loop frames below
- * it) until it resumes. The waiter moves to SEL_SUSPENDED only after the
+ * of the same worker, which goes on with the worker loop. The loop runs
+ * on loop fibers only (run_loop; the thread's own stack just waits for
+ * the end), taken from the worker's stack cache (stack.c) when a task
+ * blocks. So a task runs on the stack of the loop that took it, with the
+ * same stack_size whatever ran before it, a task that never blocks costs
+ * no switch, and a blocked task keeps its whole stack (its loop frames
+ * below it) until it resumes. The waiter moves to SEL_SUSPENDED only after the
  * switch (after_switch, on the new stack), so a decider that sees that
  * state may make the fiber runnable at once: fiber_ready appends it to the
  * worker's FIFO when it runs on that worker, else pushes it on the
@@ -51,7 +52,7 @@
  * exchange) and wakes the worker through its wakeq if it sleeps. The loop
  * and a blocking task resume runnable fibers, taking turns with queued
  * tasks (tasks_turn); a loop fiber that resumes one becomes a spare
- * (beyond LOOPS_KEEP it is unmapped). A task starts beside blocked fibers
+ * (beyond LOOPS_KEEP its stack goes back to the cache). A task starts beside blocked fibers
  * only with a spare in reserve (invariant 7), so that no task sleeps on a
  * thread whose other fibers it may be waiting for. Fibers never move
  * between workers: a task resumes on its own thread. A worker with blocked
@@ -135,9 +136,9 @@
  *     nblocked > 0 only while a spare loop is in reserve; while it runs
  *     the reserve stays (a fiber resumed from a loop leaves that loop
  *     spare; one resumed by a blocking task takes nothing). So a blocking
- *     task maps a stack only when no other fiber is blocked here, and if
+ *     task takes a stack only when no other fiber is blocked here, and if
  *     that fails, its thread sleeps without stranding any. A worker that
- *     cannot map the reserve only resumes its fibers (sleep_for_fibers).
+ *     cannot have the reserve only resumes its fibers (sleep_for_fibers).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -569,7 +570,7 @@ static void after_switch(struct worker *w)
 }
 
 /* Run to; the running fiber waits (suspending: blocked on wt) or, leaving,
- * is unmapped by to. Returns when the running fiber is switched to again. */
+ * is freed by to. Returns when the running fiber is switched to again. */
 static void switch_to(struct worker *w, struct fiber *to, struct waiter *wt,
 		      bool leaving)
 {
@@ -706,7 +707,7 @@ static bool worker_others_ready(void *arg)
 }
 
 /* From the worker loop: resume f. This loop fiber waits among the spares
- * (or is unmapped, beyond LOOPS_KEEP) until a task blocks. */
+ * (or is freed, beyond LOOPS_KEEP) until a task blocks. */
 static void run_ready(struct worker *w, struct fiber *f)
 {
 	struct fiber *l = w->cur;
