@@ -71,3 +71,8 @@ set_tests_properties(readme_snippets PROPERTIES LABELS docs TIMEOUT 120)
 kanal_test_program(fuzz_model ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_model.c)
 add_test(NAME fuzz_model COMMAND fuzz_model --seconds ${KANAL_STRESS_SECONDS})
 set_tests_properties(fuzz_model PROPERTIES LABELS stress TIMEOUT 1800)
+
+# The internal include graph follows the layer order (tools/check-layers).
+add_test(NAME layers COMMAND ${PROJECT_SOURCE_DIR}/tools/check-layers
+  ${PROJECT_SOURCE_DIR}/runtime/src)
+set_tests_properties(layers PROPERTIES LABELS docs TIMEOUT 60)

@@ -51,7 +51,6 @@
 
 #include "chan_internal.h"
 #include "chan_ring.h"
-#include "ctx_internal.h"
 
 /* ---- creation ------------------------------------------------------------- */
 

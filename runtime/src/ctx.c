@@ -2,14 +2,17 @@
  * ctx.c - cancellation contexts.
  *
  * Shape. Only cancellable contexts (with_cancel, with_deadline) carry
- * cancellation state: a struct cctx with the state word err, a wait queue,
+ * cancellation state: a struct cctx with a cancellation source cs (the
+ * waiter layer's struct cancel_src: the state word err and a wait queue),
  * a lock, the cause, the list of cancellable children and the list of
- * after_func registrations. Every context, whatever its kind, has a field
- * src pointing at the cctx whose state it reports: itself, the nearest
- * cancellable ancestor (value contexts, as Go's valueCtx delegates Done to
- * its parent), or NULL (background, detached, and values over those: never
- * cancelled). So "am I cancelled" is a load of an immutable pointer and one
- * seq_cst load of err, and a waiter on any context joins src's queue.
+ * after_func registrations. Every context, whatever its kind, starts with a
+ * field src pointing at the source of the cctx whose state it reports:
+ * itself, the nearest cancellable ancestor (value contexts, as Go's
+ * valueCtx delegates Done to its parent), or NULL (background, detached,
+ * and values over those: never cancelled). So "am I cancelled" is a load
+ * of an immutable pointer and one seq_cst load of err (ctx_done, inline in
+ * waiter.h), and a waiter on any context joins src's queue; the waiter
+ * layer needs nothing else of contexts, and this file is above it.
  *
  * The cancellation tree links each cctx into the children list of its
  * tparent (= its parent's src). Values and detached contexts are not in
@@ -68,9 +71,9 @@
  */
 #include "kanal/ctx.h"
 
+#include <stddef.h>
 #include <string.h>
 
-#include "ctx_internal.h"
 #include "timer.h"
 #include "waiter.h"
 
@@ -83,20 +86,21 @@ enum ctx_kind {
 
 struct cctx;
 
+/* First: the waiter layer reads src through any kn_ctx (ctx_source). */
 struct kn_ctx {
+	struct cancel_src *src; /* whose cancellation this reports (the cs of
+				 * a cctx, or NULL); immutable */
 	_Atomic uint32_t users;
 	_Atomic uint32_t refs;
 	uint32_t kind;
 	struct kn_ctx *parent;  /* a reference held; NULL for background */
-	struct cctx *src;       /* whose cancellation this reports; immutable */
 	const void *key;        /* KIND_VALUE */
 	void *value;
 };
 
 struct cctx {
 	struct kn_ctx base;
-	_Atomic uint32_t err;
-	struct waitq wq;
+	struct cancel_src cs;   /* the state word err and the wait queue */
 	struct lock lock;
 	/* Under lock: */
 	int cause;
@@ -146,6 +150,16 @@ static struct cctx *cctx_of(kn_ctx *c)
 	return (struct cctx *)c;
 }
 
+_Static_assert(offsetof(struct kn_ctx, src) == 0,
+	       "the waiter layer reads a context's source at its start");
+
+/* The cctx whose cancellation c reports, or NULL. */
+static struct cctx *src_of(kn_ctx *c)
+{
+	return c->src ? (struct cctx *)(void *)((char *)c->src -
+						 offsetof(struct cctx, cs)) : NULL;
+}
+
 /* ---- references ----------------------------------------------------------- */
 
 static void ctx_get(kn_ctx *c)
@@ -193,14 +207,14 @@ static bool mark(struct cctx *c, const struct cause *k, struct cctx **work)
 	struct cctx *ch;
 
 	lock_acquire(&c->lock);
-	if (at_load_relaxed(&c->err)) {
+	if (at_load_relaxed(&c->cs.err)) {
 		lock_release(&c->lock);
 		return false;
 	}
 	c->cause = k->code;
 	c->msg = k->msg;
 	c->own_msg = k->own;
-	at_store_seq_cst(&c->err, k->err);
+	at_store_seq_cst(&c->cs.err, k->err);
 	while ((ch = c->children) != NULL) {
 		c->children = ch->next;
 		ch->linked = false;
@@ -263,7 +277,7 @@ static void run_afters(struct cctx *c)
 /* The rest of a cancellation, after mark. */
 static void finish(struct cctx *c, bool detached)
 {
-	waitq_notify_all(&c->wq);
+	waitq_notify_all(&c->cs.q);
 	if (!detached && c->tparent)
 		unlink_from_parent(c);
 	if (c->timed && timer_remove(&c->timer))
@@ -319,11 +333,11 @@ static void adopt(struct cctx *tp, struct cctx *c)
 	uint32_t err;
 
 	lock_acquire(&tp->lock);
-	err = at_load_relaxed(&tp->err);
+	err = at_load_relaxed(&tp->cs.err);
 	if (err) {
 		c->cause = tp->cause;
 		c->msg = tp->msg;
-		at_store_seq_cst(&c->err, err);
+		at_store_seq_cst(&c->cs.err, err);
 	} else {
 		c->next = tp->children;
 		if (c->next)
@@ -353,15 +367,15 @@ static int arm_deadline(struct cctx *c)
 kn_ctx *kn_ctx_with_deadline(kn_ctx *parent, uint64_t deadline)
 {
 	kn_ctx *p = ctx_or_bg(parent);
-	struct cctx *tp = p->src, *c;
+	struct cctx *tp = src_of(p), *c;
 	uint64_t inherited = tp ? tp->deadline : KN_FOREVER;
 	int r;
 
 	c = cctx_of(node_new(p, KIND_CANCEL, sizeof(*c)));
 	if (!c)
 		return NULL;
-	c->base.src = c;
-	waitq_init(&c->wq);
+	c->base.src = &c->cs;
+	waitq_init(&c->cs.q);
 	c->lock = (struct lock)LOCK_INIT;
 	c->tparent = tp;
 	c->timed = deadline < inherited;
@@ -369,7 +383,7 @@ kn_ctx *kn_ctx_with_deadline(kn_ctx *parent, uint64_t deadline)
 	c->timer.queued = false;
 	if (tp)
 		adopt(tp, c);
-	if (c->timed && !at_load_relaxed(&c->err)) {
+	if (c->timed && !at_load_relaxed(&c->cs.err)) {
 		r = arm_deadline(c);
 		if (r) {
 			kn_ctx_release(&c->base);
@@ -420,20 +434,18 @@ kn_ctx *kn_ctx_background(void)
 
 int kn_ctx_err(kn_ctx *ctx)
 {
-	struct cctx *c = ctx_or_bg(ctx)->src;
-
-	return c ? (int)at_load_seq_cst(&c->err) : 0;
+	return ctx_err(ctx);
 }
 
 bool kn_ctx_done(kn_ctx *ctx)
 {
-	return kn_ctx_err(ctx) != 0;
+	return ctx_done(ctx);
 }
 
 int kn_ctx_cause(kn_ctx *ctx, const char **msg)
 {
-	struct cctx *c = ctx_or_bg(ctx)->src;
-	bool done = c && at_load_seq_cst(&c->err);
+	struct cctx *c = src_of(ctx_or_bg(ctx));
+	bool done = c && at_load_seq_cst(&c->cs.err);
 
 	/* Invariant 1: the cause is written before err and never again. */
 	if (msg)
@@ -443,7 +455,7 @@ int kn_ctx_cause(kn_ctx *ctx, const char **msg)
 
 uint64_t kn_ctx_deadline(kn_ctx *ctx)
 {
-	struct cctx *c = ctx_or_bg(ctx)->src;
+	struct cctx *c = src_of(ctx_or_bg(ctx));
 
 	return c ? c->deadline : KN_FOREVER;
 }
@@ -454,18 +466,6 @@ void *kn_ctx_value(kn_ctx *ctx, const void *key)
 		if (c->kind == KIND_VALUE && c->key == key)
 			return c->value;
 	return NULL;
-}
-
-struct waitq *ctx_waitq(kn_ctx *ctx)
-{
-	struct cctx *c = ctx_or_bg(ctx)->src;
-
-	return c ? &c->wq : NULL;
-}
-
-bool ctx_done(kn_ctx *ctx)
-{
-	return kn_ctx_err(ctx) != 0;
 }
 
 /* ---- cancel, wait, release ---------------------------------------------------- */
@@ -491,7 +491,7 @@ int kn_ctx_cancel(kn_ctx *ctx, int code, const char *msg)
 
 	if (!ctx || ctx->kind != KIND_CANCEL || code < 0)
 		return EINVAL;
-	if (at_load_acquire(&cctx_of(ctx)->err))
+	if (at_load_acquire(&cctx_of(ctx)->cs.err))
 		return EALREADY;
 	k.own = copy_message(msg);
 	k.msg = k.own;
@@ -537,7 +537,7 @@ void kn_ctx_release(kn_ctx *ctx)
 int kn_ctx_after_func(kn_ctx *ctx, void (*fn)(void *), void *arg,
 		      kn_ctx_stop *stop)
 {
-	struct cctx *c = ctx_or_bg(ctx)->src;
+	struct cctx *c = src_of(ctx_or_bg(ctx));
 
 	if (!fn || !stop)
 		return EINVAL;
@@ -549,7 +549,7 @@ int kn_ctx_after_func(kn_ctx *ctx, void (*fn)(void *), void *arg,
 	if (!c)
 		return 0;
 	lock_acquire(&c->lock);
-	if (at_load_relaxed(&c->err)) {
+	if (at_load_relaxed(&c->cs.err)) {
 		lock_release(&c->lock);
 		at_store_relaxed(STOP_STATE(stop), STOP_FIRED);
 		fn(arg);

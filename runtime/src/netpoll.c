@@ -84,7 +84,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ctx_internal.h"
 
 #define PD_CHUNK 1024
 #define PD_CHUNKS 1024 /* fds below 2^20 */

@@ -311,7 +311,7 @@ static int worker_start(kn_pool *p, unsigned idx)
 	w->rng = 0x9e3779b97f4a7c15ull * (idx + 1);
 	w->hook = (struct block_hook){ p->stack_size ? worker_suspend : NULL,
 				       worker_others_ready, worker_block,
-				       worker_unblock, w };
+				       worker_unblock, w, timer_suspend_until };
 	waitq_init(&w->wakeq);
 	/* Counted before it runs, so that it sees itself among the workers
 	 * (its slot stays NULL until it publishes it). */

@@ -71,7 +71,6 @@
  */
 #include "kanal/sem.h"
 
-#include "ctx_internal.h"
 #include "waiter.h"
 
 #define WAITERS (UINT64_C(1) << 63)

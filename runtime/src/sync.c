@@ -145,7 +145,6 @@
  */
 #include "sync_internal.h"
 
-#include "ctx_internal.h"
 #include "debug.h"
 
 /* The error of a wait that the waiter layer ended without a grant. */

@@ -45,6 +45,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 
 #include "waiter.h"
 
@@ -182,6 +183,42 @@ static int start_thread(void)
 		return EAGAIN;
 	T.started = true;
 	return 0;
+}
+
+/* A suspended fiber's deadline: the timer thread decides the waiter. The
+ * entry lives in the fiber's frame, so the fiber waits for a fire that has
+ * begun to end (done) before its frame goes. */
+struct fiber_deadline {
+	struct timer_entry e;
+	struct waiter *w;
+	_Atomic uint32_t done;
+};
+
+static void fiber_deadline_fire(struct timer_entry *e)
+{
+	struct fiber_deadline *d = (struct fiber_deadline *)
+		((char *)e - offsetof(struct fiber_deadline, e));
+
+	waiter_decide(d->w, SEL_TIMEOUT);
+	at_store_release(&d->done, 1);
+}
+
+bool timer_suspend_until(const struct block_hook *hook, struct waiter *w,
+			 uint64_t deadline)
+{
+	struct fiber_deadline d = { .w = w };
+	struct backoff b = { 0 };
+	bool switched;
+
+	/* timer_add never allocates; it fails only when the timer thread
+	 * cannot be started. */
+	if (timer_add(&d.e, deadline, fiber_deadline_fire))
+		return false;
+	switched = hook->suspend(hook->arg, w);
+	if (!timer_remove(&d.e))
+		while (!at_load_acquire(&d.done))
+			backoff_snooze(&b);
+	return switched;
 }
 
 int timer_add(struct timer_entry *e, uint64_t when,

@@ -45,4 +45,14 @@ int timer_add(struct timer_entry *e, uint64_t when,
  * been taken out to fire (or its timer_add failed). */
 bool timer_remove(struct timer_entry *e);
 
+struct block_hook;
+struct waiter;
+
+/* A block hook's suspend_until (waiter.h): hook->suspend(hook->arg, w)
+ * with a timer entry that decides w with SEL_TIMEOUT at deadline; the
+ * entry lives in this frame and is gone (or its fire done) on return.
+ * False, without suspending, if the timer thread cannot be started. */
+bool timer_suspend_until(const struct block_hook *hook, struct waiter *w,
+			 uint64_t deadline);
+
 #endif

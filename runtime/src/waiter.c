@@ -18,8 +18,9 @@
  * SEL_SUSPENDED once the fiber's registers are saved. A decider that
  * replaces SEL_SUSPENDED calls fib->wake instead of the futex; one that
  * replaces SEL_WAITING before that leaves the scheduler's CAS to fail, and
- * the scheduler makes the fiber runnable itself. A fiber's deadline is a
- * timer entry that decides SEL_TIMEOUT. For a decider SEL_SUSPENDED is
+ * the scheduler makes the fiber runnable itself. A fiber's deadline is
+ * kept through the block hook (suspend_until: a timer entry, timer.c,
+ * that decides SEL_TIMEOUT), so this layer calls nothing above it. For a decider SEL_SUSPENDED is
  * SEL_PARKED with another wake; for the owner, the CAS to it and the
  * "sleep" are one step (no decision can come between them, and no
  * spurious wake after). So every fiber execution is one of the thread
@@ -75,9 +76,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ctx_internal.h"
 #include "debug.h"
-#include "timer.h"
 
 static _Thread_local const struct block_hook *block_hook;
 
@@ -306,53 +305,24 @@ static uint32_t spin_for_decision(struct waiter *w)
 	return v;
 }
 
-/* A suspended fiber's deadline: the timer thread decides the waiter. The
- * entry lives in the fiber's frame, so the fiber waits for a fire that has
- * begun to end (done) before its frame goes. */
-struct fiber_deadline {
-	struct timer_entry e;
-	struct waiter *w;
-	_Atomic uint32_t done;
-};
-
-static void deadline_fire(struct timer_entry *e)
-{
-	struct fiber_deadline *d = (struct fiber_deadline *)
-		((char *)e - offsetof(struct fiber_deadline, e));
-
-	waiter_decide(d->w, SEL_TIMEOUT);
-	at_store_release(&d->done, 1);
-}
-
-static void deadline_cancel(struct fiber_deadline *d)
-{
-	struct backoff b = { 0 };
-
-	if (timer_remove(&d->e))
-		return;
-	while (!at_load_acquire(&d->done))
-		backoff_snooze(&b);
-}
-
 /* A fiber lets its thread run other fibers while it waits; SEL_WAITING if
  * it did not switch. Only a decision or a claim resumes it: a claim is
- * waited out by sleep_for_decision. A deadline is kept by the timer thread
- * (timer_add never allocates; it fails only when the timer thread cannot
- * be started, and then the thread sleeps instead). */
+ * waited out by sleep_for_decision. A deadline is kept by whoever the
+ * hook names (suspend_until: the timer thread); without one, or when it
+ * cannot keep it, the thread sleeps instead. */
 static uint32_t switch_for_decision(struct waiter *w, uint64_t deadline)
 {
 	const struct block_hook *hook = block_hook;
-	struct fiber_deadline d = { .w = w };
 	uint32_t v = waiter_peek(w);
 	bool switched;
 
 	if (v != SEL_WAITING || !hook || !hook->suspend)
 		return v;
-	if (deadline != KN_FOREVER && timer_add(&d.e, deadline, deadline_fire))
-		return v;
-	switched = hook->suspend(hook->arg, w);
-	if (deadline != KN_FOREVER)
-		deadline_cancel(&d);
+	if (deadline == KN_FOREVER)
+		switched = hook->suspend(hook->arg, w);
+	else
+		switched = hook->suspend_until &&
+			   hook->suspend_until(hook, w, deadline);
 	if (!switched)
 		return v;
 	v = at_load_acquire(&w->sel);

@@ -147,8 +147,8 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx);
 /*
  * How a thread blocks, per thread (NULL: it sleeps on the futex).
  *
- * suspend: a wait switches to another fiber instead of sleeping (the
- * timer thread keeps its deadline): suspend(arg, w) records w->fib, switches away, and has the
+ * suspend: a wait switches to another fiber instead of sleeping:
+ * suspend(arg, w) records w->fib, switches away, and has the
  * scheduler move w from SEL_WAITING to SEL_SUSPENDED once the fiber's
  * registers are saved (so a decider that sees SEL_SUSPENDED may resume it
  * at once); a decision made before that makes the fiber runnable again
@@ -157,6 +157,11 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx);
  *
  * others_ready: are other fibers of this thread runnable (or tasks queued
  * on it)? Polling is worth it only while there are none.
+ *
+ * suspend_until: suspend with a deadline, kept by a layer above this
+ * one (timer_suspend_until: the timer thread decides w with SEL_TIMEOUT
+ * when it passes); it returns as suspend does, false too when it cannot
+ * keep the deadline. NULL: waits with a deadline sleep the thread.
  *
  * enter/leave: a thread about to sleep calls enter(arg) first and
  * leave(arg) on waking: the pool starts a spare worker in between.
@@ -167,6 +172,8 @@ struct block_hook {
 	void (*enter)(void *arg);
 	void (*leave)(void *arg);
 	void *arg;
+	bool (*suspend_until)(const struct block_hook *hook, struct waiter *w,
+			      uint64_t deadline);
 };
 void waiter_set_block_hook(const struct block_hook *hook);
 
@@ -273,6 +280,48 @@ void waitq_unlink_locked(struct waitq *q, struct wait_node *n);
 struct wait_node *waitq_pick_locked(struct waitq *q);
 
 /* ---- contexts -------------------------------------------------------------- */
+
+/*
+ * A cancellation source: an error word that goes 0 -> ECANCELED or
+ * ETIMEDOUT once (a seq_cst store, the store of the no-lost-wake-up
+ * argument), after which its owner notifies every waiter on q. All the
+ * waiter layer knows of a context: every kn_ctx starts with a pointer to
+ * the source whose cancellation it reports, NULL if it is never cancelled
+ * (ctx.c embeds a source in each cancellable context and asserts the
+ * layout); a NULL context is never cancelled either.
+ */
+struct cancel_src {
+	_Atomic uint32_t err;
+	struct waitq q;
+};
+
+static inline struct cancel_src *ctx_source(kn_ctx *ctx)
+{
+	return ctx ? *(struct cancel_src *const *)(void *)ctx : NULL;
+}
+
+/* 0 while live, else ECANCELED or ETIMEDOUT. One seq_cst load: it pairs
+ * with a watcher's registration on the source's queue. */
+static inline int ctx_err(kn_ctx *ctx)
+{
+	struct cancel_src *s = ctx_source(ctx);
+
+	return s ? (int)at_load_seq_cst(&s->err) : 0;
+}
+
+static inline bool ctx_done(kn_ctx *ctx)
+{
+	return ctx_err(ctx) != 0;
+}
+
+/* The queue whose waiters a cancellation of ctx decides; NULL if ctx can
+ * never be cancelled (background, detached). */
+static inline struct waitq *ctx_waitq(kn_ctx *ctx)
+{
+	struct cancel_src *s = ctx_source(ctx);
+
+	return s ? &s->q : NULL;
+}
 
 /*
  * A waiter's registration with a context (on the waiter's stack).

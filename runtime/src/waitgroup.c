@@ -38,7 +38,6 @@
 
 #include <string.h>
 
-#include "ctx_internal.h"
 
 #define WG_COUNT_MASK 0xffffffffull
 #define WG_BUSY_ONE ((uint64_t)1 << 32)

@@ -11,7 +11,6 @@
 
 #include <kanal/ctx.h>
 
-#include "ctx_internal.h"
 #include "waiter.h"
 
 static const int key_a = 1, key_b = 2;
