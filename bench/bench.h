@@ -28,6 +28,7 @@ struct bench_result {
 	uint64_t waits;          /* >0: reported as waits_per_op (sem_blocking) */
 	uint64_t release_ns;     /* >0: release_ns_per_op (blocked_1m) */
 	uint64_t rss_bytes;      /* >0: rss_bytes_per_op (blocked_1m) */
+	const char *extra;       /* NULL, or more JSON fields: ",\"k\":v..." */
 	/* Latency workloads: samples recorded with bench_lat_record(). */
 	struct bench_lat *lat;
 };
@@ -51,6 +52,9 @@ void bench_register(const char *workload, const char *impl, bench_fn fn);
  * kanal_chan.c; main.c reports their growth per operation for impl kanal. */
 uint64_t kn_bench_syscalls(void);
 uint64_t kn_bench_allocs(void);
+
+/* The registered function of a pair, or NULL (sequence_go_shaped). */
+bench_fn bench_find(const char *workload, const char *impl);
 
 /* "kn-bench: message" on stderr, exit 1: a workload that cannot set up
  * its actors or buffers cannot go on. */

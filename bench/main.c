@@ -56,6 +56,13 @@ static struct entry *lookup(const char *workload, const char *impl)
 	return NULL;
 }
 
+bench_fn bench_find(const char *workload, const char *impl)
+{
+	struct entry *e = lookup(workload, impl);
+
+	return e ? e->fn : NULL;
+}
+
 /* Runs from constructors, before main(): a mistake here is a build bug. */
 void bench_register(const char *workload, const char *impl, bench_fn fn)
 {
@@ -265,6 +272,8 @@ static void report(const struct entry *e, uint64_t items,
 	if (r->rss_bytes)
 		printf(",\"rss_bytes_per_op\":%.1f", (double)r->rss_bytes / items);
 	printf(",\"peak_rss_kb\":%ld", peak_rss_kb());
+	if (r->extra)
+		fputs(r->extra, stdout);
 	if (r->lat)
 		print_latency(r->lat);
 	printf(",\"check\":");

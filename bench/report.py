@@ -20,6 +20,7 @@ import run  # noqa: E402  (workload list and number formatting)
 
 ROOT = run.ROOT
 IDLE = "pool_idle_cpu"
+SEQUENCE = "sequence_go_shaped"
 IDLE_LIMIT_NS = 1e7  # CPU ns per idle second: 1% of one core
 
 
@@ -37,7 +38,9 @@ class Target:
     """A goal of an issue, evaluated on the kanal impl named by impl. kind
     "peer": impl/peer throughput >= need on all CPUs; "pinned": impl on one
     CPU over impl on all CPUs >= need; "idle": impl's ns_per_op <
-    IDLE_LIMIT_NS; "rss": impl's rss_bytes_per_op <= need x peer's. Every goal against go uses kanal_go (the program shaped
+    IDLE_LIMIT_NS; "rss": impl's rss_bytes_per_op <= need x peer's;
+    "sequence": every step of impl's sequence_go_shaped run within need x
+    that workload's own (fresh-process) ns_per_op. Every goal against go uses kanal_go (the program shaped
     as Go's: every actor a task, as Go's are goroutines) wherever the
     workload has one; goals against the other peers use kanal (threads)."""
 
@@ -112,6 +115,8 @@ TARGETS = [
            impl="kanal_go"),
     Target(14, "blocked_1m", "peak RSS per blocked task <= 1.5x go's", kind="rss",
            peer="go", need=1.5, impl="kanal_go"),
+    Target(14, SEQUENCE, "every workload within 1.5x of its fresh-process time",
+           kind="sequence", need=1.5, impl="kanal_go"),
 ]
 
 # Fixed colours so an impl looks the same in every plot.
@@ -167,6 +172,8 @@ def evaluate(t, d):
                 "%s CPU ns per idle second = %.2f%% of a core" % (run.fmt_ns(ns), ns / 1e7))
     if t.kind == "rss":
         return evaluate_rss(t, kanal, d.get(t.workload, t.peer))
+    if t.kind == "sequence":
+        return evaluate_sequence(t, d)
     if t.kind == "pinned":
         other = d.get(t.workload, t.impl, 1)
         what = "%s cpus=1 / cpus=%s" % (t.impl, d.maxcpus.get(t.workload))
@@ -208,6 +215,61 @@ def evaluate_rss(t, kanal, other):
             "%s %.0f B, %s %.0f B per item: %.2fx (need <= %g)" % (
                 t.impl, kanal["rss_bytes_per_op"], t.peer,
                 other["rss_bytes_per_op"], ratio, t.need))
+
+
+def sequence_steps(rec):
+    """[(workload, ns/op)] of a sequence_go_shaped record, in order."""
+    keys = sorted(k for k in rec if k.startswith("seq_"))
+    return [(k[len("seq_00_"):], rec[k]) for k in keys]
+
+
+def sequence_table(d):
+    """Each step of sequence_go_shaped next to the same workload's time in a
+    fresh process (this run's record of it), kanal_go and go."""
+    impls = [i for i in ("kanal_go", "go") if d.get(SEQUENCE, i)]
+    if not impls:
+        return []
+    header = ["step"]
+    for i in impls:
+        header += ["%s in sequence" % i, "%s fresh" % i, "%s seq/fresh" % i]
+    steps = {i: sequence_steps(d.get(SEQUENCE, i)) for i in impls}
+    rows = []
+    for n, (w, _) in enumerate(steps[impls[0]]):
+        row = ["%d `%s`" % (n, w)]
+        for i in impls:
+            ns = steps[i][n][1] if n < len(steps[i]) else None
+            fresh = d.get(w, i)
+            fresh_ns = fresh.get("ns_per_op") if fresh and not fresh.get("failed") else None
+            row += [run.fmt_ns(ns), run.fmt_ns(fresh_ns),
+                    "%.2fx" % (ns / fresh_ns) if ns and fresh_ns else "-"]
+        rows.append(row)
+    return ["`%s`: ns/op of each workload run one after the other in one "
+            "process, beside its own fresh-process run (> 1: slower in the "
+            "sequence; the sequence runs fewer items)." % SEQUENCE, ""] + \
+        md_table(header, rows) + [""]
+
+
+def evaluate_sequence(t, d):
+    """Every step within need x its fresh-process time."""
+    rec = d.get(t.workload, t.impl)
+    if not rec or rec.get("failed"):
+        return ("missed" if rec else "not measured",
+                rec["failed"] if rec else "no %s result" % t.impl)
+    worst, missing = None, []
+    for w, ns in sequence_steps(rec):
+        fresh = d.get(w, t.impl)
+        if not fresh or fresh.get("failed") or not fresh.get("ns_per_op"):
+            missing.append(w)
+            continue
+        r = ns / fresh["ns_per_op"]
+        if worst is None or r > worst[0]:
+            worst = (r, w)
+    if worst is None:
+        return "not measured", "no fresh-process runs"
+    text = "worst: `%s` %.2fx its fresh time (need <= %g)" % (worst[1], worst[0], t.need)
+    if missing:
+        text += "; no fresh run of " + ", ".join(missing)
+    return ("met" if worst[0] <= t.need and not missing else "missed", text)
 
 
 def stacks_notes(d, names):
@@ -644,7 +706,7 @@ def render(records, meta, plots, plot_note, md_path):
             out += ["Acquires that found no token and waited, per pair: " +
                     "; ".join(waits) + ".", ""]
         if title == run.STACKS:
-            out += stacks_notes(d, names)
+            out += stacks_notes(d, names) + sequence_table(d)
         if title == run.POOL and d.rows([IDLE]):
             out += ["`pool_idle_cpu`: CPU ns burnt per idle second (1e7 = 1% of "
                     "one core); ratio = peer CPU / kanal CPU.", ""]

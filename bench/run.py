@@ -110,6 +110,7 @@ WORKLOADS = [
     Workload("skynet_1m", STACKS, "go", 1000000, fixed=True),
     Workload("fib30_wg", STACKS, "go", 10),
     Workload("blocked_1m", STACKS, "go", 1000000, fixed=True),
+    Workload("sequence_go_shaped", STACKS, "go", 1000),
 ]
 
 
@@ -328,7 +329,8 @@ def summarize(workload, impl, cpus, items, samples, errors):
         rec.update(ops_per_sec=None, ns_per_op=None, min=None, max=None)
     rec["reps"] = len(samples)
     rec["items"] = items
-    for field in OPTIONAL_FIELDS:
+    seq = sorted({k for smp in samples for k in smp if k.startswith("seq_")})
+    for field in OPTIONAL_FIELDS + seq:
         v = median_of(samples, field)
         if v is not None:
             rec[field] = rounded(v)

@@ -23,9 +23,10 @@ type result struct {
 	check     string
 	lat       []int64
 	waits     uint64
-	items     int   // when the workload rounds n (skynet_1m)
-	releaseNs int64 // blocked_1m
-	rssBytes  int64 // blocked_1m
+	items     int                // when the workload rounds n (skynet_1m)
+	releaseNs int64              // blocked_1m
+	rssBytes  int64              // blocked_1m
+	extra     map[string]float64 // more fields (sequence_go_shaped)
 }
 
 type workload struct {
@@ -121,6 +122,9 @@ func main() {
 		rep.P50, rep.P99, rep.P999 = percentiles(res.lat)
 	}
 	out, err := json.Marshal(rep)
+	if err == nil && res.extra != nil {
+		out, err = withFields(out, res.extra)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kn-bench-go:", err)
 		os.Exit(1)
@@ -206,4 +210,16 @@ func sumSquaresUpto(n int) uint64 {
 // of w handles; the ranges cover 0..n-1 exactly once.
 func split(n, w, k int) (lo, hi int) {
 	return n * k / w, n * (k + 1) / w
+}
+
+// withFields adds fields to a JSON object.
+func withFields(obj []byte, fields map[string]float64) ([]byte, error) {
+	m := map[string]interface{}{}
+	if err := json.Unmarshal(obj, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range fields {
+		m[k] = v
+	}
+	return json.Marshal(m)
 }
