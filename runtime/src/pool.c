@@ -231,6 +231,7 @@ struct kn_pool {
 	size_t stack_size;               /* of a fiber; 0: no fibers */
 	struct stack_pool stacks;        /* when stack_size != 0 */
 	_Atomic uint32_t stack_warned;   /* the no-stack message was printed */
+	unsigned gen;                    /* fork_gen when made */
 	_Atomic uint32_t closing;        /* outside spawns refused */
 	_Atomic uint32_t stopping;       /* workers exit */
 
@@ -256,6 +257,9 @@ struct kn_pool {
 };
 
 static _Thread_local struct worker *self;
+/* Children of fork() between this process and its first ancestor that
+ * used kanal: incremented in each child (see "fork" below). */
+static _Atomic unsigned fork_gen;
 
 static void worker_block(void *arg);
 static void worker_unblock(void *arg);
@@ -268,6 +272,13 @@ static void drop_task(kn_pool *p, struct kn_task *t);
 static bool on_own_worker(kn_pool *p)
 {
 	return self && self->pool == p;
+}
+
+/* Made before a fork that made this process: its threads are the
+ * parent's, and none of them runs here. */
+static bool inherited(kn_pool *p)
+{
+	return p->gen != at_load_relaxed(&fork_gen);
 }
 
 static void stat_inc(_Atomic uint64_t *c)
@@ -1237,6 +1248,8 @@ static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
 
 static int submit(kn_pool *p, struct kn_task *t)
 {
+	if (unlikely(inherited(p)))
+		return ECHILD;
 	if (on_own_worker(p)) {
 		if (deque_push(&self->dq, dq_item(t)))
 			return ENOMEM;
@@ -1369,6 +1382,8 @@ int kn_task_join(kn_task *t)
 
 	if (!t)
 		return EINVAL;
+	if (inherited(t->pool) && at_load_acquire(&t->state) == TASK_PENDING)
+		return ECHILD;
 	if (on_own_worker(t->pool))
 		help(self, t);
 	st = wait_task(t);
@@ -1395,6 +1410,8 @@ int kn_pool_wait_idle(kn_pool *p)
 
 	if (!pool_live(p) || on_own_worker(p))
 		return EINVAL;
+	if (inherited(p))
+		return ECHILD;
 	for (;;) {
 		waiter_init(&wt);
 		n = WAIT_NODE(&wt, SEL_CASE0);
@@ -1458,6 +1475,8 @@ int kn_pool_shutdown(kn_pool *p, bool drain, size_t *dropped)
 		*dropped = 0;
 	if (!pool_live(p) || on_own_worker(p))
 		return EINVAL;
+	if (inherited(p))
+		return ECHILD;
 	if (at_xchg_seq_cst(&p->closing, 1))
 		return EPIPE;
 	if (drain)
@@ -1493,12 +1512,48 @@ static void pool_release(kn_pool *p)
 
 void kn_pool_free(kn_pool *p)
 {
-	if (!pool_live(p) || on_own_worker(p))
-		return;
+	if (!pool_live(p) || on_own_worker(p) || inherited(p))
+		return; /* inherited: its threads cannot be joined here */
 	if (!at_load_acquire(&p->closing))
 		kn_pool_shutdown(p, true, NULL);
 	p->magic = KN_MAGIC_DEAD;
 	pool_release(p);
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+/*
+ * A child of fork() has one thread, the one that called fork: none of the
+ * parent's workers. Its copies of the parent's pools are inherited: calls
+ * that need their threads return ECHILD (kn_pool_free frees nothing, since
+ * it cannot join them), and the default pool is forgotten, so that kn_go
+ * makes the child's own. default_lock is held across the fork so that the
+ * child never inherits it locked.
+ */
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+static kn_pool *_Atomic default_pool;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&default_lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&default_lock);
+}
+
+static void fork_child(void)
+{
+	pthread_mutex_init(&default_lock, NULL);
+	at_store_relaxed(&default_pool, NULL);
+	at_store_relaxed(&fork_gen, at_load_relaxed(&fork_gen) + 1);
+}
+
+static void handle_fork(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* ---- creation ------------------------------------------------------------ */
@@ -1521,7 +1576,9 @@ kn_pool *kn_pool_new(const struct kn_pool_opts *opts)
 	if (!p)
 		goto fail;
 	memset(p, 0, sizeof(*p));
+	pthread_once(&fork_once, handle_fork);
 	p->magic = KN_MAGIC_POOL;
+	p->gen = at_load_relaxed(&fork_gen);
 	p->target = (int)n;
 	p->max_search = n / 2 ? (int)(n / 2) : 1;
 	p->max_threads = n + spare;
@@ -1602,10 +1659,9 @@ kn_pool *kn_pool_current(void)
 
 /* ---- the default pool --------------------------------------------------- */
 
-/* Created on first use; a failed creation (ENOMEM, no threads) is not
- * remembered, so a later call tries again. */
-static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
-static kn_pool *_Atomic default_pool;
+/* Created on first use (default_lock, default_pool: see "fork"); a
+ * failed creation (ENOMEM, no threads) is not remembered, so a later call
+ * tries again. */
 static struct kn_pool_opts default_opts = { .name = "kn-go" };
 static char default_name[16];
 

@@ -53,6 +53,7 @@ static struct {
 	struct lock lock;
 	struct timer_entry *root;
 	bool started;
+	bool fork_handled; /* pthread_atfork done */
 	struct waitq wake; /* the timer thread's node, while it parks */
 } T = { .lock = LOCK_INIT };
 
@@ -162,6 +163,34 @@ static void *timer_main(void *unused)
 	return NULL;
 }
 
+/*
+ * fork(): the child has no timer thread. The lock is held across the fork
+ * so that the heap is whole in the child, which starts a thread of its own
+ * at once if entries are pending (the parent's deadlines, whose contexts
+ * the child has copies of), else with its first timer_add. The parent's
+ * thread's node on `wake` is dropped.
+ */
+static int start_thread(void);
+
+static void fork_prepare(void)
+{
+	lock_acquire(&T.lock);
+}
+
+static void fork_parent(void)
+{
+	lock_release(&T.lock);
+}
+
+static void fork_child(void)
+{
+	T.started = false;
+	waitq_init(&T.wake);
+	if (T.root)
+		start_thread();
+	lock_release(&T.lock);
+}
+
 /* With the lock. Signals go to the application's threads, not to ours. */
 static int start_thread(void)
 {
@@ -182,6 +211,8 @@ static int start_thread(void)
 	if (r)
 		return EAGAIN;
 	T.started = true;
+	if (!T.fork_handled)
+		T.fork_handled = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
 	return 0;
 }
 

@@ -95,6 +95,15 @@
  * uses no process-wide reclamation (no RCU grace periods), so freeing a
  * pool waits for its own threads only, never for another pool's tasks.
  *
+ * fork(). The child has one thread and none of the parent's workers: it
+ * may make and free new pools and use kn_go (the default pool is made again
+ * in the child), but the pools it inherited do not run there. Calls that
+ * need an inherited pool's threads return ECHILD (spawn, spawn_task,
+ * wait_idle, shutdown, and the join of a task that had not finished at the
+ * fork); kn_pool_free of one frees nothing (its threads cannot be joined)
+ * and kn_pool_stats reads the copy. A child forked from inside a task may
+ * only exec or _exit.
+ *
  * Return values: 0, or
  *   EINVAL   a NULL pool or function, or a call that would wait for the
  *            calling task itself (wait_idle, shutdown or free from a task of
@@ -103,6 +112,7 @@
  *            shutdown)
  *   ENOMEM   no memory for the task record or a thread
  *   ECANCELED  kn_task_join: the task was dropped by an immediate shutdown
+ *   ECHILD   in a child of fork(): the pool was made before the fork
  *
  * Synchronization table
  *
