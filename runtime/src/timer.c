@@ -165,12 +165,22 @@ static void *timer_main(void *unused)
 
 /*
  * fork(): the child has no timer thread. The lock is held across the fork
- * so that the heap is whole in the child, which starts a thread of its own
- * at once if entries are pending (the parent's deadlines, whose contexts
- * the child has copies of), else with its first timer_add. The parent's
- * thread's node on `wake` is dropped.
+ * so that the heap is whole in the child. The child starts a thread of its
+ * own with its first timer_add, or, if entries were pending (the parent's
+ * deadlines, whose contexts the child has copies of), at its first wait
+ * (the waiter layer's park hook): not in the fork handler, so that a child
+ * that only execs starts no thread. The parent's thread's node on `wake`
+ * is dropped.
  */
 static int start_thread(void);
+
+/* The park hook of a child whose heap is not empty: start its thread. */
+static void start_orphaned(void)
+{
+	lock_acquire(&T.lock);
+	start_thread();
+	lock_release(&T.lock);
+}
 
 static void fork_prepare(void)
 {
@@ -187,7 +197,7 @@ static void fork_child(void)
 	T.started = false;
 	waitq_init(&T.wake);
 	if (T.root)
-		start_thread();
+		waiter_set_park_hook(start_orphaned);
 	lock_release(&T.lock);
 }
 
@@ -211,6 +221,7 @@ static int start_thread(void)
 	if (r)
 		return EAGAIN;
 	T.started = true;
+	waiter_set_park_hook(NULL);
 	if (!T.fork_handled)
 		T.fork_handled = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
 	return 0;

@@ -381,12 +381,22 @@ void waiter_unwatch_ctx(struct ctx_watch *cw)
 		waitq_remove(cw->q, &cw->node);
 }
 
+static void (*_Atomic park_hook)(void);
+
+void waiter_set_park_hook(void (*fn)(void))
+{
+	at_store_release(&park_hook, fn);
+}
+
 uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 {
 	struct ctx_watch cw;
 	bool plain = park_begin();
 	uint32_t v;
+	void (*hook)(void) = at_load_relaxed(&park_hook);
 
+	if (unlikely(hook))
+		hook();
 	if (deadline != KN_FOREVER && deadline_left(deadline) == 0)
 		waiter_decide(w, SEL_TIMEOUT);
 	no_park_check(w);

@@ -177,6 +177,12 @@ struct block_hook {
 };
 void waiter_set_block_hook(const struct block_hook *hook);
 
+/* fn runs before every wait of the process, on the waiting thread, until
+ * set to NULL: the timer layer's, in a child of fork() that has deadlines
+ * from its parent and no timer thread yet (timer.c). A relaxed load per
+ * wait otherwise. */
+void waiter_set_park_hook(void (*fn)(void));
+
 #ifdef KANAL_DEBUG_CHECKS
 /* Debug: until called again with NULL, a wait that would sleep on this
  * thread aborts with "kanal: why" (the timer thread sets it around the

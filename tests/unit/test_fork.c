@@ -20,14 +20,14 @@
 
 #include "pool_helpers.h"
 
-/* ThreadSanitizer refuses to start threads in the child of a threaded
- * process unless told (the child here is what is tested). */
+/* ThreadSanitizer cannot follow threads started in the child of a
+ * threaded process (glibc gives them the parent's thread ids, which TSan
+ * still holds: "dup thread"), so under it the child checks only the calls
+ * that start no thread. */
 #if defined(__SANITIZE_THREAD__)
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-	return "die_after_fork=0";
-}
+#define CHILD_THREADS 0
+#else
+#define CHILD_THREADS 1
 #endif
 
 /* In the child: the first failing check is its exit status. */
@@ -67,11 +67,30 @@ static void gate_task_started(void *arg)
 	gate_wait();
 }
 
+/* kn_go's task: a value, then done (the channel may be freed after the
+ * wait, not merely after the receive). */
+static kn_waitgroup sent = KN_WAITGROUP_INIT;
+
 static void send_one(void *arg)
 {
 	int64_t v = 1;
 
 	kn_chan_send(arg, &v);
+	kn_waitgroup_done(&sent);
+}
+
+static int go_send_recv(kn_chan *ch)
+{
+	int64_t v = 0;
+
+	kn_waitgroup_add(&sent, 1);
+	if (kn_go(send_one, ch) != 0) {
+		kn_waitgroup_done(&sent);
+		return -1;
+	}
+	if (kn_chan_recv(ch, &v) != 0 || kn_waitgroup_wait(&sent) != 0)
+		return -1;
+	return (int)v;
 }
 
 static void grow_deque(void *arg)
@@ -98,7 +117,6 @@ static void child_main(void *arg)
 	kn_pool *q;
 	kn_task *t;
 	size_t dropped = 99;
-	int64_t v = 0;
 
 	/* The parent's pool: an error, never a hang. */
 	CHILD_CHECK(1, kn_pool_spawn(pa->pool, count_task, (void *)&n) == ECHILD);
@@ -108,6 +126,8 @@ static void child_main(void *arg)
 	CHILD_CHECK(4, kn_pool_wait_idle(pa->pool) == ECHILD);
 	CHILD_CHECK(5, kn_pool_shutdown(pa->pool, false, &dropped) == ECHILD && dropped == 0);
 	kn_pool_free(pa->pool); /* frees nothing, returns */
+	if (!CHILD_THREADS)
+		return;
 	/* A new pool runs tasks and is freed (its deque grew). */
 	q = kn_pool_new(&o);
 	CHILD_CHECK(6, q != NULL);
@@ -117,14 +137,15 @@ static void child_main(void *arg)
 			   at_load_relaxed(&task_failures) == 0);
 	kn_pool_free(q);
 	/* kn_go makes the child's own default pool; a channel to it. */
-	CHILD_CHECK(9, ch && kn_go(send_one, ch) == 0);
-	CHILD_CHECK(10, kn_chan_recv(ch, &v) == 0 && v == 1);
-	/* A new deadline fires, and so does the one pending at the fork. */
-	ctx = kn_ctx_with_timeout(kn_ctx_background(), 1000000);
-	CHILD_CHECK(11, ctx && kn_ctx_wait(ctx, KN_FOREVER) == 0 &&
-			    kn_ctx_err(ctx) == ETIMEDOUT);
-	CHILD_CHECK(12, kn_ctx_wait(pa->pending, KN_FOREVER) == 0 &&
+	CHILD_CHECK(9, ch != NULL);
+	CHILD_CHECK(10, go_send_recv(ch) == 1);
+	/* The deadline pending at the fork fires (a wait starts the child's
+	 * timer thread), and so does a new one. */
+	CHILD_CHECK(11, kn_ctx_wait(pa->pending, KN_FOREVER) == 0 &&
 			    kn_ctx_err(pa->pending) == ETIMEDOUT);
+	ctx = kn_ctx_with_timeout(kn_ctx_background(), 1000000);
+	CHILD_CHECK(12, ctx && kn_ctx_wait(ctx, KN_FOREVER) == 0 &&
+			    kn_ctx_err(ctx) == ETIMEDOUT);
 	kn_ctx_release(ctx);
 	kn_chan_free(ch);
 }
@@ -135,14 +156,12 @@ Test(fork, child_makes_new_pools_and_gets_echild_from_the_parents, .timeout = 60
 	static _Atomic uint64_t ran;
 	struct parent pa;
 	kn_chan *ch = kn_chan_new(sizeof(int64_t), 0);
-	int64_t v;
 
 	/* Everything kanal runs in a process: pools, the default pool, the
 	 * timer thread. */
 	pa.pool = pool_of(2, 0);
 	cr_assert_not_null(ch);
-	cr_assert_eq(kn_go(send_one, ch), 0);
-	cr_assert_eq(kn_chan_recv(ch, &v), 0);
+	cr_assert_eq(go_send_recv(ch), 1);
 	pa.pending = kn_ctx_with_timeout(kn_ctx_background(), 200000000);
 	cr_assert_not_null(pa.pending);
 	gate_close();

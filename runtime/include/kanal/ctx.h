@@ -33,10 +33,10 @@
  * no deadline is pending. A child's effective deadline is the earlier of its
  * own and its parent's; only contexts with a deadline earlier than their
  * parent's wait in the timer. In a child of fork() contexts and deadlines
- * work: the child starts its own timer thread (at once if deadlines were
- * pending at the fork: those fire in the child too), but a context that
- * another thread was cancelling at the instant of the fork may be unusable
- * there.
+ * work: the child starts its own timer thread with its first deadline, or
+ * its first wait if deadlines were pending at the fork (those fire in the
+ * child too); a context that another thread was cancelling at the instant
+ * of the fork may be unusable there.
  *
  * Synchronization table
  *
