@@ -142,6 +142,31 @@ size_t kn_chan_len(const kn_chan *ch)
 	return chan_live(ch) && ch->cap ? ring_len(ch) : 0;
 }
 
+/* Operations a ring position stands for: cap per lap, plus the index. */
+static uint64_t ring_ops(const kn_chan *ch, uint64_t pos)
+{
+	return pos / ch->one_lap * ch->cap + (pos & (ch->mark_bit - 1));
+}
+
+int kn_chan_stats(const kn_chan *cch, struct kn_chan_stats *out)
+{
+	kn_chan *ch = (kn_chan *)cch;
+
+	if (!chan_live(ch) || !out)
+		return EINVAL;
+	if (ch->cap) {
+		out->sends = ring_ops(ch, at_load_relaxed(&ch->tail) & ~ch->mark_bit);
+		out->recvs = ring_ops(ch, at_load_relaxed(&ch->head));
+	} else {
+		out->sends = out->recvs = at_load_relaxed(&ch->handoffs);
+	}
+	out->send_waits = at_load_relaxed(&ch->waits[0]);
+	out->recv_waits = at_load_relaxed(&ch->waits[1]);
+	out->peak_send_waiters = at_load_relaxed(&ch->peak[0]);
+	out->peak_recv_waiters = at_load_relaxed(&ch->peak[1]);
+	return 0;
+}
+
 bool kn_chan_is_closed(const kn_chan *ch)
 {
 	if (!chan_live(ch))
@@ -476,6 +501,7 @@ static void register_all(struct wait_case *wc, const size_t *order, size_t n,
 		} else {
 			zero_register_locked(o, &wc[i].node, case_data(&wc[i]));
 		}
+		chan_count_wait(o->ch, o->kind);
 	}
 }
 

@@ -47,14 +47,21 @@ struct kn_chan {
 	_Atomic uint32_t closed;
 	struct waitq sendq; /* blocked senders */
 	struct waitq recvq; /* blocked receivers */
+	/* zero: hand-offs made, written only under lock (kn_chan_stats) */
+	_Atomic uint64_t handoffs;
 
 	_Atomic uint64_t head KN_ALIGNED; /* ring: next slot to receive */
 	_Atomic uint64_t tail KN_ALIGNED; /* ring: next slot to send; mark_bit = closed */
+
+	/* kn_chan_stats, written only when an operation registers to wait */
+	_Atomic uint64_t waits[2] KN_ALIGNED; /* [kind - KN_SEND] */
+	_Atomic uint32_t peak[2];             /* most nodes on each queue */
 };
 
-_Static_assert(offsetof(struct kn_chan, recvq) + sizeof(struct waitq) -
+_Static_assert(offsetof(struct kn_chan, handoffs) + sizeof(uint64_t) -
 	       offsetof(struct kn_chan, lock) <= KN_CACHE_LINE,
 	       "the waiting fields share one line");
+_Static_assert(KN_RECV - KN_SEND == 1, "kinds index the stats");
 
 #define chan_live(ch) kn_live(ch, KN_MAGIC_CHAN)
 
@@ -62,6 +69,20 @@ _Static_assert(offsetof(struct kn_chan, recvq) + sizeof(struct waitq) -
 static inline struct waitq *chan_queue(kn_chan *ch, int kind)
 {
 	return kind == KN_SEND ? &ch->sendq : &ch->recvq;
+}
+
+/* kn_chan_stats: an operation of this kind has just registered on its
+ * queue. Slow path only: one relaxed add, and a CAS while the queue grows
+ * past its peak. */
+static inline void chan_count_wait(kn_chan *ch, int kind)
+{
+	int k = kind - KN_SEND;
+	uint32_t n = at_load_relaxed(&chan_queue(ch, kind)->n);
+	uint32_t peak = at_load_relaxed(&ch->peak[k]);
+
+	at_add_relaxed(&ch->waits[k], 1);
+	while (n > peak && !at_cas_relaxed(&ch->peak[k], &peak, n))
+		;
 }
 
 /* One operation of a wait: a case of a select, or a lone send/receive. */

@@ -83,6 +83,8 @@ int zero_try_locked(struct op *o, bool *unlocked)
 		else
 			copy_value(o->val, n->data, ch->esize);
 		waitq_unlink_locked(partners, n);
+		/* Only lock holders write it: no atomic RMW needed. */
+		at_store_relaxed(&ch->handoffs, at_load_relaxed(&ch->handoffs) + 1);
 		k = waiter_publish_quiet(n->w, n->token + 1, prev);
 		lock_release(&ch->lock);
 		*unlocked = true;

@@ -1532,3 +1532,55 @@ Test(chan, cancel_mid_batch_reports_the_count)
 	kn_chan_free(a.ch);
 	kn_ctx_release(a.ctx);
 }
+
+/* kn_chan_stats: values in and out, and the waits, on both flavours. */
+static void stats_of(kn_chan *ch, int64_t sends, int64_t recvs)
+{
+	struct kn_chan_stats s;
+
+	cr_assert_eq(kn_chan_stats(ch, &s), 0);
+	cr_expect_eq(s.sends, (uint64_t)sends);
+	cr_expect_eq(s.recvs, (uint64_t)recvs);
+}
+
+Test(chan, stats_count_values_and_waits)
+{
+	size_t caps[] = { 3, 0 };
+
+	for (size_t c = 0; c < 2; c++) {
+		kn_chan *ch = kt_chan(8, caps[c]);
+		struct blocked_op a[2] = { { .ch = ch }, { .ch = ch } };
+		struct kt_thread t[2];
+		struct kn_chan_stats s;
+		int64_t i;
+
+		cr_assert_eq(kn_chan_stats(NULL, &s), EINVAL);
+		cr_assert_eq(kn_chan_stats(ch, NULL), EINVAL);
+		stats_of(ch, 0, 0);
+		/* Two receivers wait on an empty channel. */
+		kt_spawn(&t[0], blocked_recv, &a[0]);
+		kt_spawn(&t[1], blocked_recv, &a[1]);
+		cr_assert(kt_wait_queued(ch, KN_RECV, 2, t, 2));
+		kt_put(ch, 1);
+		kt_put(ch, 2);
+		cr_assert_eq(kt_join(&t[0]), 0);
+		cr_assert_eq(kt_join(&t[1]), 0);
+		stats_of(ch, 2, 2);
+		cr_assert_eq(kn_chan_stats(ch, &s), 0);
+		cr_expect_geq(s.recv_waits, 2);
+		cr_expect_eq(s.peak_recv_waiters, 2);
+		cr_expect_eq(s.send_waits, 0);
+		/* Buffered only: values in, some out, around the ring's end. */
+		for (i = 0; i < (int64_t)caps[c] * 5; i++) {
+			kt_put(ch, i);
+			cr_assert_eq(kt_get(ch), i);
+		}
+		stats_of(ch, 2 + (int64_t)caps[c] * 5, 2 + (int64_t)caps[c] * 5);
+		if (caps[c]) {
+			kt_put(ch, 7);
+			kt_put(ch, 8);
+			stats_of(ch, 2 + 15 + 2, 2 + 15);
+		}
+		kn_chan_free(ch);
+	}
+}

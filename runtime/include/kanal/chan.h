@@ -114,6 +114,27 @@ KN_API int kn_chan_recv_batch(kn_chan *ch, void *elems, size_t n,
  * from waking the blocked threads. */
 KN_API int kn_chan_close(kn_chan *ch);
 
+/*
+ * Counters since the channel was made, on request. A snapshot: each field
+ * is read on its own, and a send or receive in progress may be counted.
+ *   sends, recvs     values that went in and came out (buffered: read from
+ *                    the ring's positions; rendezvous: each hand-off counts
+ *                    in both)
+ *   send_waits, ...  times a send (receive), or a select case of that kind,
+ *                    registered to wait: it found no room (no value, no
+ *                    partner) and polling did not help
+ *   peak_*_waiters   the most operations of that kind waiting at once
+ * Free when not asked for on every path that does not wait: the ring keeps
+ * its positions anyway, a rendezvous hand-off adds one plain increment on
+ * the line it already holds, a wait one relaxed increment. 0 or EINVAL.
+ */
+struct kn_chan_stats {
+	uint64_t sends, recvs;
+	uint64_t send_waits, recv_waits;
+	uint32_t peak_send_waiters, peak_recv_waiters;
+};
+KN_API int kn_chan_stats(const kn_chan *ch, struct kn_chan_stats *out);
+
 /* Buffered values now (a snapshot), capacity, closed flag. 0/false for NULL. */
 KN_API size_t kn_chan_len(const kn_chan *ch);
 KN_API size_t kn_chan_cap(const kn_chan *ch);
