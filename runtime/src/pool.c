@@ -260,6 +260,9 @@ static _Thread_local struct worker *self;
 /* Children of fork() between this process and its first ancestor that
  * used kanal: incremented in each child (see "fork" below). */
 static _Atomic unsigned fork_gen;
+/* The task running on this thread's current fiber (kn_task_id): set by
+ * run_task, kept across a suspension by worker_suspend. */
+static _Thread_local struct kn_task *cur_task;
 
 static void worker_block(void *arg);
 static void worker_unblock(void *arg);
@@ -704,9 +707,12 @@ static bool worker_suspend(void *arg, struct waiter *wt)
 		no_stack(w->pool);
 		return false;
 	}
+	struct kn_task *mine = cur_task;
+
 	wt->fib = w->cur;
 	at_store_relaxed(&w->nblocked, at_load_relaxed(&w->nblocked) + 1);
 	switch_to(w, to, wt, false);
+	cur_task = mine;
 	return true;
 }
 
@@ -1135,7 +1141,11 @@ static void task_done(struct kn_task *t, uint32_t how)
 
 static void run_task(struct worker *w, struct kn_task *t)
 {
+	struct kn_task *outer = cur_task; /* a join that helps runs t inside */
+
+	cur_task = t;
 	t->fn(t->arg);
+	cur_task = outer;
 	stat_inc(&w->n_run);
 	task_done(t, TASK_DONE);
 }
@@ -1236,12 +1246,14 @@ static void *worker_main(void *arg)
 /* ---- spawning ----------------------------------------------------------- */
 
 static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
-		      void *arg, void (*drop)(void *))
+		      void *arg, void (*drop)(void *), const char *name)
 {
 	t->fn = fn;
 	t->arg = arg;
 	t->drop = drop;
 	t->pool = p;
+	t->id = task_next_id();
+	t->name = name;
 	at_store_relaxed(&t->state, TASK_DETACHED);
 	at_store_relaxed(&t->thief, -1);
 }
@@ -1278,7 +1290,25 @@ int pool_submit(kn_pool *p, struct kn_task *t, void (*fn)(void *), void *arg,
 {
 	int err;
 
-	task_init(t, p, fn, arg, drop);
+	task_init(t, p, fn, arg, drop, NULL);
+	err = submit(p, t);
+	if (err)
+		task_free(t);
+	return err;
+}
+
+int kn_pool_spawn_named(kn_pool *p, const char *name, void (*fn)(void *),
+			void *arg)
+{
+	struct kn_task *t;
+	int err;
+
+	if (!pool_live(p) || !fn)
+		return EINVAL;
+	t = task_alloc();
+	if (!t)
+		return ENOMEM;
+	task_init(t, p, fn, arg, NULL, name);
 	err = submit(p, t);
 	if (err)
 		task_free(t);
@@ -1287,14 +1317,25 @@ int pool_submit(kn_pool *p, struct kn_task *t, void (*fn)(void *), void *arg,
 
 int kn_pool_spawn(kn_pool *p, void (*fn)(void *), void *arg)
 {
-	struct kn_task *t;
+	return kn_pool_spawn_named(p, NULL, fn, arg);
+}
 
-	if (!pool_live(p) || !fn)
+uint64_t kn_task_id(void)
+{
+	return cur_task ? cur_task->id : 0;
+}
+
+const char *kn_task_name(void)
+{
+	return !cur_task ? NULL : cur_task->name ? cur_task->name : "";
+}
+
+int kn_task_set_name(const char *name)
+{
+	if (!cur_task)
 		return EINVAL;
-	t = task_alloc();
-	if (!t)
-		return ENOMEM;
-	return pool_submit(p, t, fn, arg, NULL);
+	cur_task->name = name;
+	return 0;
 }
 
 kn_task *kn_pool_spawn_task(kn_pool *p, void (*fn)(void *), void *arg)
@@ -1309,7 +1350,7 @@ kn_task *kn_pool_spawn_task(kn_pool *p, void (*fn)(void *), void *arg)
 	t = task_alloc();
 	if (!t)
 		return NULL;
-	task_init(t, p, fn, arg, NULL);
+	task_init(t, p, fn, arg, NULL, NULL);
 	at_store_relaxed(&t->refs, 2);
 	at_store_relaxed(&t->state, TASK_PENDING);
 	waitq_init(&t->joinq);
@@ -1732,12 +1773,17 @@ int kn_default_pool_set(const struct kn_pool_opts *opts)
 	return err;
 }
 
-int kn_go(void (*fn)(void *), void *arg)
+int kn_go_named(const char *name, void (*fn)(void *), void *arg)
 {
 	kn_pool *p;
 
 	if (!fn)
 		return EINVAL;
 	p = pool_default();
-	return p ? kn_pool_spawn(p, fn, arg) : errno;
+	return p ? kn_pool_spawn_named(p, name, fn, arg) : errno;
+}
+
+int kn_go(void (*fn)(void *), void *arg)
+{
+	return kn_go_named(NULL, fn, arg);
 }

@@ -155,3 +155,18 @@ void task_free(struct kn_task *t)
 	cache.tail = last;
 	cache.n -= TASK_CACHE_BATCH;
 }
+
+/* Ids a thread takes from the shared counter at once. */
+#define TASK_ID_BLOCK 1024
+
+uint64_t task_next_id(void)
+{
+	static _Atomic uint64_t blocks;
+	static _Thread_local uint64_t next, end;
+
+	if (unlikely(next == end)) {
+		next = at_add_relaxed(&blocks, 1) * TASK_ID_BLOCK + 1;
+		end = next + TASK_ID_BLOCK;
+	}
+	return next++;
+}

@@ -50,9 +50,17 @@ struct kn_task {
 		struct cds_wfcq_node inj;  /* queued in a pool's injector */
 		struct cds_lfs_node stack; /* a batch on the shared free stack */
 	} link;
-	struct kn_task *next; /* free lists and batches */
-	struct kn_task *tail; /* the last record of the batch this one heads */
-	uint32_t nbatch;      /* records in the batch this one heads */
+	union {
+		struct { /* while free (task.c) */
+			struct kn_task *next; /* free lists and batches */
+			struct kn_task *tail; /* the last record of the batch this one heads */
+		};
+		struct { /* while spawned: identity (kn_task_id, kn_task_name) */
+			uint64_t id;
+			const char *name;     /* the caller's string, or NULL */
+		};
+	};
+	uint32_t nbatch;      /* records in the batch this one heads (free) */
 	_Atomic int32_t thief; /* worker that took it from a shared queue, -1 */
 
 	void (*fn)(void *);
@@ -74,6 +82,10 @@ struct kn_task {
 struct kn_task *task_alloc(void);
 /* Back into this thread's cache. */
 void task_free(struct kn_task *t);
+
+/* A new task id: unique in the process, never 0. Ids come from a
+ * per-thread block, so a spawn touches no shared line for it. */
+uint64_t task_next_id(void);
 
 /* Drop one reference to a joinable record, freeing it with the last. */
 static inline void task_put(struct kn_task *t)

@@ -132,6 +132,9 @@
  *   kn_pool_current      everything                         no       one thread-local load
  *   kn_go                everything                         no       kn_pool_spawn on the
  *                                                                    default pool
+ *   kn_*_named           as kn_pool_spawn / kn_go           no       as spawn
+ *   kn_task_id/_name     everything                         no       one thread-local load
+ *   kn_task_set_name     everything (own task only)         no       one store
  *   kn_default_pool      everything                         no       one acquire load
  *   kn_default_pool_set  everything                         no       a mutex
  *
@@ -258,6 +261,25 @@ KN_API kn_pool *kn_pool_current(void);
  * kn_default_pool: it is not made again).
  */
 KN_API int kn_go(void (*fn)(void *), void *arg);
+
+/*
+ * Task identity. Every task gets an id when spawned: unique in the process
+ * (never reused), never 0, not in spawn order. A task may carry a name: a
+ * string that is not copied and must stay valid while the task runs (a
+ * literal, typically), given at spawn (the _named forms, otherwise as
+ * kn_pool_spawn and kn_go; NULL is no name) or set by the task itself.
+ * kn_task_id and kn_task_name answer for the task calling them (also
+ * across its suspensions): 0 and NULL on a thread that is not running a
+ * task, "" for a task without a name. kn_task_set_name returns EINVAL
+ * there. Costs: the id is a thread-local increment, the name one store;
+ * both share the record's line with fields a spawn writes anyway.
+ */
+KN_API int kn_pool_spawn_named(kn_pool *pool, const char *name,
+			       void (*fn)(void *), void *arg);
+KN_API int kn_go_named(const char *name, void (*fn)(void *), void *arg);
+KN_API uint64_t kn_task_id(void);
+KN_API const char *kn_task_name(void);
+KN_API int kn_task_set_name(const char *name);
 
 /*
  * The default pool (kn_go's), made on first use; NULL with errno as kn_go.
