@@ -116,10 +116,18 @@ static int skip(kn_group *g)
 	return ECANCELED;
 }
 
+/* The re-check of a go waiting for a slot (seq_cst loads). */
+static bool slot_free(void *arg)
+{
+	kn_group *g = arg;
+	int lim = at_load_seq_cst(&g->limit);
+
+	return lim < 0 || wg_count(&g->wg) < lim;
+}
+
 static int take_slot(kn_group *g, bool wait)
 {
-	struct waiter w;
-	struct wait_node n;
+	struct waitq *const q[] = { &g->slotq };
 	int lim;
 
 	for (;;) {
@@ -130,17 +138,8 @@ static int take_slot(kn_group *g, bool wait)
 			return 0;
 		if (!wait)
 			return EAGAIN;
-		waiter_init(&w);
-		n = WAIT_NODE(&w, SEL_CASE0);
-		waitq_push(&g->slotq, &n);
-		lim = at_load_seq_cst(&g->limit);
-		if (lim < 0 || wg_count(&g->wg) < lim)
-			waiter_decide(&w, SEL_ABORT);
-		if (waiter_park(&w, KN_FOREVER, g->ctx) == SEL_CANCEL) {
-			waitq_remove(&g->slotq, &n);
+		if (waitq_wait(q, 1, slot_free, g, KN_FOREVER, g->ctx) == SEL_CANCEL)
 			return ECANCELED;
-		}
-		waitq_remove(&g->slotq, &n);
 	}
 }
 

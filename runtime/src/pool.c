@@ -1397,23 +1397,21 @@ static void help(struct worker *w, struct kn_task *t)
 	}
 }
 
+static bool task_ended(void *t)
+{
+	return at_load_seq_cst(&((struct kn_task *)t)->state) != TASK_PENDING;
+}
+
 static uint32_t wait_task(struct kn_task *t)
 {
-	struct waiter wt;
-	struct wait_node n;
+	struct waitq *const q[] = { &t->joinq };
 	uint32_t st;
 
 	for (;;) {
 		st = at_load_acquire(&t->state);
 		if (st != TASK_PENDING)
 			return st;
-		waiter_init(&wt);
-		n = WAIT_NODE(&wt, SEL_CASE0);
-		waitq_push(&t->joinq, &n);
-		if (at_load_seq_cst(&t->state) != TASK_PENDING)
-			waiter_decide(&wt, SEL_ABORT);
-		waiter_park(&wt, KN_FOREVER, NULL);
-		waitq_remove(&t->joinq, &n);
+		waitq_wait(q, 1, task_ended, t, KN_FOREVER, NULL);
 	}
 }
 
@@ -1434,8 +1432,10 @@ int kn_task_join(kn_task *t)
 
 /* ---- idleness and shutdown --------------------------------------------- */
 
-static bool pool_idle(kn_pool *p)
+/* The re-check of kn_pool_wait_idle (seq_cst loads). */
+static bool pool_idle(void *arg)
 {
+	kn_pool *p = arg;
 	uint64_t s;
 
 	if (at_load_seq_cst(&p->pending) > 0)
@@ -1446,24 +1446,14 @@ static bool pool_idle(kn_pool *p)
 
 int kn_pool_wait_idle(kn_pool *p)
 {
-	struct waiter wt;
-	struct wait_node n;
+	struct waitq *const q[] = { &p->idle_waiters };
 
 	if (!pool_live(p) || on_own_worker(p))
 		return EINVAL;
 	if (inherited(p))
 		return ECHILD;
-	for (;;) {
-		waiter_init(&wt);
-		n = WAIT_NODE(&wt, SEL_CASE0);
-		waitq_push(&p->idle_waiters, &n);
-		if (pool_idle(p))
-			waiter_decide(&wt, SEL_ABORT);
-		if (waiter_park(&wt, KN_FOREVER, NULL) == SEL_ABORT)
-			break;
-		waitq_remove(&p->idle_waiters, &n);
-	}
-	waitq_remove(&p->idle_waiters, &n);
+	while (waitq_wait(q, 1, pool_idle, p, KN_FOREVER, NULL) != SEL_ABORT)
+		;
 	return 0;
 }
 

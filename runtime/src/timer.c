@@ -144,20 +144,26 @@ static uint64_t fire_due(void)
 	return KN_FOREVER;
 }
 
+/* The thread's re-check is the heap lock, held since fire_due read the
+ * root: an adder inserts under it, so one that inserted before the
+ * registration was seen, and one after it finds the node. */
+static bool release_heap(void *unused)
+{
+	(void)unused;
+	lock_release(&T.lock);
+	return false;
+}
+
 static void *timer_main(void *unused)
 {
+	struct waitq *const q[] = { &T.wake };
+
 	(void)unused;
 	lock_acquire(&T.lock);
 	for (;;) {
-		struct waiter w;
-		struct wait_node n = WAIT_NODE(&w, SEL_CASE0);
 		uint64_t next = fire_due();
 
-		waiter_init(&w);
-		waitq_push(&T.wake, &n);
-		lock_release(&T.lock);
-		waiter_park(&w, next, NULL);
-		waitq_remove(&T.wake, &n);
+		waitq_wait(q, 1, release_heap, NULL, next, NULL);
 		lock_acquire(&T.lock);
 	}
 	return NULL;

@@ -413,6 +413,30 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 	return v;
 }
 
+/* The no-lost-wake-up argument above, made once for every wait that uses
+ * this: each push precedes commit's re-check, and each node stays linked
+ * until the park has returned. */
+uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *arg),
+		    void *arg, uint64_t deadline, kn_ctx *ctx)
+{
+	struct wait_node nodes[WAITQ_WAIT_MAX];
+	struct waiter w;
+	uint32_t v;
+	unsigned i;
+
+	waiter_init(&w);
+	for (i = 0; i < n; i++) {
+		nodes[i] = WAIT_NODE(&w, SEL_CASE0 + i);
+		waitq_push(qs[i], &nodes[i]);
+	}
+	if (commit && commit(arg))
+		waiter_decide(&w, SEL_ABORT);
+	v = waiter_park(&w, deadline, ctx);
+	for (i = 0; i < n; i++)
+		waitq_remove(qs[i], &nodes[i]);
+	return v;
+}
+
 /* ---- wait queue ------------------------------------------------------------ */
 
 void waitq_insert_locked(struct waitq *q, struct wait_node *n, bool front)

@@ -12,8 +12,11 @@
  *   waitq_remove(q, &n);                (unless the decider already did)
  *
  * and whoever makes the condition true calls waitq_notify_one/all(q) after
- * making it true. See waiter.c for the protocol and why no wake-up is lost.
- * Only waiter.c calls the futex.
+ * making it true. waitq_wait is that sequence in one call, for every wait
+ * that only needs to be woken (not handed a value through its node); the
+ * hand-off protocols (channels, the semaphore) write it out around their
+ * claims. See waiter.c for the protocol and why no wake-up is lost. Only
+ * waiter.c calls the futex.
  *
  * Synchronization table
  *
@@ -25,6 +28,8 @@
  *                                                       seq_cst store of the count
  *   waitq_notify_one/all  everything                    one seq_cst load when the
  *                                                       queue is empty; else lock
+ *   waitq_wait            everything (the caller's      as push + park + remove
+ *                         own queues' notifiers)
  */
 #ifndef KN_WAITER_H
 #define KN_WAITER_H
@@ -284,6 +289,27 @@ void waitq_unlink_locked(struct waitq *q, struct wait_node *n);
  * suspended one, else the oldest asleep; NULL if none. A
  * decision on it can still be lost to a racing one: pick again then. */
 struct wait_node *waitq_pick_locked(struct waitq *q);
+
+/* ---- the park primitive ------------------------------------------------- */
+
+#define WAITQ_WAIT_MAX 4 /* queues one waitq_wait registers on, at most */
+
+/*
+ * Wait until a notifier of one of the n queues qs[] (1 <= n <=
+ * WAITQ_WAIT_MAX) wakes this thread, or the deadline passes, or ctx is
+ * cancelled. Registers a node on each queue (the node on qs[i] carries the
+ * token SEL_CASE0 + i), then calls commit(arg) - the re-check of the
+ * no-lost-wake-up argument: it reads the condition the caller waits for
+ * with seq_cst loads (or under a lock its wakers take after changing it,
+ * or releases such a lock held since the condition was read) and returns
+ * true if the wait is not needed after all - then parks unless it did,
+ * and unregisters every node. Returns the decision: SEL_ABORT (commit
+ * returned true), SEL_CASE0 + i (woken through qs[i]), SEL_TIMEOUT or
+ * SEL_CANCEL. A wake says only "look again": the caller re-checks its
+ * condition and may wait again. commit NULL: nothing to re-check.
+ */
+uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *arg),
+		    void *arg, uint64_t deadline, kn_ctx *ctx);
 
 /* ---- contexts -------------------------------------------------------------- */
 

@@ -94,11 +94,15 @@ int64_t wg_count(struct wg *wg)
 	return wg_count_of(at_load_seq_cst(&wg->state));
 }
 
+static bool wg_zero(void *wg)
+{
+	return wg_count(wg) == 0;
+}
+
 int wg_wait(struct wg *wg, uint64_t deadline, kn_ctx *ctx)
 {
+	struct waitq *const q[] = { &wg->q };
 	struct backoff b = { 0 };
-	struct waiter w;
-	struct wait_node n;
 	uint64_t s;
 	uint32_t v;
 
@@ -112,13 +116,7 @@ int wg_wait(struct wg *wg, uint64_t deadline, kn_ctx *ctx)
 			backoff_snooze(&b); /* invariant 3: let it finish */
 			continue;
 		}
-		waiter_init(&w);
-		n = WAIT_NODE(&w, SEL_CASE0);
-		waitq_push(&wg->q, &n);
-		if (wg_count(wg) == 0)
-			waiter_decide(&w, SEL_ABORT);
-		v = waiter_park(&w, deadline, ctx);
-		waitq_remove(&wg->q, &n);
+		v = waitq_wait(q, 1, wg_zero, wg, deadline, ctx);
 		if (v == SEL_TIMEOUT)
 			return ETIMEDOUT;
 		if (v == SEL_CANCEL)
