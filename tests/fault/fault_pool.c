@@ -13,6 +13,7 @@
 #include "kanal/chan.h"
 #include "kanal/group.h"
 #include "kanal/pool.h"
+#include "kanal/time.h"
 #include "sweep.h"
 
 #define INNER 300 /* subtasks spawned by one task: the deque must grow */
@@ -174,6 +175,64 @@ static int ring_scenario(void *arg)
 	return 0;
 }
 
+/* More tasks blocked at once on one worker than an arena holds (64), so
+ * that a stack is taken from a new arena during a block: if that fails,
+ * the task sleeps on its thread (a spare takes over), every task still
+ * finishes, and the pool counts the suspension that had no stack. */
+#define BLOCKERS 100
+
+struct blockers {
+	kn_chan *ch;
+	atomic_long done;
+};
+
+static void blocker(void *arg)
+{
+	struct blockers *b = arg;
+	long v;
+
+	kn_chan_recv(b->ch, &v);
+	atomic_fetch_add(&b->done, 1);
+}
+
+static int blocked_scenario(void *arg)
+{
+	struct kn_pool_opts o = { .workers = 1 };
+	struct blockers b = { 0 };
+	struct kn_pool_stats st;
+	long spawned = 0, i;
+	kn_pool *p;
+
+	(void)arg;
+	errno = 0;
+	b.ch = kn_chan_new(sizeof(long), 0);
+	if (!b.ch) {
+		CHECK_NOMEM(errno);
+		return 0;
+	}
+	p = kn_pool_new(&o);
+	if (!p) {
+		CHECK_NOMEM(errno);
+		kn_chan_free(b.ch);
+		return 0;
+	}
+	for (i = 0; i < BLOCKERS; i++)
+		spawned += kn_pool_spawn(p, blocker, &b) == 0;
+	/* Until (about) all have blocked; bounded, since the close releases
+	 * any that has not yet. */
+	for (i = 0; i < 5000 && kn_pool_stats(p, &st) == 0 &&
+		    st.switches < (uint64_t)spawned - st.stack_failures; i++)
+		kn_sleep(1000000);
+	kn_chan_close(b.ch);
+	CHECK(kn_pool_wait_idle(p) == 0);
+	CHECK(atomic_load(&b.done) == spawned);
+	CHECK(kn_pool_stats(p, &st) == 0);
+	CHECK(st.stack_failures <= (uint64_t)kn_fault_failures());
+	kn_pool_free(p);
+	kn_chan_free(b.ch);
+	return 0;
+}
+
 static int task_ok(kn_ctx *ctx, void *arg)
 {
 	(void)ctx;
@@ -241,6 +300,8 @@ int main(void)
 	bad |= sweep("pool: new (2 workers), spawn, spawn_task", pool_scenario, &two);
 	bad |= sweep("pool: 1 worker, deque growth in a task", pool_scenario, &one);
 	bad |= sweep("pool: fiber stacks, a ring of blocking tasks", ring_scenario, NULL);
+	bad |= sweep("pool: 100 tasks blocked on one worker (a second arena)",
+		     blocked_scenario, NULL);
 	ga.pool = kn_pool_new(&o);
 	if (!ga.pool) {
 		perror("kn_pool_new");
