@@ -117,6 +117,9 @@ TARGETS = [
            peer="go", need=1.5, impl="kanal_go"),
     Target(14, SEQUENCE, "every workload within 1.5x of its fresh-process time",
            kind="sequence", need=1.5, impl="kanal_go"),
+    Target(15, "net_echo_1000", "requests/s >= 1.2x go", peer="go", need=1.2),
+    Target(15, "net_echo_1000", "requests/s >= 0.8x the epoll server",
+           peer="epoll", need=0.8),
 ]
 
 # Fixed colours so an impl looks the same in every plot.

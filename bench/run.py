@@ -31,6 +31,7 @@ SYNC = "Locks"
 POOL = "Pool and groups"
 PATTERNS = "Patterns"
 STACKS = "Stacks and scale"
+NET_TIME = "Network and time"
 
 
 class Workload:
@@ -111,6 +112,10 @@ WORKLOADS = [
     Workload("fib30_wg", STACKS, "go", 10),
     Workload("blocked_1m", STACKS, "go", 1000000, fixed=True),
     Workload("sequence_go_shaped", STACKS, "go", 1000),
+    Workload("net_echo_64", NET_TIME, "kanal go epoll pthread", 50000),
+    Workload("net_echo_1000", NET_TIME, "kanal go epoll", 50000),
+    Workload("timer_100k", NET_TIME, "kanal go", 100000, fixed=True),
+    Workload("timer_100k_cpu", NET_TIME, "kanal go", 100000, fixed=True),
 ]
 
 
@@ -138,7 +143,7 @@ def targeted():
 
 # Column order of every table: kanal first (on threads, then Go-shaped as
 # kn_go tasks), then the baselines.
-IMPL_ORDER = ["kanal", "kanal_go", "kanal_batched", "kanal_go_batched", "pthread",
+IMPL_ORDER = ["kanal", "kanal_go", "kanal_batched", "kanal_go_batched", "pthread", "epoll",
               "sem_t", "go", "ck", "crossbeam", "tbb"]
 
 OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op", "allocs_per_op",

@@ -1,0 +1,389 @@
+/*
+ * kanal_net.c - net_echo_64 / net_echo_1000 (echo servers under one
+ * client) and timer_100k (many sleeping tasks), kanal and its C peers.
+ *
+ * net_echo_N: this process serves on 127.0.0.1; the same client program
+ * (kn-net-client, a separate process) opens N connections and makes
+ * a->items ping-pong round trips of 64 bytes in all, checking every byte;
+ * it hands back the elapsed time and every round trip's latency, which
+ * become this run's ns and p50/p99/p999. Servers:
+ *   kanal    a task per connection (kn_accept, kn_read, kn_write)
+ *   epoll    the practical limit: one thread per CPU, each a hand-written
+ *            single-threaded epoll loop with its own SO_REUSEPORT listener
+ *   pthread  a thread per connection, blocking read/write (64 only)
+ *
+ * timer_100k: a->items tasks each sleep a random 1-10 ms once (kn_sleep on
+ * the default pool); ns is the wall time until all have woken, the latency
+ * samples are each sleeper's lateness. timer_100k_cpu: the same run, its
+ * ns being the process's CPU time (user + system) over it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <kanal/kanal.h>
+
+#include "bench.h"
+
+#define NET_MSG 64
+
+extern char **environ;
+
+/* ---- the client, as a process ------------------------------------------- */
+
+static int listen_loopback(int port, bool reuseport)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 4096))
+		bench_die("cannot listen on 127.0.0.1: %s", strerror(errno));
+	return fd;
+}
+
+static int port_of(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	return ntohs(a.sin_port);
+}
+
+static bool read_all(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = read(fd, (char *)buf + got, len - got);
+		if (n <= 0 && !(n < 0 && errno == EINTR))
+			return false;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	return true;
+}
+
+/* Run kn-net-client (beside this binary) against port; fill r. */
+static void drive(int port, int conns, const struct bench_args *a,
+		  struct bench_result *r)
+{
+	char exe[PATH_MAX], path[PATH_MAX + 32], sport[16], sconns[16], sreq[32], ssize[16];
+	char *argv[] = { path, sport, sconns, sreq, ssize, NULL };
+	posix_spawn_file_actions_t fa;
+	uint64_t head[2], i, ns;
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int p[2], status;
+	pid_t pid;
+
+	if (len <= 0 || pipe(p))
+		bench_die("cannot set up the client");
+	exe[len] = 0;
+	*strrchr(exe, '/') = 0;
+	snprintf(path, sizeof(path), "%s/kn-net-client", exe);
+	snprintf(sport, sizeof(sport), "%d", port);
+	snprintf(sconns, sizeof(sconns), "%d", conns);
+	snprintf(sreq, sizeof(sreq), "%llu", (unsigned long long)a->items);
+	snprintf(ssize, sizeof(ssize), "%d", NET_MSG);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 3);
+	if (posix_spawn(&pid, path, &fa, NULL, argv, environ))
+		bench_die("cannot start %s", path);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	r->check = "the client failed (see stderr)";
+	if (read_all(p[0], head, sizeof(head))) {
+		r->lat = bench_lat_new(head[1]);
+		for (i = 0; i < head[1] && read_all(p[0], &ns, sizeof(ns)); i++)
+			bench_lat_record(r->lat, ns);
+		if (i == head[1]) {
+			r->ns = head[0];
+			r->items = head[1];
+			r->check = NULL;
+		}
+	}
+	close(p[0]);
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		r->check = "the client failed (see stderr)";
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* ---- kanal: a task per connection ------------------------------------------ */
+
+static void echo_task(void *arg)
+{
+	int c = (int)(intptr_t)arg, one = 1;
+	char b[4096];
+	size_t n;
+
+	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	while (kn_read(c, b, sizeof(b), &n) == 0 && n > 0)
+		if (kn_write(c, b, n, NULL) != 0)
+			break;
+	kn_fd_close(c);
+}
+
+static void accept_task(void *arg)
+{
+	int ln = (int)(intptr_t)arg, c;
+
+	while (kn_accept(ln, NULL, NULL, &c) == 0)
+		if (kn_pool_spawn(kn_pool_current(), echo_task, (void *)(intptr_t)c))
+			kn_fd_close(c);
+}
+
+static void kanal_echo(int conns, const struct bench_args *a, struct bench_result *r)
+{
+	kn_pool *p = kn_pool_new(NULL);
+	int ln = listen_loopback(0, false);
+
+	raise_fd_limit();
+	if (!p || kn_pool_spawn(p, accept_task, (void *)(intptr_t)ln))
+		bench_die("cannot start the pool");
+	drive(port_of(ln), conns, a, r);
+	kn_fd_close(ln); /* the accept task ends; connections ended with EOF */
+	kn_pool_free(p);
+}
+
+BENCH(net_echo_64, kanal)
+{
+	kanal_echo(64, a, r);
+}
+
+BENCH(net_echo_1000, kanal)
+{
+	kanal_echo(1000, a, r);
+}
+
+/* ---- epoll: a single-threaded event loop per CPU ----------------------------- */
+
+struct loop {
+	pthread_t t;
+	int ln, ep, stop;
+};
+
+static void loop_add(int ep, int fd, uint32_t ev)
+{
+	struct epoll_event e = { .events = ev, .data.fd = fd };
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+}
+
+/* Echo what is there; false when the connection is done. A 64-byte reply
+ * always fits the socket buffer of a ping-pong peer. */
+static bool echo_ready(int fd)
+{
+	char b[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, b, sizeof(b));
+		if (n > 0) {
+			if (write(fd, b, (size_t)n) != n)
+				return false;
+			continue;
+		}
+		return n < 0 && (errno == EAGAIN || errno == EINTR);
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	struct loop *l = arg;
+	struct epoll_event evs[256];
+	int i, n, c, one = 1;
+
+	for (;;) {
+		n = epoll_wait(l->ep, evs, 256, -1);
+		for (i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == l->stop)
+				return NULL;
+			if (fd != l->ln) {
+				if (!echo_ready(fd))
+					close(fd);
+				continue;
+			}
+			while ((c = accept4(l->ln, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+				setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+				loop_add(l->ep, c, EPOLLIN);
+			}
+		}
+	}
+}
+
+static void epoll_echo(int conns, const struct bench_args *a, struct bench_result *r)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	struct loop *ls;
+	int i, n, port = 0;
+	uint64_t one = 1;
+
+	raise_fd_limit();
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		ncpu = CPU_COUNT(&set);
+	n = ncpu > 0 ? (int)ncpu : 1;
+	ls = calloc((size_t)n, sizeof(*ls));
+	if (!ls)
+		bench_die("no memory");
+	for (i = 0; i < n; i++) {
+		ls[i].ln = listen_loopback(port, true);
+		port = port_of(ls[i].ln);
+		fcntl(ls[i].ln, F_SETFL, O_NONBLOCK);
+		ls[i].ep = epoll_create1(EPOLL_CLOEXEC);
+		ls[i].stop = eventfd(0, EFD_CLOEXEC);
+		loop_add(ls[i].ep, ls[i].ln, EPOLLIN);
+		loop_add(ls[i].ep, ls[i].stop, EPOLLIN);
+		if (pthread_create(&ls[i].t, NULL, loop_main, &ls[i]))
+			bench_die("cannot start a loop");
+	}
+	drive(port, conns, a, r);
+	for (i = 0; i < n; i++) {
+		(void)!write(ls[i].stop, &one, sizeof(one));
+		pthread_join(ls[i].t, NULL);
+		close(ls[i].ln); /* its connections were closed by their peers */
+		close(ls[i].ep);
+		close(ls[i].stop);
+	}
+	free(ls);
+}
+
+BENCH(net_echo_64, epoll)
+{
+	epoll_echo(64, a, r);
+}
+
+BENCH(net_echo_1000, epoll)
+{
+	epoll_echo(1000, a, r);
+}
+
+/* ---- pthread: a thread per connection ------------------------------------- */
+
+static void *echo_thread(void *arg)
+{
+	int c = (int)(intptr_t)arg, one = 1;
+	char b[4096];
+	ssize_t n;
+
+	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	while ((n = read(c, b, sizeof(b))) > 0)
+		if (write(c, b, (size_t)n) != n)
+			break;
+	close(c);
+	return NULL;
+}
+
+/* Accepts until shut down; detached connection threads end at EOF. */
+static void *acceptor(void *arg)
+{
+	int ln = (int)(intptr_t)arg, c;
+	pthread_attr_t at;
+	pthread_t t;
+
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 64 * 1024);
+	while ((c = accept4(ln, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+		if (pthread_create(&t, &at, echo_thread, (void *)(intptr_t)c))
+			close(c);
+	pthread_attr_destroy(&at);
+	return NULL;
+}
+
+BENCH(net_echo_64, pthread)
+{
+	int ln = listen_loopback(0, false);
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, acceptor, (void *)(intptr_t)ln))
+		bench_die("cannot start the acceptor");
+	drive(port_of(ln), 64, a, r);
+	shutdown(ln, SHUT_RDWR); /* accept fails: the acceptor ends */
+	pthread_join(t, NULL);
+	close(ln);
+}
+
+/* ---- timer_100k ------------------------------------------------------------- */
+
+static struct bench_lat *sleep_lat;
+static kn_waitgroup sleepers;
+
+static void sleeper(void *arg)
+{
+	uint64_t ns = (uint64_t)(uintptr_t)arg, d = kn_now() + ns;
+
+	kn_sleep_until(d);
+	bench_lat_record(sleep_lat, kn_now() - d);
+	kn_waitgroup_done(&sleepers);
+}
+
+static uint64_t cpu_now(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+}
+
+/* The sleeps are 1 ms plus a xorshift draw below 9 ms (bench/go the same). */
+static void sleep_many(const struct bench_args *a, struct bench_result *r, bool cpu)
+{
+	uint64_t x = 88172645463325252ull, i, t0, c0;
+
+	kn_waitgroup_init(&sleepers);
+	kn_waitgroup_add(&sleepers, (int64_t)a->items);
+	sleep_lat = bench_lat_new(a->items);
+	t0 = kn_now();
+	c0 = cpu_now();
+	for (i = 0; i < a->items; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (kn_go(sleeper, (void *)(uintptr_t)(1000000 + x % 9000000)))
+			bench_die("cannot spawn");
+	}
+	kn_waitgroup_wait(&sleepers);
+	r->ns = cpu ? cpu_now() - c0 : kn_now() - t0;
+	r->lat = sleep_lat;
+	r->check = "ok";
+}
+
+BENCH(timer_100k, kanal)
+{
+	sleep_many(a, r, false);
+}
+
+BENCH(timer_100k_cpu, kanal)
+{
+	sleep_many(a, r, true);
+}
