@@ -79,7 +79,7 @@ static void accept_task(void *arg)
 	int ln = (int)(intptr_t)arg, c;
 
 	while (kn_accept(ln, NULL, NULL, &c) == 0)
-		if (kn_go(echo_task, (void *)(intptr_t)c) != 0)
+		if (kn_pool_spawn(kn_pool_current(), echo_task, (void *)(intptr_t)c))
 			kn_fd_close(c);
 }
 
