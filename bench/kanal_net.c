@@ -12,6 +12,9 @@
  *            single-threaded epoll loop with its own SO_REUSEPORT listener
  *   pthread  a thread per connection, blocking read/write (64 only)
  *
+ * net_echo_stream: one connection, a->items messages of 1 MiB streamed
+ * through the kanal server (the client writes ahead of its reads).
+ *
  * timer_100k: a->items tasks each sleep a random 1-10 ms once (kn_sleep on
  * the default pool); ns is the wall time until all have woken, the latency
  * samples are each sleeper's lateness. timer_100k_cpu: the same run, its
@@ -40,6 +43,7 @@
 #include "bench.h"
 
 #define NET_MSG 64
+#define NET_STREAM_MSG (1024 * 1024)
 
 extern char **environ;
 
@@ -82,7 +86,7 @@ static bool read_all(int fd, void *buf, size_t len)
 }
 
 /* Run kn-net-client (beside this binary) against port; fill r. */
-static void drive(int port, int conns, const struct bench_args *a,
+static void drive(int port, int conns, size_t size, const struct bench_args *a,
 		  struct bench_result *r)
 {
 	char exe[PATH_MAX], path[PATH_MAX + 32], sport[16], sconns[16], sreq[32], ssize[16];
@@ -101,7 +105,7 @@ static void drive(int port, int conns, const struct bench_args *a,
 	snprintf(sport, sizeof(sport), "%d", port);
 	snprintf(sconns, sizeof(sconns), "%d", conns);
 	snprintf(sreq, sizeof(sreq), "%llu", (unsigned long long)a->items);
-	snprintf(ssize, sizeof(ssize), "%d", NET_MSG);
+	snprintf(ssize, sizeof(ssize), "%zu", size);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 3);
 	if (posix_spawn(&pid, path, &fa, NULL, argv, environ))
@@ -158,7 +162,8 @@ static void accept_task(void *arg)
 			kn_fd_close(c);
 }
 
-static void kanal_echo(int conns, const struct bench_args *a, struct bench_result *r)
+static void kanal_echo(int conns, size_t size, const struct bench_args *a,
+		       struct bench_result *r)
 {
 	kn_pool *p = kn_pool_new(NULL);
 	int ln = listen_loopback(0, false);
@@ -166,19 +171,24 @@ static void kanal_echo(int conns, const struct bench_args *a, struct bench_resul
 	raise_fd_limit();
 	if (!p || kn_pool_spawn(p, accept_task, (void *)(intptr_t)ln))
 		bench_die("cannot start the pool");
-	drive(port_of(ln), conns, a, r);
+	drive(port_of(ln), conns, size, a, r);
 	kn_fd_close(ln); /* the accept task ends; connections ended with EOF */
 	kn_pool_free(p);
 }
 
 BENCH(net_echo_64, kanal)
 {
-	kanal_echo(64, a, r);
+	kanal_echo(64, NET_MSG, a, r);
 }
 
 BENCH(net_echo_1000, kanal)
 {
-	kanal_echo(1000, a, r);
+	kanal_echo(1000, NET_MSG, a, r);
+}
+
+BENCH(net_echo_stream, kanal)
+{
+	kanal_echo(1, NET_STREAM_MSG, a, r);
 }
 
 /* ---- epoll: a single-threaded event loop per CPU ----------------------------- */
@@ -265,7 +275,7 @@ static void epoll_echo(int conns, const struct bench_args *a, struct bench_resul
 		if (pthread_create(&ls[i].t, NULL, loop_main, &ls[i]))
 			bench_die("cannot start a loop");
 	}
-	drive(port, conns, a, r);
+	drive(port, conns, NET_MSG, a, r);
 	for (i = 0; i < n; i++) {
 		(void)!write(ls[i].stop, &one, sizeof(one));
 		pthread_join(ls[i].t, NULL);
@@ -326,7 +336,7 @@ BENCH(net_echo_64, pthread)
 
 	if (pthread_create(&t, NULL, acceptor, (void *)(intptr_t)ln))
 		bench_die("cannot start the acceptor");
-	drive(port_of(ln), 64, a, r);
+	drive(port_of(ln), 64, NET_MSG, a, r);
 	shutdown(ln, SHUT_RDWR); /* accept fails: the acceptor ends */
 	pthread_join(t, NULL);
 	close(ln);

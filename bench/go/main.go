@@ -64,8 +64,9 @@ var workloads = map[string]workload{
 	"skynet_1m":                {skynet1m, 1000000},
 	"fib30_wg":                 {fib30WG, 10},
 	"blocked_1m":               {blocked1m, 1000000},
-	"net_echo_64":              {netEcho(64), 100000},
-	"net_echo_1000":            {netEcho(1000), 100000},
+	"net_echo_64":              {netEcho(64, 64), 100000},
+	"net_echo_1000":            {netEcho(1000, 64), 100000},
+	"net_echo_stream":          {netEcho(1, 1<<20), 200},
 	"timer_100k":               {sleepMany(false), 100000},
 	"timer_100k_cpu":           {sleepMany(true), 100000},
 }

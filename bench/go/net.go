@@ -45,7 +45,7 @@ func echoConn(c net.Conn) {
 	}
 }
 
-func netEcho(conns int) func(n int) result {
+func netEcho(conns, size int) func(n int) result {
 	return func(n int) result {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -67,7 +67,7 @@ func netEcho(conns int) func(n int) result {
 			return result{check: "pipe: " + err.Error()}
 		}
 		cmd := exec.Command(clientPath(), fmt.Sprint(port), fmt.Sprint(conns),
-			fmt.Sprint(n), "64")
+			fmt.Sprint(n), fmt.Sprint(size))
 		cmd.Stderr = os.Stderr
 		cmd.ExtraFiles = []*os.File{w} // fd 3
 		if err := cmd.Start(); err != nil {

@@ -7,7 +7,10 @@
  *
  * CONNS connections to 127.0.0.1:PORT, each a kanal task making
  * REQUESTS / CONNS ping-pong round trips of SIZE bytes (written whole,
- * read back whole, compared byte for byte). Writes to fd 3, in native
+ * read back whole, compared byte for byte). SIZE above STREAM_MIN: a
+ * stream instead, each connection's messages written by a task of their
+ * own, ahead of the reader (a sample is then a message's write start to
+ * its last byte read). Writes to fd 3, in native
  * byte order: the elapsed ns (uint64), the number of samples (uint64),
  * then each round trip's ns (uint64), or nothing when a check failed
  * (exit status 1, the reason on stderr).
@@ -34,6 +37,41 @@ static kn_waitgroup wg = KN_WAITGROUP_INIT;
 static kn_waitgroup connected = KN_WAITGROUP_INIT;
 static kn_chan *go_ahead; /* closed when every connection is up */
 
+#define STREAM_MIN (64 * 1024)
+
+static void fill(char *b, int id, int j)
+{
+	size_t i;
+
+	for (i = 0; i < size; i++)
+		b[i] = (char)(id + j + (int)i);
+}
+
+/* A stream's writer: every message, then the write side shut. */
+struct writer {
+	int fd, id;
+	_Atomic uint64_t *start; /* per message, read by the reader */
+	kn_waitgroup done;
+};
+
+static void writer_task(void *arg)
+{
+	struct writer *w = arg;
+	char *out = malloc(size);
+	int j;
+
+	for (j = 0; out && j < per_conn; j++) {
+		fill(out, w->id, j);
+		w->start[j] = kn_now();
+		if (kn_write(w->fd, out, size, NULL))
+			break;
+	}
+	if (!out || j < per_conn)
+		atomic_fetch_add(&failures, 1);
+	free(out);
+	kn_waitgroup_done(&w->done);
+}
+
 static int dial(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
@@ -52,17 +90,44 @@ static int dial(void)
 
 static void conn_task(void *arg)
 {
-	int id = (int)(intptr_t)arg, fd = dial(), j, bad = fd < 0;
+	int id = (int)(intptr_t)arg, fd = dial(), j = 0, bad = fd < 0;
 	char *out = malloc(size), *in = malloc(size);
-	size_t got, n, i;
+	size_t got, n;
 	uint64_t t0, dummy;
 
 	kn_waitgroup_done(&connected);
 	kn_chan_recv(go_ahead, &dummy); /* EPIPE: the start */
 	bad |= !out || !in;
-	for (j = 0; !bad && j < per_conn; j++) {
-		for (i = 0; i < size; i++)
-			out[i] = (char)(id + j + (int)i);
+	if (!bad && size > STREAM_MIN) {
+		struct writer *w = calloc(1, sizeof(*w));
+
+		bad = !w || !(w->start = calloc((size_t)per_conn, sizeof(*w->start)));
+		if (!bad) {
+			w->fd = fd;
+			w->id = id;
+			kn_waitgroup_add(&w->done, 1);
+			bad = kn_go(writer_task, w) != 0;
+		}
+		for (j = 0; !bad && j < per_conn; j++) {
+			fill(out, id, j);
+			for (got = 0; !bad && got < size; got += n)
+				bad = kn_read(fd, in + got, size - got, &n) != 0 || n == 0;
+			bad = bad || memcmp(in, out, size) != 0;
+			if (!bad)
+				samples[(size_t)id * (size_t)per_conn + (size_t)j] =
+					kn_now() - w->start[j];
+		}
+		if (w && w->start) {
+			if (bad)
+				shutdown(fd, SHUT_RDWR); /* the writer stops */
+			kn_waitgroup_wait(&w->done);
+			free(w->start);
+		}
+		free(w);
+		j = per_conn;
+	}
+	for (; !bad && j < per_conn; j++) {
+		fill(out, id, j);
 		t0 = kn_now();
 		bad = kn_write(fd, out, size, NULL) != 0;
 		for (got = 0; !bad && got < size; got += n)
