@@ -344,8 +344,11 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 		if (a < lo && lo - a <= GUARD_REACH)
 			stack_overflow("guard page");
 	}
-	/* Default action on return: the access faults again and kills. */
+	/* The default action from now on: a fault returns to the access,
+	 * which faults again and kills; a sent signal is sent again. */
 	signal(sig, SIG_DFL);
+	if (si->si_code <= 0)
+		raise(sig);
 }
 
 static void install_handler(void)

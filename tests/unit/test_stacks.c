@@ -314,3 +314,23 @@ Test(stacks, overflow_reports_huge_frame, .timeout = 60)
 {
 	expect_overflow_death(huge_frame_task);
 }
+
+/* A SIGSEGV sent (not a fault) still kills, without the overflow message. */
+static void raise_segv(void *arg)
+{
+	(void)arg;
+	raise(SIGSEGV);
+}
+
+Test(stacks, sent_sigsegv_kills_silently, .timeout = 60)
+{
+	char out[4096];
+	int status;
+
+	if (!segv_is_default())
+		return; /* AddressSanitizer's handler reports it its own way */
+	status = run_child(raise_segv, out, sizeof(out));
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
+		  "status %#x", status);
+	cr_assert_null(strstr(out, "overflow"), "stderr: %s", out);
+}
