@@ -207,3 +207,10 @@ bool deque_empty(struct deque *d)
 
 	return at_load_seq_cst(&d->bottom) <= t;
 }
+
+int64_t deque_len(struct deque *d)
+{
+	int64_t t = at_load_relaxed(&d->top), b = at_load_relaxed(&d->bottom);
+
+	return b > t ? b - t : 0;
+}

@@ -67,5 +67,7 @@ int64_t deque_room(struct deque *d);
 enum steal_result deque_steal(struct deque *d, void **x, int64_t leave);
 /* Nothing to take right now (a snapshot; any thread). */
 bool deque_empty(struct deque *d);
+/* Items queued, roughly (a snapshot for kn_dump; any thread). */
+int64_t deque_len(struct deque *d);
 
 #endif

@@ -201,6 +201,9 @@ struct worker {
 	struct block_hook hook;
 	/* Written by the worker only, read by kn_pool_stats. */
 	_Atomic uint64_t n_run, n_steal, n_park, n_switch;
+	/* The task running now (id 0: none), for kn_dump; the worker only. */
+	_Atomic uint64_t running_id;
+	_Atomic(const char *) running_name;
 
 	/* Fibers (see "Fibers" above); the worker's thread only, except
 	 * where noted. */
@@ -254,6 +257,7 @@ struct kn_pool {
 	struct lock inj_lock;
 	struct waitq idleq KN_ALIGNED;
 	struct waitq idle_waiters;
+	kn_pool *dump_next;              /* the registry of live pools */
 };
 
 static _Thread_local struct worker *self;
@@ -264,6 +268,16 @@ static _Atomic unsigned fork_gen;
  * run_task, kept across a suspension by worker_suspend. */
 static _Thread_local struct kn_task *cur_task;
 
+/* Make t (NULL: none) this thread's current task, and show it to kn_dump. */
+static void set_cur_task(struct worker *w, struct kn_task *t)
+{
+	cur_task = t;
+	at_store_relaxed(&w->running_id, t ? t->id : 0);
+	at_store_relaxed(&w->running_name, t ? t->name : NULL);
+}
+
+static void registry_add(kn_pool *p);
+static void registry_remove(kn_pool *p);
 static void worker_block(void *arg);
 static void worker_unblock(void *arg);
 static bool worker_suspend(void *arg, struct waiter *wt);
@@ -711,8 +725,9 @@ static bool worker_suspend(void *arg, struct waiter *wt)
 
 	wt->fib = w->cur;
 	at_store_relaxed(&w->nblocked, at_load_relaxed(&w->nblocked) + 1);
+	set_cur_task(w, NULL);
 	switch_to(w, to, wt, false);
-	cur_task = mine;
+	set_cur_task(w, mine);
 	return true;
 }
 
@@ -1143,9 +1158,9 @@ static void run_task(struct worker *w, struct kn_task *t)
 {
 	struct kn_task *outer = cur_task; /* a join that helps runs t inside */
 
-	cur_task = t;
+	set_cur_task(w, t);
 	t->fn(t->arg);
-	cur_task = outer;
+	set_cur_task(w, outer);
 	stat_inc(&w->n_run);
 	task_done(t, TASK_DONE);
 }
@@ -1335,6 +1350,7 @@ int kn_task_set_name(const char *name)
 	if (!cur_task)
 		return EINVAL;
 	cur_task->name = name;
+	at_store_relaxed(&self->running_name, name);
 	return 0;
 }
 
@@ -1547,8 +1563,84 @@ void kn_pool_free(kn_pool *p)
 		return; /* inherited: its threads cannot be joined here */
 	if (!at_load_acquire(&p->closing))
 		kn_pool_shutdown(p, true, NULL);
+	registry_remove(p);
 	p->magic = KN_MAGIC_DEAD;
 	pool_release(p);
+}
+
+/* ---- the registry of live pools (kn_dump) ---------------------------------- */
+
+static struct lock registry_lock = LOCK_INIT;
+static kn_pool *registry;
+
+static void registry_add(kn_pool *p)
+{
+	lock_acquire(&registry_lock);
+	p->dump_next = registry;
+	registry = p;
+	lock_release(&registry_lock);
+}
+
+static void registry_remove(kn_pool *p)
+{
+	kn_pool **at;
+
+	lock_acquire(&registry_lock);
+	for (at = &registry; *at; at = &(*at)->dump_next) {
+		if (*at == p) {
+			*at = p->dump_next;
+			break;
+		}
+	}
+	lock_release(&registry_lock);
+}
+
+static void dump_pool(FILE *out, kn_pool *p)
+{
+	struct kn_pool_stats st;
+	unsigned i;
+
+	kn_pool_stats(p, &st);
+	fprintf(out, "pool \"%s\" (%p): %u workers, %u threads, %lld queued from outside; "
+		"%llu tasks run, %llu steals, %llu parks, %llu switches, %llu spares "
+		"started, %llu stack bytes\n", p->name, (void *)p, st.workers, st.threads,
+		(long long)at_load_relaxed(&p->pending), (unsigned long long)st.tasks_run,
+		(unsigned long long)st.steals, (unsigned long long)st.parks,
+		(unsigned long long)st.switches, (unsigned long long)st.spares_started,
+		(unsigned long long)st.stack_bytes);
+	for (i = 0; i < st.threads; i++) {
+		struct worker *w = at_load_acquire(&p->slots[i]);
+		uint64_t id;
+		const char *name;
+
+		if (!w)
+			continue;
+		id = at_load_relaxed(&w->running_id);
+		name = at_load_relaxed(&w->running_name);
+		fprintf(out, "  worker %u: ", i);
+		if (id)
+			fprintf(out, "running task %llu \"%s\"", (unsigned long long)id,
+				name ? name : "");
+		else
+			fprintf(out, "no task running");
+		fprintf(out, ", %lld queued, %llu suspended (blocked or runnable)\n",
+			(long long)deque_len(&w->dq),
+			(unsigned long long)at_load_relaxed(&w->nblocked));
+	}
+}
+
+int kn_dump(FILE *out)
+{
+	kn_pool *p;
+
+	if (!out)
+		return EINVAL;
+	lock_acquire(&registry_lock);
+	for (p = registry; p; p = p->dump_next)
+		dump_pool(out, p);
+	lock_release(&registry_lock);
+	fflush(out);
+	return 0;
 }
 
 /* ---- fork ---------------------------------------------------------------- */
@@ -1577,6 +1669,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	registry_lock = (struct lock)LOCK_INIT;
 	pthread_mutex_init(&default_lock, NULL);
 	at_store_relaxed(&default_pool, NULL);
 	at_store_relaxed(&fork_gen, at_load_relaxed(&fork_gen) + 1);
@@ -1639,8 +1732,10 @@ kn_pool *kn_pool_new(const struct kn_pool_opts *opts)
 			break;
 	}
 	lock_release(&p->threads_lock);
-	if (i == n)
+	if (i == n) {
+		registry_add(p);
 		return p;
+	}
 	stop_threads(p);
 	pool_release(p);
 	errno = err;

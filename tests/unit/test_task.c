@@ -156,3 +156,62 @@ Test(task, go_named)
 		nap_ms(1);
 	cr_assert_eq(at_load_relaxed(&task_failures), 0);
 }
+
+/* kn_dump names the task a worker runs and counts the suspended ones. */
+static _Atomic int spin_go;
+static kn_chan *dump_ch;
+
+static void dump_blocked(void *arg)
+{
+	int64_t v;
+
+	(void)arg;
+	TASK_CHECK(kn_chan_recv(dump_ch, &v) == 0);
+}
+
+static void dump_spinner(void *arg)
+{
+	(void)arg;
+	at_store_release(&spin_go, 1);
+	while (at_load_acquire(&spin_go) == 1)
+		; /* holds the worker until the test has dumped */
+}
+
+Test(task, dump_shows_running_and_suspended)
+{
+	kn_pool *p = pool_with((struct kn_pool_opts){ .workers = 1, .name = "dumpme" });
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	int64_t v = 1;
+
+	cr_assert_not_null(out);
+	at_store_relaxed(&task_failures, 0);
+	dump_ch = kn_chan_new(sizeof(int64_t), 0);
+	cr_assert_eq(kn_pool_spawn_named(p, "waits-on-chan", dump_blocked, NULL), 0);
+	for (;;) { /* until the receive waits: the task is suspended */
+		struct kn_chan_stats st;
+
+		cr_assert_eq(kn_chan_stats(dump_ch, &st), 0);
+		if (st.recv_waits)
+			break;
+		nap_ms(1);
+	}
+	cr_assert_eq(kn_pool_spawn_named(p, "spins", dump_spinner, NULL), 0);
+	while (at_load_acquire(&spin_go) == 0)
+		nap_ms(1);
+	cr_assert_eq(kn_dump(out), 0);
+	fclose(out);
+	at_store_release(&spin_go, 2);
+	cr_assert_not_null(strstr(text, "pool \"dumpme\""), "%s", text);
+	cr_assert_not_null(strstr(text, "running task"), "%s", text);
+	cr_assert_not_null(strstr(text, "\"spins\""), "%s", text);
+	cr_assert_not_null(strstr(text, "1 suspended"), "%s", text);
+	cr_assert_eq(kn_chan_send(dump_ch, &v), 0);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+	kn_pool_free(p);
+	kn_chan_free(dump_ch);
+	free(text);
+	cr_assert_eq(kn_dump(NULL), EINVAL);
+}

@@ -135,6 +135,8 @@
  *   kn_*_named           as kn_pool_spawn / kn_go           no       as spawn
  *   kn_task_id/_name     everything                         no       one thread-local load
  *   kn_task_set_name     everything (own task only)         no       one store
+ *   kn_dump              everything                         no       a global lock (kn_pool_free
+ *                                                                    waits), stdio
  *   kn_default_pool      everything                         no       one acquire load
  *   kn_default_pool_set  everything                         no       a mutex
  *
@@ -144,6 +146,8 @@
  */
 #ifndef KANAL_POOL_H
 #define KANAL_POOL_H
+
+#include <stdio.h>
 
 #include "kanal/base.h"
 
@@ -279,6 +283,18 @@ KN_API int kn_pool_spawn_named(kn_pool *pool, const char *name,
 KN_API int kn_go_named(const char *name, void (*fn)(void *), void *arg);
 KN_API uint64_t kn_task_id(void);
 KN_API const char *kn_task_name(void);
+
+/*
+ * Print every live pool to out (what a hung program is doing): per pool
+ * its name, counters (kn_pool_stats) and tasks queued from outside; per
+ * worker the task it is running (id and name) or none, the tasks queued
+ * on it, and its suspended tasks (blocked in kanal, or runnable and not
+ * yet resumed). A snapshot: each figure is read on its own, without
+ * stopping anything. May run at any time from any thread (not from a
+ * signal handler: it uses stdio), concurrently with every call but the
+ * kn_pool_free of a pool it prints, which waits for it. 0 or EINVAL.
+ */
+KN_API int kn_dump(FILE *out);
 KN_API int kn_task_set_name(const char *name);
 
 /*
