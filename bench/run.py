@@ -156,7 +156,7 @@ OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op", "allocs_per
 RUN_OVERHEAD_S = 0.1
 
 # Default seconds before a peer's run counts as failed (--peer-timeout).
-PEER_TIMEOUT_S = 20
+PEER_TIMEOUT_S = 40
 
 
 def impl_key(impl):
