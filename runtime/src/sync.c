@@ -131,16 +131,17 @@
  *
  * ---- kn_cond, kn_once ---------------------------------------------------
  *
- * A cond is a wait queue: wait registers (waitq_push, seq_cst) before it
- * unlocks the mutex, so a signaller that takes the mutex after it (or that
- * is ordered after the registration otherwise) sees the node; signal is
- * waitq_notify_one, broadcast waitq_notify_all. A waiter that times out
- * races the signal on its waiter's CAS: the signal then picks another
- * waiter (waitq_notify_one claims), so no signal is lost to a timeout.
+ * A cond is a wait queue: wait registers (waitq_wait) and unlocks the
+ * mutex as its commit step, after the registration, so a signaller that
+ * takes the mutex after it (or that is ordered after the registration
+ * otherwise) sees the node; signal is waitq_notify_one, broadcast
+ * waitq_notify_all. A waiter that times out races the signal on its
+ * waiter's CAS: the signal then picks another waiter (waitq_notify_one
+ * claims), so no signal is lost to a timeout.
  *
  * A once goes NEW -> RUNNING (CAS, by the caller that runs fn) -> DONE
- * (seq_cst store, then notify_all). Waiters register, re-read the state
- * (seq_cst) and withdraw if DONE: the waiter layer's no-lost-wake-up
+ * (seq_cst store, then notify_all). Waiters wait with waitq_wait, whose
+ * commit re-reads the state (seq_cst): the waiter layer's no-lost-wake-up
  * argument (waiter.c).
  */
 #include "sync_internal.h"
@@ -698,11 +699,18 @@ int kn_rwmutex_destroy(kn_rwmutex *krw)
 /* ---- kn_cond -------------------------------------------------------------- */
 
 
+/* waitq_wait's commit: the wait is registered, now let the mutex go (its
+ * next holder's signal finds the node). */
+static bool cond_unlock(void *m)
+{
+	kn_mutex_unlock(m);
+	return false;
+}
+
 static int cond_wait(kn_cond *kc, kn_mutex *m, uint64_t deadline, kn_ctx *ctx)
 {
 	struct cond *c = cond_of(kc);
-	struct waiter w;
-	struct wait_node node = WAIT_NODE(&w, SEL_CASE0);
+	struct waitq *q[1];
 	uint32_t sel;
 	int err;
 
@@ -716,12 +724,8 @@ static int cond_wait(kn_cond *kc, kn_mutex *m, uint64_t deadline, kn_ctx *ctx)
 		return err;
 	if (deadline_passed(deadline))
 		return ETIMEDOUT;
-	waiter_init(&w);
-	waitq_push(&c->q, &node); /* before the unlock: no lost signal */
-	kn_mutex_unlock(m);
-	sel = waiter_park(&w, deadline, ctx);
-	if (sel != SEL_CASE0)
-		waitq_remove(&c->q, &node);
+	q[0] = &c->q;
+	sel = waitq_wait(q, 1, cond_unlock, m, deadline, ctx);
 	kn_mutex_lock(m);
 	return sel == SEL_CASE0 ? 0 : wait_error(sel);
 }
@@ -781,19 +785,17 @@ int kn_cond_destroy(kn_cond *c)
 enum { ONCE_NEW = 0, ONCE_RUNNING = 1, ONCE_DONE = 2 };
 
 
+static bool once_done(void *o)
+{
+	return at_load_seq_cst(&((struct once *)o)->state) == ONCE_DONE;
+}
+
 static void once_wait(struct once *o)
 {
-	struct waiter w;
-	struct wait_node node = WAIT_NODE(&w, SEL_CASE0);
+	struct waitq *q[1] = { &o->q };
 
-	while (at_load_seq_cst(&o->state) != ONCE_DONE) {
-		waiter_init(&w);
-		waitq_push(&o->q, &node);
-		if (at_load_seq_cst(&o->state) == ONCE_DONE)
-			waiter_decide(&w, SEL_ABORT);
-		if (waiter_park(&w, KN_FOREVER, NULL) != SEL_CASE0)
-			waitq_remove(&o->q, &node);
-	}
+	while (!once_done(o))
+		waitq_wait(q, 1, once_done, o, KN_FOREVER, NULL);
 }
 
 int kn_once_do(kn_once *ko, void (*fn)(void *), void *arg)
