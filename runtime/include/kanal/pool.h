@@ -22,8 +22,9 @@
  * wait on a worker, up to 16 queued ones run first, then a woken one.
  *
  * Tasks may block. When a task blocks in a kanal call (a channel, select,
- * semaphore, context, wait group, group or join; with a deadline, a context
- * or neither), it is suspended like a goroutine: its worker thread switches
+ * semaphore, context, wait group, group or join, a sleep (kanal/time.h) or
+ * a file descriptor (kanal/net.h); with a deadline, a context or neither),
+ * it is suspended like a goroutine: its worker thread switches
  * to another stack (a fiber, in user space: no system call) and goes on
  * running other tasks; whoever completes the wait makes the task runnable
  * again, and it resumes on the same worker thread, with its own errno
