@@ -2,7 +2,7 @@
  * kanal_net.c - net_echo_64 / net_echo_1000 (echo servers under one
  * client) and timer_100k (many sleeping tasks), kanal and its C peers.
  *
- * net_echo_N: this process serves on 127.0.0.1; the same client program
+ * net_echo_N (N = 64, 256, 1000): this process serves on 127.0.0.1; the same client program
  * (kn-net-client, a separate process) opens N connections and makes
  * a->items ping-pong round trips of 64 bytes in all, checking every byte;
  * it hands back the elapsed time and every round trip's latency, which
@@ -181,6 +181,11 @@ BENCH(net_echo_64, kanal)
 	kanal_echo(64, NET_MSG, a, r);
 }
 
+BENCH(net_echo_256, kanal)
+{
+	kanal_echo(256, NET_MSG, a, r);
+}
+
 BENCH(net_echo_1000, kanal)
 {
 	kanal_echo(1000, NET_MSG, a, r);
@@ -289,6 +294,11 @@ static void epoll_echo(int conns, const struct bench_args *a, struct bench_resul
 BENCH(net_echo_64, epoll)
 {
 	epoll_echo(64, a, r);
+}
+
+BENCH(net_echo_256, epoll)
+{
+	epoll_echo(256, a, r);
 }
 
 BENCH(net_echo_1000, epoll)

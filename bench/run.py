@@ -113,6 +113,7 @@ WORKLOADS = [
     Workload("blocked_1m", STACKS, "go", 1000000, fixed=True),
     Workload("sequence_go_shaped", STACKS, "go", 1000),
     Workload("net_echo_64", NET_TIME, "kanal go epoll pthread", 50000),
+    Workload("net_echo_256", NET_TIME, "kanal go epoll", 50000),
     Workload("net_echo_1000", NET_TIME, "kanal go epoll", 50000),
     Workload("net_echo_stream", NET_TIME, "kanal go", 200),
     Workload("timer_100k", NET_TIME, "kanal go", 100000, fixed=True),

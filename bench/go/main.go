@@ -65,6 +65,7 @@ var workloads = map[string]workload{
 	"fib30_wg":                 {fib30WG, 10},
 	"blocked_1m":               {blocked1m, 1000000},
 	"net_echo_64":              {netEcho(64, 64), 100000},
+	"net_echo_256":             {netEcho(256, 64), 100000},
 	"net_echo_1000":            {netEcho(1000, 64), 100000},
 	"net_echo_stream":          {netEcho(1, 1<<20), 200},
 	"timer_100k":               {sleepMany(false), 100000},
