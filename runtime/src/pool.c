@@ -432,6 +432,8 @@ static void retry_fire(struct timer_entry *e)
 	kn_pool *p = caa_container_of(e, kn_pool, retry);
 	bool again;
 
+	if (inherited(p))
+		return; /* a child's copy of the heap: no thread for it here */
 	kick_if_needed(p, at_load_seq_cst(&p->state));
 	lock_acquire(&p->threads_lock);
 	again = p->retry_again && !at_load_relaxed(&p->stopping);
@@ -1411,6 +1413,11 @@ static void help(struct worker *w, struct kn_task *t)
 			return;
 		run_task(w, x);
 	}
+	/* Stopping: t may be queued here, where nothing starts any more;
+	 * dropped now, it cannot hold this join even if the join must
+	 * sleep on the thread (no stack to suspend on). */
+	if (at_load_acquire(&w->pool->stopping))
+		drop_queued(w);
 }
 
 static bool task_ended(void *t)
