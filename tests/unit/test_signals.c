@@ -245,6 +245,10 @@ static void run_storm(bool restart, kn_chan *ch, enum how how)
 	cr_assert_eq(kn_chan_close(ch), 0);
 	while (atomic_load(&s.busy) > 0)
 		kt_pause();
+	/* The context waiters stay blocked until the gate opens: under load
+	 * the storm thread may not have run yet, so let it reach them. */
+	while (atomic_load(&signals_seen) == 0)
+		kt_pause();
 	atomic_store(&s.gate_cancelled, true);
 	cr_assert_eq(kn_ctx_cancel(s.gate, 0, NULL), 0);
 	for (i = ncons + PRODUCERS + nsem; i < n; i++)
