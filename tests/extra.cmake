@@ -51,6 +51,10 @@ endif()
 # only where freed memory may be read on purpose, i.e. without sanitizers.
 if(CMAKE_BUILD_TYPE STREQUAL "Debug" AND NOT KANAL_SANITIZE)
   kanal_test_program(test_uaf ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_uaf.c ${KANAL_TEST_FRAMEWORK})
+  # A broken invariant aborts the Debug build (KN_ASSERT).
+  kanal_test_program(test_assert ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_assert.c ${KANAL_TEST_FRAMEWORK})
+  add_test(NAME test_assert COMMAND test_assert --jobs 1)
+  set_tests_properties(test_assert PROPERTIES LABELS debug TIMEOUT 120)
   add_test(NAME test_uaf COMMAND test_uaf --jobs 1)
   set_tests_properties(test_uaf PROPERTIES LABELS debug TIMEOUT 300)
   # Misuses that hang Release abort Debug with a message (death tests).

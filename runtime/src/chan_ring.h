@@ -84,6 +84,8 @@ static inline int ring_try_send(kn_chan *ch, const void *val)
 		s = at_load_acquire(stamp);
 		if (s == tail) {
 			if (at_cas_weak_seq_cst(&ch->tail, &tail, next_pos(ch, tail))) {
+				KN_ASSERT(at_load_relaxed(stamp) == tail,
+					  "ring invariant 2: only the CAS winner stamps");
 				copy_value(value_of(stamp), val, ch->esize);
 				at_store_release(stamp, tail + 1);
 				return 0;
@@ -117,6 +119,8 @@ static inline int ring_try_recv(kn_chan *ch, void *out)
 
 		if (s == head + 1) {
 			if (at_cas_weak_seq_cst(&ch->head, &head, next_pos(ch, head))) {
+				KN_ASSERT(at_load_relaxed(stamp) == head + 1,
+					  "ring invariant 2: only the CAS winner stamps");
 				copy_value(out, value_of(stamp), ch->esize);
 				at_store_release(stamp, head + ch->one_lap);
 				return 0;
@@ -183,6 +187,8 @@ static inline size_t ring_move_n(kn_chan *ch, int kind, unsigned char *vals,
 	} while (!at_cas_weak_seq_cst(index, &pos, end));
 	for (i = 0; i < k; i++, pos = next_pos(ch, pos)) {
 		stamp = stamp_of(ch, pos);
+		KN_ASSERT(at_load_relaxed(stamp) == pos + !send,
+			  "ring invariant 2: only the CAS winner stamps");
 		v = vals + i * ch->esize;
 		if (send)
 			copy_value(value_of(stamp), v, ch->esize);

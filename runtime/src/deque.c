@@ -141,6 +141,7 @@ int deque_push(struct deque *d, void *x)
 	int64_t t = at_load_acquire(&d->top);
 	struct deque_ring *r = at_load_relaxed(&d->ring);
 
+	KN_ASSERT(b >= t, "deque invariant 2: bottom - top >= 0 outside pop");
 	if (unlikely(b - t > r->mask)) {
 		r = grow(d, r, t, b);
 		if (!r)
@@ -160,6 +161,7 @@ void *deque_pop(struct deque *d)
 
 	at_store_seq_cst(&d->bottom, b);
 	t = at_load_seq_cst(&d->top);
+	KN_ASSERT(t <= b + 1, "deque invariant 2: bottom - top >= -1");
 	if (t > b) {
 		/* Empty: undo the announcement. */
 		at_store_relaxed(&d->bottom, b + 1);

@@ -4,6 +4,7 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -239,3 +240,11 @@ void kn_free(void *p)
 {
 	free(p);
 }
+
+#ifdef KANAL_ASSERTS
+void kn_assert_fail(const char *file, int line, const char *what)
+{
+	fprintf(stderr, "kanal: %s:%d: invariant broken: %s\n", file, line, what);
+	abort();
+}
+#endif

@@ -37,6 +37,21 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/*
+ * KN_ASSERT(cond, what): a numbered invariant, checked in Debug builds and
+ * in builds configured with -DKANAL_ASSERTS=ON (tools/test's sanitizer and
+ * fault stages), where a broken one aborts at its file and line ("kanal:
+ * file:line: invariant broken: what") instead of hanging minutes later.
+ * Elsewhere cond is not evaluated: it must have no side effect.
+ */
+#ifdef KANAL_ASSERTS
+_Noreturn void kn_assert_fail(const char *file, int line, const char *what);
+#define KN_ASSERT(cond, what)                                                  \
+	(likely(cond) ? (void)0 : kn_assert_fail(__FILE__, __LINE__, (what)))
+#else
+#define KN_ASSERT(cond, what) ((void)0)
+#endif
+
 /* ---- atomics, the order in the name ---------------------------------- */
 
 #define at_load_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)

@@ -155,12 +155,15 @@ static struct wait_node *serve_locked(kn_sem *s)
 		/* acq_rel: the releases whose tokens these are happen-before
 		 * the publish, which the waiter acquires. */
 		v = at_sub_acq_rel(&s->word, r->n) - r->n;
+		KN_ASSERT(COUNT(v) <= s->size, "sem invariant 3: count <= size");
 		head->next = NULL;
 		*tail = head;
 		tail = &head->next;
 	}
 	while (!s->q.head && (v & WAITERS))
 		at_cas_acq_rel(&s->word, &v, v & ~WAITERS);
+	KN_ASSERT(!s->q.head == !(v & WAITERS),
+		  "sem invariant 1: WAITERS iff the queue is not empty");
 	return granted;
 }
 
@@ -191,6 +194,7 @@ static bool take_or_queue_locked(kn_sem *s, struct wait_node *node, uint64_t n)
 			break;
 		}
 	}
+	KN_ASSERT(n > 0 && n <= s->size, "sem invariant 4: 0 < n <= size queued");
 	waitq_push_locked(&s->q, node);
 	return false;
 }
@@ -285,6 +289,7 @@ static int release_slow(kn_sem *s, uint64_t n)
 			return EINVAL;
 		}
 	} while (!at_cas_release(&s->word, &v, v + n));
+	KN_ASSERT(COUNT(v + n) <= s->size, "sem invariant 3: count <= size");
 	granted = serve_locked(s);
 	waitq_unlock(&s->q);
 	publish(granted);

@@ -105,7 +105,10 @@ static struct timer_entry *meld_siblings(struct timer_entry *first)
 /* Take e out, keeping invariant 1. */
 static void heap_delete(struct timer_entry *e)
 {
-	struct timer_entry *kids = meld_siblings(e->child);
+	struct timer_entry *kids;
+
+	KN_ASSERT(e->queued, "timer invariant 1: only a queued entry is in the heap");
+	kids = meld_siblings(e->child);
 
 	if (e == T.root) {
 		T.root = kids;
@@ -135,6 +138,8 @@ static uint64_t fire_due(void)
 		if (e->when > kn_now())
 			return e->when;
 		heap_delete(e);
+		KN_ASSERT(!T.root || T.root->when >= e->when,
+			  "timer invariant 1: the root is the earliest entry");
 		lock_release(&T.lock);
 		waiter_debug_no_park(NO_PARK);
 		e->fire(e);

@@ -424,6 +424,7 @@ uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *a
 	uint32_t v;
 	unsigned i;
 
+	KN_ASSERT(n >= 1 && n <= WAITQ_WAIT_MAX, "waitq_wait: 1 to WAITQ_WAIT_MAX queues");
 	waiter_init(&w);
 	for (i = 0; i < n; i++) {
 		nodes[i] = WAIT_NODE(&w, SEL_CASE0 + i);
@@ -441,6 +442,7 @@ uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *a
 
 void waitq_insert_locked(struct waitq *q, struct wait_node *n, bool front)
 {
+	KN_ASSERT(!n->linked, "waiter invariant 3: a node in one queue at once");
 	n->next = front ? q->head : NULL;
 	n->prev = front ? NULL : q->tail;
 	if (n->prev)
@@ -458,6 +460,8 @@ void waitq_insert_locked(struct waitq *q, struct wait_node *n, bool front)
 
 void waitq_unlink_locked(struct waitq *q, struct wait_node *n)
 {
+	KN_ASSERT(n->linked && at_load_relaxed(&q->n) > 0,
+		  "waiter invariant 5: n counts the linked nodes");
 	if (n->prev)
 		n->prev->next = n->next;
 	else

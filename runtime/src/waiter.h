@@ -112,6 +112,8 @@ static inline struct wake waiter_publish_quiet(struct waiter *w, uint32_t token,
 {
 	struct wake k = wake_owed(w, prev);
 
+	KN_ASSERT(at_load_relaxed(&w->sel) == SEL_CLAIMED,
+		  "waiter invariant 1: only the claimer publishes");
 	at_store_release(&w->sel, token);
 	return k;
 }
