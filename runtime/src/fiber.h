@@ -107,7 +107,7 @@ extern _Thread_local struct fiber *fiber_running;
 struct fiber *stack_take(struct stack_pool *sp, struct stack_cache *c);
 void stack_give(struct stack_pool *sp, struct stack_cache *c, struct fiber *f);
 /* Print the overflow message naming the thread's pool; how: the check
- * that saw it. Async-signal-safe. */
+ * that saw it. Called from the SIGSEGV handler too (no allocation). */
 void stack_overflow(const char *how);
 
 /* Describe the calling thread's own stack as a fiber, to switch away from

@@ -316,7 +316,8 @@ void stack_pool_destroy(struct stack_pool *sp)
 static _Thread_local const struct stack_pool *thread_pool;
 static _Thread_local void *thread_altstack;
 
-/* Async-signal-safe: snprintf into a local buffer and one write. */
+/* From the SIGSEGV handler too: snprintf of strings and integers into a
+ * local buffer (glibc allocates nothing for these) and one write(2). */
 void stack_overflow(const char *how)
 {
 	const struct stack_pool *sp = thread_pool;
