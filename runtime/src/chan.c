@@ -285,7 +285,6 @@ int kn_chan_close(kn_chan *ch)
 	if (ch->cap) {
 		r = ring_close(ch);
 		if (r == 0) {
-			at_store_seq_cst(&ch->closed, 1);
 			waitq_notify_all(&ch->sendq);
 			waitq_notify_all(&ch->recvq);
 		}
@@ -390,15 +389,9 @@ static _Thread_local uint64_t rng_state;
 
 static uint32_t rng_next(void)
 {
-	uint64_t x = rng_state;
-
-	if (unlikely(x == 0))
-		x = kn_now() ^ (uintptr_t)&rng_state ^ 0x9e3779b97f4a7c15ull;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	rng_state = x;
-	return (uint32_t)(x >> 32);
+	if (unlikely(rng_state == 0))
+		rng_state = kn_now() ^ (uintptr_t)&rng_state ^ 0x9e3779b97f4a7c15ull;
+	return (uint32_t)(xorshift64(&rng_state) >> 32);
 }
 
 /* Uniform random permutation (Fisher-Yates) of 0..n-1. */

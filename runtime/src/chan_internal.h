@@ -44,7 +44,7 @@ struct kn_chan {
 	 * guards both queues; ring: it serialises kn_chan_fd creation, and
 	 * each queue has its own. */
 	struct lock lock KN_ALIGNED;
-	_Atomic uint32_t closed;
+	_Atomic uint32_t closed; /* zero only (a ring: mark_bit in tail) */
 	struct waitq sendq; /* blocked senders */
 	struct waitq recvq; /* blocked receivers */
 	/* zero: hand-offs made, written only under lock (kn_chan_stats) */

@@ -18,26 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define KN_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KN_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define KN_TSAN_FIBERS 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define KN_TSAN_FIBERS 1
-#endif
-#endif
-
 #ifdef KN_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
-#ifdef KN_TSAN_FIBERS
+#ifdef KN_TSAN
 #include <sanitizer/tsan_interface.h>
 #endif
 
@@ -123,7 +108,7 @@ void fiber_adopt_thread(struct fiber *f)
 		}
 	}
 #endif
-#ifdef KN_TSAN_FIBERS
+#ifdef KN_TSAN
 	f->tsan = __tsan_get_current_fiber();
 #endif
 }
@@ -157,7 +142,7 @@ struct fiber *fiber_new(struct stack_pool *sp, struct stack_cache *c,
 	/* A reused stack may keep the poison of frames that never returned. */
 	__asan_unpoison_memory_region(f->stack_lo, f->stack_size);
 #endif
-#ifdef KN_TSAN_FIBERS
+#ifdef KN_TSAN
 	f->tsan = __tsan_create_fiber(0);
 #endif
 	return f;
@@ -183,7 +168,7 @@ static void check_record(const struct fiber *f)
 void fiber_free(struct stack_pool *sp, struct stack_cache *c, struct fiber *f)
 {
 	check_record(f);
-#ifdef KN_TSAN_FIBERS
+#ifdef KN_TSAN
 	__tsan_destroy_fiber(f->tsan);
 #endif
 	stack_give(sp, c, f);
@@ -212,7 +197,7 @@ void fiber_switch(struct fiber *from, struct fiber *to, bool leaving)
 	__sanitizer_start_switch_fiber(leaving ? NULL : &from->asan_fake,
 				       to->stack_lo, to->stack_size);
 #endif
-#ifdef KN_TSAN_FIBERS
+#ifdef KN_TSAN
 	__tsan_switch_to_fiber(to->tsan, 0);
 #endif
 

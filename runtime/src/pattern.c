@@ -11,7 +11,7 @@
  * and its channels in one go (so that a failure leaves nothing behind),
  * push the record on the flow's list, then start the tasks. The tasks are
  * group tasks on the flow's pool; they block only in kanal calls given the
- * flow's context, so the pool replaces a blocked one with a spare thread,
+ * flow's context, so a blocked one suspends (its worker runs others),
  * and a cancellation wakes every one of them.
  *
  * Closing. A part counts its tasks down from the number it will start; a
@@ -200,6 +200,14 @@ void part_free(struct part *p)
 	kn_free(p);
 }
 
+void part_drop(struct part *p)
+{
+	int err = errno;
+
+	part_free(p);
+	errno = err;
+}
+
 void flow_adopt(kn_flow *f, struct part *p)
 {
 	struct part *head = at_load_relaxed(&f->parts);
@@ -273,10 +281,7 @@ static kn_chan *generate(kn_flow *f, size_t elem_size, size_t cap,
 	g->part.own = g->part.close = &g->out;
 	g->part.nown = g->part.nclose = 1;
 	if (!make_chans(f, &g->out, 1, elem_size, cap)) {
-		int err = errno;
-
-		part_free(&g->part);
-		errno = err;
+		part_drop(&g->part);
 		return NULL;
 	}
 	g->fn = fn;
@@ -385,10 +390,7 @@ kn_chan *kn_merge(kn_flow *f, kn_chan *const *ins, size_t n, size_t cap)
 	m->part.own = m->part.close = &m->out;
 	m->part.nown = m->part.nclose = 1;
 	if (!make_chans(f, &m->out, 1, es, cap)) {
-		int err = errno;
-
-		part_free(&m->part);
-		errno = err;
+		part_drop(&m->part);
 		return NULL;
 	}
 	m->fwd = at_offset(m, fwds);
@@ -468,10 +470,8 @@ int kn_distribute(kn_flow *f, kn_chan *in, size_t n, size_t cap,
 	d->part.own = d->part.close = at_offset(d, chans);
 	d->part.nown = d->part.nclose = n;
 	if (!make_chans(f, d->part.own, n, es, cap)) {
-		int err = errno;
-
-		part_free(&d->part);
-		return err;
+		part_drop(&d->part);
+		return errno;
 	}
 	d->in = in;
 	d->n = n;

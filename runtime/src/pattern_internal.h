@@ -75,6 +75,8 @@ bool make_chans(kn_flow *f, kn_chan **slots, size_t n, size_t esize,
 /* Free the owned channels and the record (constructor failure paths and
  * kn_flow_free). */
 void part_free(struct part *p);
+/* part_free for a part whose making failed: errno (why) is kept. */
+void part_drop(struct part *p);
 
 /* Hand p to the flow (freed by kn_flow_free), before starting its tasks. */
 void flow_adopt(kn_flow *f, struct part *p);

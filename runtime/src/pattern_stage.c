@@ -242,10 +242,7 @@ static kn_chan *stage_new(kn_flow *f, kn_chan *in, kn_chan *out,
 	s->part.nown = batons + !out;
 	if ((!out && !make_chans(f, s->chans, 1, os, sp->out_cap)) ||
 	    !make_chans(f, s->chans + 1, batons, 1, 1)) {
-		int err = errno;
-
-		part_free(&s->part);
-		errno = err;
+		part_drop(&s->part);
 		return NULL;
 	}
 	if (out)

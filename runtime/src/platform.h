@@ -10,8 +10,8 @@
  * Time: absolute CLOCK_MONOTONIC nanoseconds (kn_now()), the unit of every
  * deadline in kanal.
  *
- * Futex: only the waiter layer (waiter.c) may call sys_futex_wait/wake; every
- * other blocking call parks through the waiter.
+ * Futex: only the waiter layer (waiter.h/.c) may call sys_futex_wait/wake;
+ * every other blocking call parks through the waiter.
  *
  * Memory: every allocation kanal makes goes through kn_alloc/kn_free, which
  * count allocations (for the benchmark's "allocations per operation") and
@@ -36,6 +36,36 @@
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Sanitizer builds, as GCC (__SANITIZE_*__) and Clang (__has_feature) say:
+ * KN_TSAN (ThreadSanitizer: tsan.h, fiber.c), KN_ASAN (AddressSanitizer:
+ * fiber.c). */
+#if defined(__SANITIZE_THREAD__)
+#define KN_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KN_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define KN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KN_ASAN 1
+#endif
+#endif
+
+/* Marsaglia's xorshift64: the next state (never 0 from a nonzero one),
+ * for choices that need spreading, not quality (victims, select order). */
+static inline uint64_t xorshift64(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *state = x;
+}
 
 /*
  * KN_ASSERT(cond, what): a numbered invariant, checked in Debug builds and
@@ -70,14 +100,12 @@ _Noreturn void kn_assert_fail(const char *file, int line, const char *what);
 #define at_add_relaxed(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define at_add_acquire(p, v) atomic_fetch_add_explicit((p), (v), memory_order_acquire)
 #define at_add_acq_rel(p, v) atomic_fetch_add_explicit((p), (v), memory_order_acq_rel)
-#define at_add_release(p, v) atomic_fetch_add_explicit((p), (v), memory_order_release)
 #define at_add_seq_cst(p, v) atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
 #define at_sub_relaxed(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
 #define at_sub_release(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_release)
 #define at_sub_acq_rel(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_acq_rel)
 #define at_sub_seq_cst(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_seq_cst)
 #define at_or_seq_cst(p, v) atomic_fetch_or_explicit((p), (v), memory_order_seq_cst)
-#define at_or_acq_rel(p, v) atomic_fetch_or_explicit((p), (v), memory_order_acq_rel)
 
 /* Strong CAS; *e is updated with the current value on failure. The failure
  * order is the strongest one allowed that makes sense for a retry loop. */
@@ -203,7 +231,7 @@ static inline uint64_t deadline_left(uint64_t deadline)
 	return deadline > now ? deadline - now : 0;
 }
 
-/* ---- futex (waiter.c only) ----------------------------------------------- */
+/* ---- futex (the waiter layer only) ---------------------------------------- */
 
 /* Sleep while *addr == val, until woken or the absolute CLOCK_MONOTONIC
  * deadline. Returns 0 (woken, value changed, or spurious: re-check),

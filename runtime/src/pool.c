@@ -899,10 +899,7 @@ static struct kn_task *steal_any(struct worker *w, bool *left)
 
 	do {
 		retry = false;
-		w->rng ^= w->rng << 13;
-		w->rng ^= w->rng >> 7;
-		w->rng ^= w->rng << 17;
-		start = (unsigned)(w->rng % n);
+		start = (unsigned)(xorshift64(&w->rng) % n);
 		for (i = 0; i < n; i++) {
 			v = at_load_acquire(&p->slots[(start + i) % n]);
 			if (v && v != w && (t = steal_from(w, v, &retry, left)))

@@ -14,13 +14,7 @@
 #ifndef KN_TSAN_H
 #define KN_TSAN_H
 
-#if defined(__SANITIZE_THREAD__)
-#define KN_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define KN_TSAN 1
-#endif
-#endif
+#include "platform.h" /* KN_TSAN */
 
 #ifdef KN_TSAN
 void __tsan_acquire(void *addr);

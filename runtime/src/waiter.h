@@ -16,7 +16,7 @@
  * that only needs to be woken (not handed a value through its node); the
  * hand-off protocols (channels, the semaphore) write it out around their
  * claims. See waiter.c for the protocol and why no wake-up is lost. Only
- * waiter.c calls the futex.
+ * this layer (waiter.c, and waiter_wake below) calls the futex.
  *
  * Synchronization table
  *
@@ -25,7 +25,7 @@
  *                                                       only if the owner sleeps
  *   waiter_park           deciders; owner only          acquire on the result
  *   waitq_push/remove     everything                    queue lock; push is a
- *                                                       seq_cst store of the count
+ *                                                       seq_cst RMW of the count
  *   waitq_notify_one/all  everything                    one seq_cst load when the
  *                                                       queue is empty; else lock
  *   waitq_wait            everything (the caller's      as push + park + remove

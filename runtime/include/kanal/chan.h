@@ -171,8 +171,9 @@ struct kn_case {
  * returns that case's status: 0 (the value moved) or EPIPE (a receive case
  * on a channel closed and drained, a send case on a closed channel). With
  * no case fired it returns EAGAIN (KN_SELECT_DEFAULT), ETIMEDOUT (deadline),
- * ECANCELED (ctx), or EINVAL (cases NULL with n > 0, a bad op, a NULL val on
- * a non-NULL channel) and leaves *fired untouched. With n == 0 and no
+ * ECANCELED (ctx), EINVAL (cases NULL with n > 0, a bad op, a NULL val on
+ * a non-NULL channel) or ENOMEM (more than KN_SELECT_STACK_CASES cases and
+ * no memory for them) and leaves *fired untouched. With n == 0 and no
  * default, it waits for the deadline or the context (Go's empty select).
  * Among ready cases it chooses uniformly at random, unless KN_SELECT_BIASED.
  */

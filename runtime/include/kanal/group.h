@@ -17,7 +17,7 @@
  *
  * With a limit of n (kn_group_set_limit), at most n tasks of the group run
  * or wait to run at once: go blocks (through the waiter layer, so inside a
- * pool task it lets a spare thread run) until one finishes, or until the
+ * pool task it suspends and its worker runs others) until one finishes, or until the
  * context is cancelled (then ECANCELED, skipped); try_go returns EAGAIN
  * instead of blocking. The limit may change at any time; raising it lets
  * blocked go calls through.

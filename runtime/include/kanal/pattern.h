@@ -20,8 +20,9 @@
  *
  * Tasks. Each pattern runs its workers as tasks of the flow's pool (the
  * default pool of kn_go when kn_flow_new is given NULL). They block in
- * kanal calls only, so the pool lets a spare thread run in place of a
- * blocked one: a pipeline of many stages runs on a pool of few workers.
+ * kanal calls only, so a blocked one suspends and its worker runs others
+ * (a pool made with .no_fibers starts a spare thread instead): a pipeline
+ * of many stages runs on a pool of few workers.
  *
  * Ownership and lifetime, for every pattern:
  *
@@ -269,8 +270,8 @@ KN_API int kn_distribute(kn_flow *f, kn_chan *in, size_t n, size_t cap,
  * starts) and is returned; so is the cause (kn_ctx_cause) if ctx is
  * cancelled before every call has run. ctx NULL: never cancelled. n == 0
  * returns 0. EINVAL: fn NULL, k 0, n > SIZE_MAX / 2. Calls that block in
- * kanal (channels, semaphores, kn_ctx_wait, ...) let spare pool threads run
- * the others, so k of them can wait at once; a call that blocks outside
+ * kanal (channels, semaphores, kn_ctx_wait, ...) suspend and let their
+ * worker run the others, so k of them can wait at once; a call that blocks outside
  * kanal (a raw system call) holds its pool thread, so at most the pool's
  * width of those wait at once.
  */
