@@ -43,6 +43,39 @@
  * fd signals: a channel that was asked for a descriptor keeps an eventfd per
  * direction whose counter mirrors readiness (1 = ready); every operation
  * that changes readiness re-syncs it after the change (fdsig_update).
+ *
+ * Linearization points
+ *
+ *   a case that moves a value: a ring case at its head or tail CAS
+ *     (chan_ring.h), a rendezvous case at the claim of the waiter that
+ *     completes it (chan_zero.c); a select at the case that fired;
+ *   EPIPE: the load that saw the ring's mark_bit (a receive: with the ring
+ *     drained) or a rendezvous channel's closed flag, under its lock;
+ *   EAGAIN of a try or a default select: an instant between the last
+ *     record and the first re-read of its cases' positions (above);
+ *   ETIMEDOUT, ECANCELED: the CAS that decided the waiter so (or, for a
+ *     context cancelled before the call, its first load of the context);
+ *   close: the fetch_or of mark_bit (ring) or the store of closed under
+ *     the lock (rendezvous).
+ *
+ * Invariants
+ *
+ *  1. An operation moves its value exactly once or not at all: a ring case
+ *     moves only in its owner's try pass, a rendezvous case only by the
+ *     claim that decides the owner's waiter, and a decided waiter is never
+ *     tried again.
+ *  2. Every node wait_cases registers is unlinked before it returns, by a
+ *     notifier (under the queue lock) or by the owner (waiter.c,
+ *     invariant 3).
+ *  3. A notification of a ring case (CASE_TOKEN(i)) is never dropped: the
+ *     woken waiter tries case i first in its next round, or, if its
+ *     context was cancelled meanwhile, passes it to the next waiter of
+ *     that queue (pass_on).
+ *  4. After close no send succeeds, and every waiter of the channel was
+ *     woken: a ring's mark_bit stays set (chan_ring.h, invariant 4), a
+ *     rendezvous channel's queues stay empty (chan_zero.c, invariant 3).
+ *  5. Rendezvous locks are taken in address order, before any wait queue
+ *     lock (docs/ARCHITECTURE.md, lock order).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -53,6 +53,28 @@
  * Memory orders: a successful send happens-before the receive that gets
  * its value (release/acquire on the slot stamp); close happens-before every
  * EPIPE it causes.
+ *
+ * Synchronization table
+ *
+ *   call                      may run concurrently with   blocks   cost when it need not wait
+ *   kn_chan_new               anything (a new channel)    no       one allocation (+ the ring)
+ *   kn_chan_free              nothing on the channel      no       frees; closes its fds
+ *   send, recv (all forms),   everything but free         yes(1)   buffered: a few atomics,
+ *   their sized forms                                              no lock; rendezvous: the
+ *                                                                  channel lock, a hand-off
+ *   try_send, try_recv        everything but free         no       the same
+ *   send_batch, recv_batch    everything but free         yes(1)   one CAS per run of values
+ *   kn_select                 everything but free         yes(1)   a try per case; waiting:
+ *                                                                  a node per case (allocated
+ *                                                                  above 16 cases)
+ *   kn_chan_close             everything but free         no       one RMW (buffered) or the
+ *                                                                  lock (rendezvous); wakes all
+ *   len, cap, is_closed,      everything but free         no       loads only
+ *   elem_size, stats
+ *   kn_chan_fd                everything but free         no       first call: an eventfd
+ *
+ *   (1) through the waiter layer: a pool task suspends, a thread polls
+ *       briefly, then sleeps on a futex; until the deadline or ctx.
  */
 #ifndef KANAL_CHAN_H
 #define KANAL_CHAN_H
