@@ -6,6 +6,11 @@
  * with it held), so waiters of both kinds queue behind suspended holders,
  * and grants race timeouts and cancellations.
  *
+ * A third kind of configuration runs a bounded queue under the mutex with
+ * two kn_conds (not full, not empty): half the actors produce, half
+ * consume, some waits carry a deadline of a few microseconds; producers
+ * that finish broadcast so that consumers drain and leave.
+ *
  * Exact accounting, per configuration:
  *   - mutex: a plain counter incremented only under the lock equals the
  *     sum of every actor's successful locks; no two actors are ever inside
@@ -13,6 +18,8 @@
  *   - rwmutex: a writer bumps two plain words together and counts; readers
  *     see them equal and no writer inside while they are; the words end at
  *     the sum of the writers' counts;
+ *   - cond: every value produced is consumed once (count and sum), and no
+ *     producer finds the queue full nor consumer empty after its wait;
  *   - at the end the lock is free and unqueued (destroy returns 0).
  *
  * Usage: stress_sync [--seconds S]   (S per configuration, default 1)
@@ -37,14 +44,18 @@ struct config {
 	bool rw;     /* kn_rwmutex, else kn_mutex */
 	int threads; /* plain threads */
 	int tasks;   /* pool tasks (2 workers) */
+	bool cond;   /* the bounded queue under kn_mutex and two kn_conds */
 };
 
 static const struct config configs[] = {
-	{ false, 8, 0 },
-	{ false, 4, 32 },
-	{ true, 8, 0 },
-	{ true, 4, 32 },
+	{ false, 8, 0, false },
+	{ false, 4, 32, false },
+	{ true, 8, 0, false },
+	{ true, 4, 32, false },
+	{ false, 4, 16, true },
 };
+
+#define QCAP 8 /* the cond configuration's queue */
 
 static struct shared {
 	const struct config *cfg;
@@ -55,6 +66,11 @@ static struct shared {
 	_Atomic(kn_ctx *) ctx; /* the context some lock calls take */
 	long counter;      /* under m */
 	long wa, wb;       /* under rw's write side */
+	kn_cond notfull, notempty;
+	uint64_t q[QCAP];  /* under m: the queue, from qhead, qlen values */
+	unsigned qhead, qlen;
+	int producing;     /* under m: producers not finished */
+	uint64_t qsum_in, qsum_out, qn_in, qn_out; /* under m */
 	_Atomic int inside; /* mutex holders, or rw writers * 1000 + readers */
 	_Atomic int violations;
 	_Atomic int running;
@@ -179,9 +195,69 @@ static void rw_round(struct actor *a)
 	}
 }
 
+/* A cond wait, now and then with a deadline a few microseconds away. */
+static void cond_wait_some_way(struct actor *a, kn_cond *c)
+{
+	int err = next_rand(a) % 4 == 0 ?
+		  kn_cond_wait_until(c, &sh.m, kn_deadline_in(next_rand(a) % 20000)) :
+		  kn_cond_wait(c, &sh.m);
+
+	if (err == ETIMEDOUT)
+		a->timeouts++;
+	else if (err != 0)
+		violation("a cond wait failed with an unexpected error");
+}
+
+static void produce(struct actor *a)
+{
+	uint64_t v = ((uint64_t)a->id << 32) + 1;
+
+	while (kn_now() < sh.end) {
+		kn_mutex_lock(&sh.m);
+		while (sh.qlen == QCAP)
+			cond_wait_some_way(a, &sh.notfull);
+		sh.q[(sh.qhead + sh.qlen++) % QCAP] = v;
+		sh.qsum_in += v++;
+		sh.qn_in++;
+		a->locks++;
+		kn_cond_signal(&sh.notempty);
+		maybe_hold(a);
+		kn_mutex_unlock(&sh.m);
+	}
+	kn_mutex_lock(&sh.m);
+	if (--sh.producing == 0)
+		kn_cond_broadcast(&sh.notempty);
+	kn_mutex_unlock(&sh.m);
+}
+
+static void consume(struct actor *a)
+{
+	kn_mutex_lock(&sh.m);
+	for (;;) {
+		while (sh.qlen == 0 && sh.producing > 0)
+			cond_wait_some_way(a, &sh.notempty);
+		if (sh.qlen == 0)
+			break;
+		sh.qsum_out += sh.q[sh.qhead];
+		sh.qhead = (sh.qhead + 1) % QCAP;
+		sh.qlen--;
+		sh.qn_out++;
+		a->locks++;
+		kn_cond_signal(&sh.notfull);
+		maybe_hold(a);
+	}
+	kn_mutex_unlock(&sh.m);
+}
+
 static void actor_loop(struct actor *a)
 {
-	while (kn_now() < sh.end) {
+	if (sh.cfg->cond) {
+		if (a->id % 2 == 0)
+			produce(a);
+		else
+			consume(a);
+	}
+	while (!sh.cfg->cond && kn_now() < sh.end) {
 		if (sh.cfg->rw)
 			rw_round(a);
 		else
@@ -237,6 +313,7 @@ static int run(const struct config *cfg, double seconds)
 		exit(1);
 	}
 	atomic_store(&sh.running, n);
+	sh.producing = (n + 1) / 2; /* the even-numbered actors */
 	sh.end = kn_now() + (uint64_t)(seconds * 1e9);
 	for (int i = 0; i < n; i++) {
 		actors[i] = (struct actor){ .id = i, .task = i >= cfg->threads,
@@ -265,7 +342,12 @@ static int run(const struct config *cfg, double seconds)
 		cancels += actors[i].cancels;
 		busy += actors[i].busy;
 	}
-	if (!cfg->rw && (uint64_t)sh.counter != locks)
+	if (cfg->cond && (sh.qn_in != sh.qn_out || sh.qsum_in != sh.qsum_out ||
+			  sh.qn_in + sh.qn_out != locks || sh.qlen))
+		violation("the queue lost or invented values");
+	if (cfg->cond && (kn_cond_destroy(&sh.notfull) || kn_cond_destroy(&sh.notempty)))
+		violation("a cond is still waited on at the end");
+	if (!cfg->rw && !cfg->cond && (uint64_t)sh.counter != locks)
 		violation("the counter does not match the locks taken");
 	if (cfg->rw && ((uint64_t)sh.wa != writes || sh.wb != sh.wa))
 		violation("the written words do not match the writes");
@@ -274,7 +356,8 @@ static int run(const struct config *cfg, double seconds)
 	bad = atomic_load(&sh.violations);
 	printf("stress_sync: %s, %2d threads, %2d tasks: %9" PRIu64 " locks (%" PRIu64
 	       " writes), %7" PRIu64 " timeouts, %6" PRIu64 " cancels, %7" PRIu64
-	       " busy: %s\n", cfg->rw ? "rwmutex" : "mutex  ", cfg->threads, cfg->tasks,
+	       " busy: %s\n", cfg->rw ? "rwmutex" : cfg->cond ? "cond   " : "mutex  ",
+	       cfg->threads, cfg->tasks,
 	       cfg->rw ? writes + reads : locks, writes, timeouts, cancels, busy,
 	       bad ? "FAILED" : "ok");
 	kn_chan_free(sh.never);
