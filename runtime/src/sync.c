@@ -195,9 +195,11 @@ static bool mutex_take(struct mutex *m, uint32_t *s, bool woken)
 {
 	uint32_t drop = woken ? WOKEN : 0;
 
-	while (!(*s & LOCKED))
+	while (!(*s & LOCKED)) {
+		KN_ASSERT(!(*s & HANDOFF), "sync invariant 2: HANDOFF implies LOCKED");
 		if (at_cas_acquire(&m->state, s, (*s | LOCKED) & ~drop))
 			return true;
+	}
 	return false;
 }
 
@@ -374,6 +376,8 @@ static void mutex_unlock_wake(struct mutex *m)
 
 	waitq_lock(&m->q);
 	s = at_load_relaxed(&m->state);
+	KN_ASSERT((s & LOCKED) && !(s & WAITERS) == !m->q.head,
+		  "sync invariant 1: WAITERS iff the queue holds nodes");
 	handoff = s & HANDOFF;
 	if (handoff || !(s & WOKEN))
 		n = claim_oldest_locked(&m->q, &prev);
@@ -492,6 +496,7 @@ static struct wait_node *rw_serve_locked(struct rwmutex *rw)
 	}
 	while (!rw->q.head && (s & QUEUED))
 		at_cas_acq_rel(&rw->state, &s, s & ~QUEUED);
+	KN_ASSERT(!(s & QUEUED) == !rw->q.head, "sync invariant 7: QUEUED iff queued");
 	return granted;
 }
 
