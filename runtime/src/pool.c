@@ -1466,12 +1466,13 @@ static bool pool_idle(void *arg)
 
 int kn_pool_wait_idle(kn_pool *p)
 {
-	struct waitq *const q[] = { &p->idle_waiters };
+	struct waitq *q[1];
 
 	if (!pool_live(p) || on_own_worker(p))
 		return EINVAL;
 	if (inherited(p))
 		return ECHILD;
+	q[0] = &p->idle_waiters; /* only now: p may have been NULL */
 	while (waitq_wait(q, 1, pool_idle, p, KN_FOREVER, NULL) != SEL_ABORT)
 		;
 	return 0;
