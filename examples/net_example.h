@@ -66,6 +66,38 @@ static int listen_on(int *port)
 	return fd;
 }
 
+static _Atomic uint64_t tasks_started;
+
+/* kn_go, counted for net_end. */
+static int go(void (*fn)(void *), void *arg)
+{
+	int err = kn_go(fn, arg);
+
+	if (!err)
+		atomic_fetch_add(&tasks_started, 1);
+	return err;
+}
+
+/* How every run ends: shut the default pool down, draining (it waits for
+ * every task, the connections' too), and check that each task started ran to its end; r, or 1. */
+static int net_end(int r)
+{
+	struct kn_pool_stats st;
+	kn_pool *pool = kn_default_pool();
+
+	if (!pool)
+		return 1;
+	kn_pool_shutdown(pool, true, NULL);
+	kn_pool_stats(pool, &st);
+	if (st.tasks_run != atomic_load(&tasks_started)) {
+		fprintf(stderr, "%llu tasks ended, %llu started\n",
+			(unsigned long long)st.tasks_run,
+			(unsigned long long)atomic_load(&tasks_started));
+		return 1;
+	}
+	return r;
+}
+
 struct server {
 	int ln;
 	void (*conn)(void *); /* runs with the connection's fd, closes it */
@@ -79,7 +111,7 @@ static void accept_loop(void *arg)
 	int conn;
 
 	while (kn_accept(s->ln, NULL, NULL, &conn) == 0)
-		if (kn_go(s->conn, (void *)(intptr_t)conn) != 0)
+		if (go(s->conn, (void *)(intptr_t)conn) != 0)
 			kn_fd_close(conn);
 }
 
@@ -139,7 +171,7 @@ static int run_client(const struct net_opts *o, client_fn fn)
 
 	for (i = 0; i < o->conns; i++) {
 		kn_waitgroup_add(&cl.wg, 1);
-		if (kn_go(client_conn, &cl) != 0) {
+		if (go(client_conn, &cl) != 0) {
 			kn_waitgroup_done(&cl.wg);
 			atomic_fetch_add(&cl.failures, 1);
 		}
@@ -171,16 +203,16 @@ static int net_main(int argc, char **argv, void (*conn)(void *), client_fn fn)
 	if (!o.size)
 		o.size = 1;
 	if (mode == 'c')
-		return run_client(&o, fn);
+		return net_end(run_client(&o, fn));
 	s.ln = listen_on(&o.port);
-	if (kn_go(accept_loop, &s) != 0)
+	if (go(accept_loop, &s) != 0)
 		return 1;
 	if (mode == 'l')
 		for (;;)
 			kn_sleep(3600ull * 1000000000ull);
 	r = run_client(&o, fn);
 	kn_fd_close(s.ln); /* the accept loop ends with EBADF */
-	return r;
+	return net_end(r);
 }
 
 #endif

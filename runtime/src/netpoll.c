@@ -53,7 +53,10 @@
  * Readiness decides the waiters through the waiter layer, which resumes
  * each task on its own worker (its fiber's wake).
  *
- * A thread that is not a pool worker cannot be suspended: it blocks in
+ * A thread that is not a pool worker cannot be suspended, and a task
+ * that cannot (no memory for a stack, a deadline the timer cannot keep)
+ * must not sleep on a futex counting on a poller: every worker may be
+ * asleep on its own futex, having seen no fd waiter. Either blocks in
  * ppoll on the fd and on an eventfd of its own, with the same stand-in
  * fiber trick, so that kn_fd_close, a context's cancellation (or the
  * poller) interrupt it through its waiter like any other wake.
@@ -419,12 +422,10 @@ int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
 	struct wait_node n[2];
 	struct waker *k = NULL;
 	uint32_t v;
-	int d;
+	int d, err = 0;
 
 	if (!pd->pollable)
 		return 0;
-	if (!waiter_suspends() && !(k = thread_waker()))
-		return errno;
 	waiter_init(&w);
 	for (d = PD_READ; d <= PD_WRITE; d++) {
 		if (!(mask & 1 << d))
@@ -436,12 +437,24 @@ int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
 	}
 	if (at_load_seq_cst(&pd->seq) != seq)
 		waiter_decide(&w, SEL_ABORT);
+	v = SEL_WAITING;
 	if (waiter_suspends()) {
 		at_add_seq_cst(&NP.waiters, 1);
-		v = waiter_park(&w, deadline, ctx);
+		v = waiter_park_suspend(&w, deadline, ctx);
+		if (v == SEL_WAITING)
+			v = settle(&w, at_load_acquire(&w.sel));
 		at_sub_relaxed(&NP.waiters, 1);
-	} else {
+	}
+	/* Not a task, or one that could not suspend: it must not sleep on a
+	 * futex counting on a poller that may never come (all workers may
+	 * be asleep on theirs), so it polls its fd itself. */
+	if (v == SEL_WAITING && !(k = thread_waker())) {
+		err = errno;
+		v = SEL_ABORT;
+	} else if (v == SEL_WAITING) {
+		waiter_hold_thread(true);
 		v = park_thread(&w, k, fd, mask, deadline, ctx);
+		waiter_hold_thread(false);
 	}
 	for (d = PD_READ; d <= PD_WRITE; d++) {
 		if (mask & 1 << d) {
@@ -451,5 +464,7 @@ int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
 	}
 	if (at_load_seq_cst(&pd->seq) != seq)
 		return EBADF;
+	if (err)
+		return err;
 	return v == SEL_TIMEOUT ? ETIMEDOUT : v == SEL_CANCEL ? ECANCELED : 0;
 }

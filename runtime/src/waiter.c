@@ -388,11 +388,9 @@ void waiter_set_park_hook(void (*fn)(void))
 	at_store_release(&park_hook, fn);
 }
 
-uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
+/* What every wait does before it may sleep. */
+static void park_prepare(struct waiter *w, uint64_t deadline)
 {
-	struct ctx_watch cw;
-	bool plain = park_begin();
-	uint32_t v;
 	void (*hook)(void) = at_load_relaxed(&park_hook);
 
 	if (unlikely(hook))
@@ -400,6 +398,35 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 	if (deadline != KN_FOREVER && deadline_left(deadline) == 0)
 		waiter_decide(w, SEL_TIMEOUT);
 	no_park_check(w);
+}
+
+uint32_t waiter_park_suspend(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
+{
+	struct ctx_watch cw;
+	uint32_t v;
+
+	park_prepare(w, deadline);
+	waiter_watch_ctx(w, ctx, &cw);
+	v = switch_for_decision(w, deadline);
+	waiter_unwatch_ctx(&cw);
+	return v;
+}
+
+void waiter_hold_thread(bool start)
+{
+	const struct block_hook *hook = block_hook;
+
+	if (hook && (start ? hook->enter : hook->leave))
+		(start ? hook->enter : hook->leave)(hook->arg);
+}
+
+uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
+{
+	struct ctx_watch cw;
+	bool plain = park_begin();
+	uint32_t v;
+
+	park_prepare(w, deadline);
 	/* Watch the context before polling, so that a cancellation stops
 	 * the poll too rather than only the sleep after it. */
 	waiter_watch_ctx(w, ctx, &cw);

@@ -151,6 +151,18 @@ static inline uint32_t waiter_peek(struct waiter *w)
  */
 uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx);
 
+/* As waiter_park, but only by suspending the calling task's fiber; if it
+ * cannot (not a task, no stack for the switch, a deadline the hook cannot
+ * keep) it returns SEL_WAITING (or a claim's outcome still to settle: sel
+ * SEL_CLAIMED) without sleeping, and the caller waits its own way: a wait
+ * whose wake-up depends on other threads polling for it (netpoll.c) must
+ * not sleep its thread unseen. */
+uint32_t waiter_park_suspend(struct waiter *w, uint64_t deadline, kn_ctx *ctx);
+
+/* Around a thread's sleep outside waiter_park (true before, false after):
+ * the block hook's enter / leave, so that a pool starts a spare worker. */
+void waiter_hold_thread(bool start);
+
 /*
  * How a thread blocks, per thread (NULL: it sleeps on the futex).
  *

@@ -15,7 +15,7 @@
  *   - every echoed byte equals the byte sent;
  *   - progress: a watchdog fails the run if no message completes for 30 s
  *     (a lost wake-up leaves tasks suspended with data waiting);
- *   - afterwards no fd is left open (the process's fd count is back).
+ *   - afterwards no socket is left open (the process's count is back).
  *
  * Usage: stress_net [--seconds S]   (S per configuration, default 1)
  */
@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <kanal/kanal.h>
 
@@ -167,13 +168,23 @@ static void client_task(void *arg)
 
 /* ---- a run -------------------------------------------------------------- */
 
+/* Open sockets: what this test makes and must close. Other fds come and
+ * go with the runtime (the poller's epoll fd and eventfd, a thread's
+ * eventfd made on its first fd wait, closed when it exits) and with the
+ * sanitizers, so counting every fd would flag those as leaks. */
 static int open_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char path[300], target[64];
+	ssize_t len;
 	int n = 0;
 
-	while (d && readdir(d))
-		n++;
+	while (d && (e = readdir(d)) != NULL) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		n += len > 7 && !strncmp(target, "socket:", 7);
+	}
 	if (d)
 		closedir(d);
 	return n;
@@ -235,7 +246,7 @@ static int run(const struct config *cfg, double seconds, kn_pool *pool)
 	kn_fd_close(ln); /* the accept task ends with EBADF */
 	kn_pool_wait_idle(pool);
 	if (open_fds() != fds) {
-		fprintf(stderr, "stress_net: %d fds open, %d before\n", open_fds(), fds);
+		fprintf(stderr, "stress_net: %d sockets open, %d before\n", open_fds(), fds);
 		bad = 1;
 	}
 	bad |= atomic_load(&sh.failures) != 0 || atomic_load(&sh.messages) == 0;
@@ -252,7 +263,7 @@ int main(int argc, char **argv)
 	struct rlimit rl;
 	double seconds = 1;
 	kn_pool *pool;
-	int i, failed = 0, sv[2];
+	int i, failed = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
@@ -268,13 +279,8 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	pool = kn_pool_new(NULL);
-	if (!pool || socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+	if (!pool)
 		return 1;
-	/* The poller's own fds (epoll, eventfd) come with the first call and
-	 * stay: made before the fd count is taken. */
-	kn_write(sv[0], "", 1, NULL);
-	kn_fd_close(sv[0]);
-	kn_fd_close(sv[1]);
 	for (i = 0; i < (int)(sizeof(configs) / sizeof(configs[0])); i++)
 		failed |= run(&configs[i], seconds, pool);
 	kn_pool_free(pool);
