@@ -3,12 +3,18 @@
  * kn_pool_new with its n-th worker failing to start (a clean EAGAIN), and
  * a pool that needs a spare thread to run a task that a blocked task waits
  * for, with that spare's start failing: the pool must try again (issue
- * 18, item 4), where it used to wait for ever. See sweep.h.
+ * 18, item 4), where it used to wait for ever; and a task waiting for
+ * its socket with a deadline when the timer thread cannot start (issue 15:
+ * it slept its thread, unseen by the poller, until the deadline). See
+ * sweep.h.
  */
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "kanal/chan.h"
+#include "kanal/net.h"
 #include "kanal/pool.h"
+#include "kanal/time.h"
 #include "sweep.h"
 
 static void nothing(void *arg)
@@ -75,6 +81,42 @@ static int spare_scenario(void *arg)
 	return 0;
 }
 
+static void fd_wait_task(void *arg)
+{
+	/* An hour: only the byte the scenario writes can end the wait. */
+	if (kn_fd_wait(*(int *)arg, KN_READ, kn_deadline_in(3600ull * 1000000000ull)))
+		abort();
+}
+
+/* The only worker, no spare: the task's deadline needs the timer thread
+ * (the process's first deadline), whose start may fail; then the task
+ * cannot suspend, and its thread must poll its fd itself, since no other
+ * thread does. */
+static int fd_deadline_scenario(void *arg)
+{
+	struct kn_pool_opts o = { .workers = 1, .max_spare = KN_POOL_NO_SPARE };
+	kn_task *t;
+	kn_pool *p;
+	int sv[2];
+
+	(void)arg;
+	errno = 0;
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	p = kn_pool_new(&o);
+	if (!p)
+		CHECK(errno == EAGAIN);
+	t = p ? kn_pool_spawn_task(p, fd_wait_task, &sv[0]) : NULL;
+	CHECK(!p || t);
+	/* Before or after the task waits: either way the read side is ready. */
+	kn_sleep(10000000);
+	CHECK(write(sv[1], "x", 1) == 1);
+	CHECK(!t || kn_task_join(t) == 0);
+	kn_pool_free(p);
+	kn_fd_close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
+
 int main(void)
 {
 	kn_chan *ch = kn_chan_new(sizeof(int), 0);
@@ -86,6 +128,9 @@ int main(void)
 		perror("kn_chan_new");
 		return 1;
 	}
+	/* First: the timer thread is not started yet. */
+	bad |= sweep_threads("net: a task's fd wait with a deadline, no timer thread",
+			     fd_deadline_scenario, NULL);
 	bad |= sweep_threads("pool: new (3 workers)", new_scenario, NULL);
 	bad |= sweep_threads("pool: a blocked task, its partner on a spare",
 			     spare_scenario, ch);
