@@ -201,7 +201,11 @@ static int listener(int *port)
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(fd, 16), 0);
+	/* A backlog for every connection a test makes at once: with a full
+	 * accept queue (an accept task held up on a loaded machine) the
+	 * kernel drops handshake packets, and TCP's retransmission backoff
+	 * then stalls a connection for minutes. */
+	cr_assert_eq(listen(fd, SOMAXCONN), 0);
 	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
 	*port = ntohs(a.sin_port);
 	return fd;
