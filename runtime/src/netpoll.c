@@ -124,10 +124,19 @@ static void waker_drain(int efd)
 	(void)!read(efd, &n, sizeof(n));
 }
 
+static void fork_child(void);
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void handle_fork(void)
+{
+	(void)pthread_atfork(NULL, NULL, fork_child);
+}
+
 static void netpoll_init(void)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EFD_DATA };
 
+	pthread_once(&fork_once, handle_fork);
 	NP.epfd = epoll_create1(EPOLL_CLOEXEC);
 	NP.wk.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	NP.wk.f.wake = waker_wake;
@@ -467,4 +476,47 @@ int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
 	if (err)
 		return err;
 	return v == SEL_TIMEOUT ? ETIMEDOUT : v == SEL_CANCEL ? ECANCELED : 0;
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+/*
+ * A child of fork() shares the parent's epoll instance and eventfds (the
+ * same open files): its registrations and closes would change the
+ * parent's interest list, and its wakes and drains mix with the parent's.
+ * So the child drops its copies and starts afresh: the poller is made
+ * again on first use, every record forgets its registration (each fd is
+ * registered with the new instance on its next use), and the waiters of
+ * the parent's other threads, which do not run here, are forgotten with
+ * the locks they may have held. The calling thread's own eventfd goes too.
+ */
+static void fork_child(void)
+{
+	struct pdesc *c;
+	int i, j, d;
+
+	if (NP.epfd >= 0)
+		close(NP.epfd);
+	if (NP.wk.efd >= 0)
+		close(NP.wk.efd);
+	NP.epfd = NP.wk.efd = -1;
+	NP.err = 0;
+	NP.once = (pthread_once_t)PTHREAD_ONCE_INIT;
+	at_store_relaxed(&NP.waiters, 0);
+	at_store_relaxed(&NP.blocking, 0);
+	for (i = 0; i < PD_CHUNKS; i++) {
+		c = at_load_relaxed(&NP.chunks[i]);
+		for (j = 0; c && j < PD_CHUNK; j++) {
+			c[j].lock = (struct lock)LOCK_INIT;
+			at_store_relaxed(&c[j].reg, 0);
+			for (d = PD_READ; d <= PD_WRITE; d++) {
+				at_store_relaxed(&c[j].ready[d], 0);
+				waitq_init(&c[j].q[d]);
+			}
+		}
+	}
+	if (thread_wk.efd >= 0) {
+		close(thread_wk.efd);
+		thread_wk.efd = -1;
+	}
 }

@@ -6,11 +6,14 @@
  * timer thread and a pending deadline when it forks. The child must be able
  * to make new pools (and free them), use kn_go, channels and new
  * deadlines, see the pending deadline fire, and get ECHILD (not a hang)
- * from every call that needs the parent's pool. Each child runs under
+ * from every call that needs the parent's pool; and the child gets its own
+ * poller (kanal/net.h), so its closes leave the parent's fd waits alone.
+ * Each child runs under
  * alarm(): a hang kills it, and the parent reports the signal.
  */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -181,4 +184,60 @@ Test(fork, child_makes_new_pools_and_gets_echild_from_the_parents, .timeout = 60
 	kn_ctx_release(pa.pending);
 	kn_pool_free(pa.pool);
 	kn_chan_free(ch);
+}
+
+/* The poller after fork (issue 15, item 4). */
+static void read_byte_task(void *arg)
+{
+	char c;
+	size_t n;
+
+	TASK_CHECK(kn_read(*(int *)arg, &c, 1, &n) == 0 && n == 1);
+}
+
+static void net_child(void *arg)
+{
+	int *parent_fd = arg, sv[2];
+	struct kn_pool_opts o = { .workers = 1 };
+	kn_pool *q;
+	kn_task *t;
+
+	/* Shared with the parent's epoll instance, this close would take the
+	 * parent's registration of the fd (its waiting task never woke). */
+	CHILD_CHECK(1, kn_fd_close(*parent_fd) == 0);
+	if (!CHILD_THREADS)
+		return;
+	/* A task's fd wait on the child's own poller. */
+	CHILD_CHECK(2, socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	q = kn_pool_new(&o);
+	CHILD_CHECK(3, q != NULL);
+	t = kn_pool_spawn_task(q, read_byte_task, &sv[0]);
+	CHILD_CHECK(4, t != NULL);
+	CHILD_CHECK(5, write(sv[1], "c", 1) == 1);
+	CHILD_CHECK(6, kn_task_join(t) == 0 && at_load_relaxed(&task_failures) == 0);
+	kn_pool_free(q);
+	kn_fd_close(sv[0]);
+	kn_fd_close(sv[1]);
+}
+
+Test(fork, child_has_its_own_poller, .timeout = 60)
+{
+	kn_pool *p = pool_of(1, 0);
+	struct kn_pool_stats st;
+	kn_task *t;
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	t = kn_pool_spawn_task(p, read_byte_task, &sv[0]);
+	cr_assert_not_null(t);
+	/* Until the task waits (registered in the parent's epoll set). */
+	while (kn_pool_stats(p, &st) == 0 && st.switches == 0)
+		nap_ms(1);
+	run_child(net_child, &sv[0]);
+	cr_assert_eq(write(sv[1], "p", 1), 1);
+	cr_assert_eq(kn_task_join(t), 0);
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+	kn_pool_free(p);
+	kn_fd_close(sv[0]);
+	kn_fd_close(sv[1]);
 }
