@@ -38,14 +38,15 @@ class Target:
     """A goal of an issue, evaluated on the kanal impl named by impl. kind
     "peer": impl/peer throughput >= need on all CPUs; "pinned": impl on one
     CPU over impl on all CPUs >= need; "idle": impl's ns_per_op <
-    IDLE_LIMIT_NS; "rss": impl's rss_bytes_per_op <= need x peer's;
+    IDLE_LIMIT_NS; "lower": impl's metric (a record field, lower is
+    better: rss_bytes_per_op, p99_ns, ...) <= need x peer's;
     "sequence": every step of impl's sequence_go_shaped run within need x
     that workload's own (fresh-process) ns_per_op. Every goal against go uses kanal_go (the program shaped
     as Go's: every actor a task, as Go's are goroutines) wherever the
     workload has one; goals against the other peers use kanal (threads)."""
 
     def __init__(self, issue, workload, text, kind="peer", peer=None, need=None,
-                 impl="kanal"):
+                 impl="kanal", metric=None):
         self.issue = issue
         self.workload = workload
         self.text = text
@@ -53,6 +54,7 @@ class Target:
         self.peer = peer
         self.need = need
         self.impl = impl
+        self.metric = metric
 
 
 # One line per goal; add yours here. A workload with a "peer" target also
@@ -113,19 +115,25 @@ TARGETS = [
            impl="kanal_go"),
     Target(14, "fib30_wg", "time <= go's (ratio >= 1)", peer="go", need=1,
            impl="kanal_go"),
-    Target(14, "blocked_1m", "peak RSS per blocked task <= 1.5x go's", kind="rss",
-           peer="go", need=1.5, impl="kanal_go"),
+    Target(14, "blocked_1m", "peak RSS per blocked task <= 1.5x go's", kind="lower",
+           metric="rss_bytes_per_op", peer="go", need=1.5, impl="kanal_go"),
     Target(14, SEQUENCE, "every workload within 1.5x of its fresh-process time",
            kind="sequence", need=1.5, impl="kanal_go"),
     Target(15, "net_echo_1000", "requests/s >= 1.2x go", peer="go", need=1.2),
     Target(15, "net_echo_1000", "requests/s >= 0.8x the epoll server",
            peer="epoll", need=0.8),
+    Target(15, "net_echo_64", "p99 round trip <= go's", kind="lower",
+           metric="p99_ns", peer="go", need=1),
+    Target(15, "net_echo_1000", "p99 round trip <= go's", kind="lower",
+           metric="p99_ns", peer="go", need=1),
+    Target(15, "timer_100k", "p99 lateness <= go's", kind="lower",
+           metric="p99_ns", peer="go", need=1),
 ]
 
 # Fixed colours so an impl looks the same in every plot.
 COLOURS = {"kanal": "#1f5fa8", "kanal_go": "#3a9a5b", "pthread": "#8c8c8c",
            "sem_t": "#a0522d", "go": "#00add8", "ck": "#e8890c",
-           "crossbeam": "#b7410e", "tbb": "#7b3fa0"}
+           "crossbeam": "#b7410e", "tbb": "#7b3fa0", "epoll": "#e377c2"}
 PCT_COLOURS = ["#9ecae1", "#4292c6", "#08306b"]
 
 
@@ -173,8 +181,8 @@ def evaluate(t, d):
         ns = kanal["ns_per_op"]
         return ("met" if ns < IDLE_LIMIT_NS else "missed",
                 "%s CPU ns per idle second = %.2f%% of a core" % (run.fmt_ns(ns), ns / 1e7))
-    if t.kind == "rss":
-        return evaluate_rss(t, kanal, d.get(t.workload, t.peer))
+    if t.kind == "lower":
+        return evaluate_lower(t, kanal, d.get(t.workload, t.peer))
     if t.kind == "sequence":
         return evaluate_sequence(t, d)
     if t.kind == "pinned":
@@ -205,19 +213,21 @@ def evaluate(t, d):
     return ("met" if ratio >= t.need else "missed", text)
 
 
-def evaluate_rss(t, kanal, other):
-    """Peak RSS growth per item, impl against peer (lower is better)."""
+def evaluate_lower(t, kanal, other):
+    """t.metric, impl against peer (lower is better)."""
     if not kanal or not other:
         return "not measured", "no %s result" % (t.impl if not kanal else t.peer)
     for r in (kanal, other):
-        if r.get("failed") or not r.get("rss_bytes_per_op"):
+        if r.get("failed") or not r.get(t.metric):
             return ("missed" if r is kanal else "not measured",
-                    "%s: %s" % (r["impl"], r.get("failed") or "no RSS figure"))
-    ratio = kanal["rss_bytes_per_op"] / other["rss_bytes_per_op"]
+                    "%s: %s" % (r["impl"], r.get("failed") or "no " + t.metric))
+    fmt = (lambda v: run.fmt_ns(v) + " ns") if t.metric.endswith("_ns") else \
+        (lambda v: "%.0f B" % v)
+    ratio = kanal[t.metric] / other[t.metric]
     return ("met" if ratio <= t.need else "missed",
-            "%s %.0f B, %s %.0f B per item: %.2fx (need <= %g)" % (
-                t.impl, kanal["rss_bytes_per_op"], t.peer,
-                other["rss_bytes_per_op"], ratio, t.need))
+            "%s: %s %s, %s %s: %.2fx (need <= %g)" % (
+                t.metric, t.impl, fmt(kanal[t.metric]), t.peer,
+                fmt(other[t.metric]), ratio, t.need))
 
 
 def sequence_steps(rec):
@@ -582,6 +592,78 @@ def latency_plot(gp, term, d, out):
                     PCT_COLOURS, blocks, rotate=False)
 
 
+# The net_echo workloads by connections, for the plot against connections.
+NET_ECHO = [(64, "net_echo_64"), (256, "net_echo_256"), (1000, "net_echo_1000")]
+
+
+def net_target_points(d, metric):
+    """(connections, value) for each target on a net_echo workload's metric
+    (ops_per_sec: a "peer" target; else a "lower" one): need x the peer's."""
+    conns = {w: c for c, w in NET_ECHO}
+    pts = []
+    for t in TARGETS:
+        other = d.get(t.workload, t.peer) if t.workload in conns else None
+        if (metric == "ops_per_sec") != (t.kind == "peer") or \
+                (t.kind == "lower" and t.metric != metric):
+            continue
+        if other and not other.get("failed") and other.get(metric):
+            pts.append((conns[t.workload], t.need * other[metric], t.peer))
+    return pts
+
+
+def net_plot(gp, term, d, out):
+    """Requests/s and p99 round trip against connections (64, 256, 1000),
+    a line per server, the targets as red marks (need x the peer's)."""
+    impls = d.impls([w for _, w in NET_ECHO])
+    if not impls:
+        return "no net_echo results"
+    panels = (("ops_per_sec", "requests/s (higher is better)"),
+              ("p99_ns", "p99 round trip, ns (lower is better)"))
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = []
+        for metric, ylabel in panels:
+            lines = []
+            for b, i in enumerate(impls):
+                dat = os.path.join(tmp, "%s_%d.tsv" % (metric, b))
+                with open(dat, "w") as f:
+                    for c, w in NET_ECHO:
+                        r = d.get(w, i)
+                        if r and not r.get("failed") and r.get(metric):
+                            f.write("%d\t%.6g\n" % (c, r[metric]))
+                lines.append("%s using 1:2 with linespoints lw 2 pt 7 lc rgb %s "
+                             "title %s" % (quote(dat), quote(COLOURS.get(i, "#444444")),
+                                           quote(i)))
+            pts = net_target_points(d, metric)
+            if pts:
+                dat = os.path.join(tmp, "%s_target.tsv" % metric)
+                with open(dat, "w") as f:
+                    f.writelines("%d\t%.6g\n" % (c, v) for c, v, _ in pts)
+                lines.append("%s using 1:2 with points pt 2 ps 2.5 lw 3 lc rgb "
+                             "'#c00000' title 'target'" % quote(dat))
+            plots.append("\n".join([
+                "set ylabel %s" % quote(ylabel),
+                "plot " + ", ".join(lines)]))
+        script = "\n".join([
+            "set terminal %s size 1200,460" % term,
+            "set output %s" % quote(out),
+            "set datafile separator '\\t'",
+            "set multiplot layout 1,2 title %s" % quote(
+                "net_echo: against connections (log scales; red: the issue's "
+                "targets, need x the peer's figure)"),
+            "set logscale xy",
+            "set xrange [48:1400]",
+            "set xtics (64, 256, 1000)",
+            "set xlabel 'connections'",
+            "set format y '%.0s%c'",
+            "set grid",
+            "set key bottom right",
+        ] + plots + ["unset multiplot"])
+        p = subprocess.run([gp], input=script, capture_output=True, text=True)
+    if p.returncode != 0:
+        return "gnuplot failed: " + run.last_line(p.stderr)
+    return None
+
+
 def make_plots(d, plot_dir):
     """{name: (path or None, note)}."""
     gp, term = gnuplot_terminal()
@@ -590,7 +672,7 @@ def make_plots(d, plot_dir):
     os.makedirs(plot_dir, exist_ok=True)
     result = {}
     for name, fn in (("throughput", throughput_plot), ("ratio", ratio_plot),
-                     ("latency", latency_plot)):
+                     ("latency", latency_plot), ("net", net_plot)):
         path = os.path.join(plot_dir, name + ".png")
         err = fn(gp, term, d, path)
         if err and os.path.exists(path):
@@ -727,7 +809,9 @@ def render(records, meta, plots, plot_note, md_path):
         out += [plot_note + ".", ""]
     for name, alt in (("throughput", "Throughput per workload and impl"),
                       ("ratio", "kanal and kanal_go over each peer, per workload"),
-                      ("latency", "Latency percentiles per impl")):
+                      ("latency", "Latency percentiles per impl"),
+                      ("net", "net_echo requests/s and p99 against connections, "
+                       "with the targets")):
         path, note = plots.get(name, (None, None))
         if path:
             rel = os.path.relpath(path, os.path.dirname(os.path.abspath(md_path)))
@@ -763,7 +847,7 @@ def main():
                     help="latest.json (meta.json is read from beside it)")
     ap.add_argument("--md", default=os.path.join(ROOT, "BENCHMARKS.md"))
     ap.add_argument("--plots", default=os.path.join(ROOT, "bench/plot"),
-                    help="directory for throughput.png and latency.png")
+                    help="directory for the plots (throughput, ratio, latency, net .png)")
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args()
 
