@@ -73,8 +73,10 @@
  *  4. A stand-in-fiber waiter is SEL_SUSPENDED only while its owner is
  *     inside (or about to enter) the interruptible system call; its owner
  *     moves it back to SEL_WAITING or reads its decision before it
- *     returns, and a wake that comes after leaves only a spurious eventfd
- *     count, drained by the next call.
+ *     returns. A thread's own waker (thread-local, its eventfd closed when
+ *     the thread exits) is not left before a wake owed to it has come;
+ *     on the poller's (process-wide) one a late wake leaves only a
+ *     spurious eventfd count, drained by the next blocking poll.
  */
 #include "netpoll.h"
 
@@ -302,9 +304,11 @@ static uint32_t settle(struct waiter *w, uint32_t v)
 
 /* Run block(arg) with w (undecided) marked suspended on k, so that a
  * decider interrupts it through k's eventfd (invariant 4). Returns w's
- * decision, or SEL_WAITING with w undecided and running again. */
+ * decision, or SEL_WAITING with w undecided and running again; *owed
+ * (if not NULL): a decider took w while suspended, so its wake (a write
+ * to k's eventfd) comes, if it has not come yet. */
 static uint32_t block_interruptible(struct waiter *w, struct waker *k,
-				    void (*block)(void *), void *arg)
+				    void (*block)(void *), void *arg, bool *owed)
 {
 	uint32_t v = SEL_WAITING;
 
@@ -314,6 +318,8 @@ static uint32_t block_interruptible(struct waiter *w, struct waker *k,
 		v = SEL_SUSPENDED;
 		if (at_cas_acq_rel(&w->sel, &v, SEL_WAITING))
 			return SEL_WAITING;
+		if (owed)
+			*owed = true;
 	}
 	return settle(w, v);
 }
@@ -331,7 +337,7 @@ uint32_t netpoll_park(struct waiter *w)
 	if (!at_load_seq_cst(&NP.waiters) ||
 	    !at_cas_acq_rel(&NP.blocking, &free_flag, 1))
 		return SEL_WAITING;
-	v = block_interruptible(w, &NP.wk, harvest_blocking, NULL);
+	v = block_interruptible(w, &NP.wk, harvest_blocking, NULL, NULL);
 	at_store_release(&NP.blocking, 0);
 	if (v == SEL_WAITING)
 		v = waiter_decide(w, SEL_ABORT) ? SEL_ABORT :
@@ -399,6 +405,8 @@ static uint32_t park_thread(struct waiter *w, struct waker *k, int fd,
 		  { k->efd, POLLIN } },
 		deadline,
 	};
+	struct pollfd efd = { k->efd, POLLIN, 0 };
+	bool owed = false;
 	uint32_t v;
 
 	if (cq) {
@@ -409,8 +417,13 @@ static uint32_t park_thread(struct waiter *w, struct waker *k, int fd,
 	for (;;) {
 		if (deadline_left(deadline) == 0)
 			waiter_decide(w, SEL_TIMEOUT);
-		v = block_interruptible(w, k, ppoll_until, &tp);
-		if (tp.pf[1].revents)
+		v = block_interruptible(w, k, ppoll_until, &tp, &owed);
+		/* A wake still to come reads k: this thread's, gone (and its
+		 * eventfd's number reused) once it exits. Wait for it. */
+		if (owed && !tp.pf[1].revents)
+			while (poll(&efd, 1, -1) < 0 && errno == EINTR)
+				;
+		if (owed || tp.pf[1].revents)
 			waker_drain(k->efd);
 		if (v != SEL_WAITING)
 			break;
