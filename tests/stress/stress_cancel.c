@@ -30,6 +30,7 @@
 #include <kanal/ctx.h>
 #include <kanal/sem.h>
 
+#include "stress.h"
 #include "waiter.h"
 
 #define NODES 10000
@@ -67,14 +68,6 @@ static kn_sem *sem;              /* no tokens: the main thread holds them */
 static kn_chan *empty, *full;
 static atomic_int parked, fired;
 static uint64_t rng = 0x2545f4914f6cdd1dull;
-
-static uint64_t next_rand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
 
 static void on_block(void *arg)
 {
@@ -126,7 +119,7 @@ static void count_fire(void *arg)
 
 static int random_cancellable(struct tree *t)
 {
-	return t->cancellable[next_rand() % t->ncancellable];
+	return t->cancellable[xorshift64(&rng) % t->ncancellable];
 }
 
 static kn_ctx *new_node(kn_ctx *parent, uint64_t r, bool *detached)
@@ -150,15 +143,15 @@ static void build(struct tree *t)
 	for (int i = 0; i < NODES; i++) {
 		/* Half near the newest nodes (deep chains), half anywhere. */
 		int p = 0;
-		uint64_t r = next_rand();
+		uint64_t r = xorshift64(&rng);
 
 		if (i > 0 && r % 2)
 			p = t->cancellable[t->ncancellable - 1 -
-					   next_rand() % (t->ncancellable < 8 ? t->ncancellable : 8)];
+					   xorshift64(&rng) % (t->ncancellable < 8 ? t->ncancellable : 8)];
 		else if (i > 0)
 			p = random_cancellable(t);
 		t->detached[i] = false;
-		t->node[i] = i ? new_node(t->node[p], next_rand() % 20,
+		t->node[i] = i ? new_node(t->node[p], xorshift64(&rng) % 20,
 					  &t->detached[i])
 			       : kn_ctx_with_cancel(NULL);
 		if (!t->node[i]) {
@@ -183,10 +176,10 @@ static void *chaos(void *arg)
 	int j;
 
 	for (int i = 1; i < NODES; i += 3) {
-		if (next_rand() % 3 == 0)
+		if (xorshift64(&rng) % 3 == 0)
 			kn_ctx_cancel(t->node[i], EIO, "chaos");
 		j = random_cancellable(t);
-		if (next_rand() % 8 == 0 && !chaos_owns(j))
+		if (xorshift64(&rng) % 8 == 0 && !chaos_owns(j))
 			kn_ctx_cancel(t->node[j], EIO, NULL);
 		kn_ctx_release(t->node[i]);
 	}
@@ -243,7 +236,7 @@ static int round_once(struct tree *t, struct blocked *b, pthread_t *th)
 	for (int i = 0; i < AFTERS; i++) {
 		kn_ctx_after_func(t->node[random_cancellable(t)], count_fire,
 				  NULL, &t->stop[i]);
-		t->stopped[i] = next_rand() % 4 == 0 &&
+		t->stopped[i] = xorshift64(&rng) % 4 == 0 &&
 				kn_ctx_stop_after_func(&t->stop[i]);
 		expected_fires += !t->stopped[i];
 	}
@@ -253,7 +246,7 @@ static int round_once(struct tree *t, struct blocked *b, pthread_t *th)
 	for (int i = 0; i < WAITERS; i++) {
 		b[i] = (struct blocked){
 			.ctx = kn_ctx_retain(t->node[random_cancellable(t)]),
-			.kind = (enum wait_kind)(next_rand() % KINDS),
+			.kind = (enum wait_kind)(xorshift64(&rng) % KINDS),
 		};
 		if (pthread_create(&th[i], &attr, block, &b[i])) {
 			perror("stress_cancel: pthread_create");
@@ -276,7 +269,7 @@ static int round_once(struct tree *t, struct blocked *b, pthread_t *th)
 		if (chaos_owns(i))
 			t->node[i] = NULL;
 	for (int i = NODES - 1; i > 0; i--) {
-		int j = next_rand() % (i + 1);
+		int j = xorshift64(&rng) % (i + 1);
 		kn_ctx *x = t->node[i];
 
 		t->node[i] = t->node[j];
@@ -297,18 +290,10 @@ int main(int argc, char **argv)
 	static struct tree t;
 	static struct blocked b[WAITERS];
 	static pthread_t th[WAITERS];
-	double seconds = 1;
+	double seconds = stress_args(argc, argv, NULL, NULL);
 	uint64_t end;
 	int rounds = 0, bad = 0, v = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-			seconds = atof(argv[++i]);
-		} else {
-			fprintf(stderr, "usage: %s [--seconds S]\n", argv[0]);
-			return 2;
-		}
-	}
 	sem = kn_sem_new(1);
 	empty = kn_chan_new(sizeof(int), 1);
 	full = kn_chan_new(sizeof(int), 1);
@@ -317,7 +302,7 @@ int main(int argc, char **argv)
 		perror("stress_cancel: setup");
 		return 1;
 	}
-	end = kn_now() + (uint64_t)(seconds * 1e9);
+	end = stress_deadline(seconds);
 	do {
 		bad += round_once(&t, b, th);
 		rounds++;

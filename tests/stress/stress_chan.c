@@ -24,6 +24,8 @@
 
 #include <kanal/chan.h>
 
+#include "stress.h"
+
 #define MAX_P 16
 #define SEQ_BITS 40
 
@@ -164,7 +166,7 @@ static int run(const struct config *cfg, double seconds)
 	sh.ch = kn_chan_new(sizeof(uint64_t), cfg->cap);
 	if (cfg->mode == SELECT)
 		sh.aux = kn_chan_new(sizeof(uint64_t), 0);
-	sh.deadline = kn_deadline_in((uint64_t)(seconds * 1e9));
+	sh.deadline = stress_deadline(seconds);
 	atomic_init(&sh.producers_left, cfg->producers);
 	if (!sh.ch || !cons || (cfg->mode == SELECT && !sh.aux)) {
 		fprintf(stderr, "allocation failed\n");
@@ -223,13 +225,10 @@ int main(int argc, char **argv)
 		{ 4, 3, 0, SELECT },
 		{ 16, 16, 64, PLAIN },
 	};
-	double seconds = 1;
+	double seconds = stress_args(argc, argv, NULL, NULL);
 	size_t i;
 	int failed = 0;
 
-	for (i = 1; i + 1 < (size_t)argc; i++)
-		if (!strcmp(argv[i], "--seconds"))
-			seconds = atof(argv[i + 1]);
 	for (i = 0; i < sizeof(configs) / sizeof(configs[0]); i++)
 		failed |= run(&configs[i], seconds);
 	return failed;

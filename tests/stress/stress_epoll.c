@@ -37,6 +37,8 @@
 #include <poll.h>
 #include <sys/wait.h>
 
+#include "stress.h"
+
 #define CLIENTS 64
 #define REQS 200
 #define MAX_PAYLOAD 4096
@@ -79,23 +81,15 @@ static int failures;
 		}                                                          \
 	} while (0)
 
-static uint64_t rng_next(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
-
 /* The next request (and so the next reply) of a sequence: its length. */
 static size_t gen_line(uint64_t *rng, char *buf)
 {
-	size_t n = rng_next(rng) % (MAX_PAYLOAD + 1), i;
+	size_t n = xorshift64(rng) % (MAX_PAYLOAD + 1), i;
 	uint64_t bits = 0;
 
 	for (i = 0; i < n; i++) {
 		if (i % 8 == 0)
-			bits = rng_next(rng);
+			bits = xorshift64(rng);
 		buf[i] = (char)(bits >> (i % 8 * 8));
 		if (buf[i] == '\n')
 			buf[i] = 0;
@@ -268,7 +262,7 @@ static bool client_write(struct client *c)
 		c->tx_len = gen_line(&c->tx_rng, c->tx);
 		c->tx_off = 0;
 	}
-	piece = 1 + rng_next(&c->piece_rng) % MAX_PIECE;
+	piece = 1 + xorshift64(&c->piece_rng) % MAX_PIECE;
 	if (piece > c->tx_len - c->tx_off)
 		piece = c->tx_len - c->tx_off;
 	n = send(c->fd, c->tx + c->tx_off, piece, MSG_NOSIGNAL);
@@ -418,24 +412,11 @@ static void round_run(const char *exec, enum stop_mode mode, size_t capacity, un
 
 int main(int argc, char **argv)
 {
-	double seconds = 1;
 	const char *exec = NULL;
-	uint64_t end;
+	double seconds = stress_args(argc, argv, "--exec PATH", &exec);
+	uint64_t end = stress_deadline(seconds);
 	unsigned i;
 
-	for (i = 1; i + 1 < (unsigned)argc; i += 2) {
-		if (!strcmp(argv[i], "--seconds"))
-			seconds = atof(argv[i + 1]);
-		else if (!strcmp(argv[i], "--exec"))
-			exec = argv[i + 1];
-		else
-			break;
-	}
-	if (i != (unsigned)argc) {
-		fprintf(stderr, "usage: %s [--seconds S] [--exec PATH]\n", argv[0]);
-		return 2;
-	}
-	end = kn_deadline_in((uint64_t)(seconds * 1e9));
 	for (i = 0; i < NMODES || kn_now() < end; i++)
 		round_run(exec, i % NMODES, capacities[i % 3], i);
 	printf("%s\n", failures ? "FAILED" : "ok");

@@ -39,6 +39,8 @@
 
 #include <kanal/kanal.h>
 
+#include "stress.h"
+
 #define PRODUCERS 16
 #define CONSUMERS 16
 #define SEMMERS 32
@@ -226,7 +228,7 @@ static int run(size_t cap, double seconds)
 		}
 	}
 	m.last_time = kn_now();
-	end = kn_deadline_in((uint64_t)(seconds * 1e9));
+	end = stress_deadline(seconds);
 	while (kn_now() < end)
 		monitor_tick(&m, &sh);
 	/* Everyone must get through, but not necessarily within the run: a
@@ -301,12 +303,9 @@ static int run(size_t cap, double seconds)
 
 int main(int argc, char **argv)
 {
-	double seconds = 1;
-	int i, failed = 0;
+	double seconds = stress_args(argc, argv, NULL, NULL);
+	int failed = 0;
 
-	for (i = 1; i + 1 < argc; i++)
-		if (!strcmp(argv[i], "--seconds"))
-			seconds = atof(argv[i + 1]);
 	failed |= run(4, seconds);
 	failed |= run(0, seconds);
 	return failed;

@@ -45,6 +45,8 @@
 #include <kanal/ctx.h>
 #include <kanal/pattern.h>
 
+#include "stress.h"
+
 #define MAX_STEPS 4
 #define MAX_ITEMS 4000
 #define ADD ((int64_t)1 << 32)
@@ -81,17 +83,9 @@ struct round {
 static _Atomic uint64_t progress;
 static kn_pool *pool;
 
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 static uint64_t below(uint64_t *s, uint64_t n)
 {
-	return rnd(s) % n;
+	return xorshift64(s) % n;
 }
 
 static bool filtered(uint64_t idx)
@@ -384,12 +378,11 @@ int main(int argc, char **argv)
 {
 	static struct round r;
 	struct kn_pool_opts o = { .workers = 2 };
-	uint64_t seconds = 1, end, rounds = 0, stops = 0, items = 0;
+	double seconds = stress_args(argc, argv, NULL, NULL);
+	uint64_t end, rounds = 0, stops = 0, items = 0;
 	pthread_t dog;
 	size_t i;
 
-	if (argc == 3 && strcmp(argv[1], "--seconds") == 0)
-		seconds = strtoull(argv[2], NULL, 10);
 	pool = kn_pool_new(&o);
 	r.items = malloc(MAX_ITEMS * sizeof(int64_t));
 	if (!pool || !r.items || pthread_create(&dog, NULL, watchdog, NULL))
@@ -400,7 +393,7 @@ int main(int argc, char **argv)
 	r.rng = (uint64_t)time(NULL) * 2654435761u | 1;
 	printf("stress_pattern: seed %" PRIu64 "\n", r.rng);
 
-	end = kn_deadline_in(seconds * 1000000000ull);
+	end = stress_deadline(seconds);
 	while (kn_now() < end) {
 		plan(&r);
 		run_round(&r);

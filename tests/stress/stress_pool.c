@@ -35,24 +35,8 @@
 #include <kanal/group.h>
 #include <kanal/pool.h>
 
-static atomic_int violations;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "stress_pool: " __VA_ARGS__);          \
-			fputc('\n', stderr);                                   \
-			atomic_fetch_add(&violations, 1);                      \
-		}                                                              \
-	} while (0)
-
-static uint64_t next_rand(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
+#define STRESS_NAME "stress_pool"
+#include "stress.h"
 
 static kn_pool *pool_of(unsigned workers, int max_spare)
 {
@@ -80,7 +64,7 @@ static uint64_t child_seed(uint64_t seed, unsigned i)
 {
 	uint64_t s = seed * 0x9e3779b97f4a7c15ull + i + 1;
 
-	next_rand(&s);
+	xorshift64(&s);
 	return s;
 }
 
@@ -127,12 +111,12 @@ static void tree_task(void *arg)
 static int run_fork_join(unsigned workers, int max_spare, double seconds)
 {
 	kn_pool *p = pool_of(workers, max_spare);
-	uint64_t end = kn_deadline_in((uint64_t)(seconds * 1e9)), rng = 12345;
+	uint64_t end = stress_deadline(seconds), rng = 12345;
 	uint64_t trees = 0, nodes = 0;
 	struct kn_pool_stats st;
 
 	do {
-		struct node root = { next_rand(&rng), 0, 0 };
+		struct node root = { xorshift64(&rng), 0, 0 };
 		uint64_t want = tree_seq(root.seed, 0);
 		kn_task *t = kn_pool_spawn_task(p, tree_task, &root);
 
@@ -218,7 +202,7 @@ static void busy_task(void *arg)
 {
 	struct busy *b = arg;
 	uint64_t r = (uint64_t)(uintptr_t)&r ^ atomic_load(&b->accepted);
-	unsigned i, n = (unsigned)(next_rand(&r) % 3);
+	unsigned i, n = (unsigned)(xorshift64(&r) % 3);
 	volatile unsigned spin;
 
 	atomic_fetch_add(&b->ran, 1);
@@ -246,13 +230,13 @@ static void *outside_spawner(void *arg)
 
 static int run_shutdown(double seconds)
 {
-	uint64_t end = kn_deadline_in((uint64_t)(seconds * 1e9)), rng = 99;
+	uint64_t end = stress_deadline(seconds), rng = 99;
 	uint64_t rounds = 0, dropped_total = 0, ran_total = 0;
 
 	do {
 		struct busy b = { pool_of(2 + (unsigned)(rounds % 3), 0) };
-		bool drain = next_rand(&rng) & 1;
-		struct timespec ts = { 0, (long)(next_rand(&rng) % 2000000) };
+		bool drain = xorshift64(&rng) & 1;
+		struct timespec ts = { 0, (long)(xorshift64(&rng) % 2000000) };
 		size_t dropped = 0;
 		pthread_t th;
 		int r;
@@ -321,7 +305,7 @@ static void stage(void *arg)
 
 static int run_pipeline(double seconds)
 {
-	uint64_t end = kn_deadline_in((uint64_t)(seconds * 1e9));
+	uint64_t end = stress_deadline(seconds);
 	uint64_t rounds = 0, items = 0;
 	kn_pool *p = pool_of(2, 0);
 	struct kn_pool_stats st;
@@ -386,7 +370,7 @@ static int maybe_fail(kn_ctx *ctx, void *arg)
 
 static int run_errgroup(double seconds)
 {
-	uint64_t end = kn_deadline_in((uint64_t)(seconds * 1e9)), rng = 7;
+	uint64_t end = stress_deadline(seconds), rng = 7;
 	uint64_t rounds = 0, tasks = 0, skipped = 0;
 	static struct failing f;
 	static struct fail_arg args[4096];
@@ -394,14 +378,14 @@ static int run_errgroup(double seconds)
 
 	do {
 		kn_group *g = kn_group_new(NULL, p);
-		int i, r, err, accepted = 0, limit = (int)(next_rand(&rng) % 9) - 1;
+		int i, r, err, accepted = 0, limit = (int)(xorshift64(&rng) % 9) - 1;
 
 		memset(&f, 0, sizeof(f));
 		if (!g)
 			exit(1);
 		kn_group_set_limit(g, limit == 0 ? -1 : limit);
 		for (i = 0; i < 4096; i++) {
-			args[i] = (struct fail_arg){ &f, next_rand(&rng) & 1 ? i + 1 : 0 };
+			args[i] = (struct fail_arg){ &f, xorshift64(&rng) & 1 ? i + 1 : 0 };
 			r = kn_group_go(g, maybe_fail, &args[i]);
 			CHECK(r == 0 || r == ECANCELED, "go: %s", strerror(r));
 			accepted += r == 0;
@@ -429,18 +413,8 @@ static int run_errgroup(double seconds)
 
 int main(int argc, char **argv)
 {
-	double seconds = 1;
-	int i;
+	double seconds = stress_args(argc, argv, NULL, NULL);
 
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-			seconds = atof(argv[++i]);
-		} else {
-			fprintf(stderr, "usage: %s [--seconds S]\n", argv[0]);
-			return 2;
-		}
-	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	run_fork_join(2, 0, seconds);
 	run_fork_join(4, 0, seconds);
 	run_fork_join(1, KN_POOL_NO_SPARE, seconds);
@@ -448,9 +422,5 @@ int main(int argc, char **argv)
 	run_shutdown(seconds);
 	run_pipeline(seconds);
 	run_errgroup(seconds);
-	if (atomic_load(&violations)) {
-		fprintf(stderr, "stress_pool: %d violations\n", atomic_load(&violations));
-		return 1;
-	}
-	return 0;
+	return stress_exit();
 }

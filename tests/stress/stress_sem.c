@@ -29,6 +29,7 @@
 #include <kanal/ctx.h>
 #include <kanal/sem.h>
 
+#include "stress.h"
 #include "waiter.h"
 
 #define MAX_THREADS 32
@@ -69,14 +70,6 @@ struct worker {
 	uint64_t acquired, timeouts, cancels, max_held;
 };
 
-static uint64_t next_rand(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
-
 static uint64_t tick(struct shared *sh)
 {
 	return atomic_fetch_add(&sh->clock, 1) + 1;
@@ -102,9 +95,9 @@ static uint64_t pick_weight(struct worker *w)
 {
 	uint64_t n = w->sh->cfg->size, small = n / 4 ? n / 4 : 1;
 
-	if (next_rand(&w->rng) % 8 == 0)
-		return n - next_rand(&w->rng) % (n - n * 3 / 4 + 1);
-	return 1 + next_rand(&w->rng) % small;
+	if (xorshift64(&w->rng) % 8 == 0)
+		return n - xorshift64(&w->rng) % (n - n * 3 / 4 + 1);
+	return 1 + xorshift64(&w->rng) % small;
 }
 
 static void check_fifo(struct worker *b, uint64_t started)
@@ -130,7 +123,7 @@ static void check_fifo(struct worker *b, uint64_t started)
 static int acquire_one(struct worker *w)
 {
 	struct shared *sh = w->sh;
-	uint64_t r = sh->cfg->timed ? next_rand(&w->rng) % 4 : 0;
+	uint64_t r = sh->cfg->timed ? xorshift64(&w->rng) % 4 : 0;
 	kn_ctx *ctx;
 	int ret;
 
@@ -138,9 +131,9 @@ static int acquire_one(struct worker *w)
 	switch (r) {
 	case 2:
 		return kn_sem_acquire_until(sh->s, w->weight,
-					    kn_deadline_in(next_rand(&w->rng) % 200000));
+					    kn_deadline_in(xorshift64(&w->rng) % 200000));
 	case 3:
-		ctx = kn_ctx_with_timeout(NULL, next_rand(&w->rng) % 200000);
+		ctx = kn_ctx_with_timeout(NULL, xorshift64(&w->rng) % 200000);
 		if (!ctx)
 			return ENOMEM;
 		ret = kn_sem_acquire_ctx(sh->s, w->weight, ctx);
@@ -164,7 +157,7 @@ static void hold(struct worker *w)
 	}
 	if ((uint64_t)now > w->max_held)
 		w->max_held = now;
-	if (next_rand(&w->rng) % 16 == 0)
+	if (xorshift64(&w->rng) % 16 == 0)
 		sched_yield();
 	atomic_fetch_sub(&sh->held, w->weight);
 }
@@ -225,7 +218,7 @@ static int run(const struct config *cfg, double seconds)
 		perror("kn_sem_new");
 		return 1;
 	}
-	sh.end = kn_now() + (uint64_t)(seconds * 1e9);
+	sh.end = stress_deadline(seconds);
 	for (int i = 0; i < cfg->threads; i++) {
 		w[i] = (struct worker){ .sh = &sh, .id = i,
 					.rng = 0x9e3779b97f4a7c15ull * (i + 1) };
@@ -260,17 +253,9 @@ static int run(const struct config *cfg, double seconds)
 
 int main(int argc, char **argv)
 {
-	double seconds = 1;
+	double seconds = stress_args(argc, argv, NULL, NULL);
 	int failed = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-			seconds = atof(argv[++i]);
-		} else {
-			fprintf(stderr, "usage: %s [--seconds S]\n", argv[0]);
-			return 2;
-		}
-	}
 	for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++)
 		failed |= run(&configs[i], seconds);
 	return failed;

@@ -28,7 +28,8 @@
 #include <kanal/chan.h>
 #include <kanal/pool.h>
 
-#include "tsan.h"
+#define STRESS_NAME "stress_stacks"
+#include "stress.h"
 
 #ifdef KN_TSAN
 #define WAVE 2000 /* ThreadSanitizer keeps a large state per fiber */
@@ -37,17 +38,6 @@
 #endif
 
 #define SLACK ((uint64_t)64 << 20)
-
-static atomic_int violations;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "stress_stacks: " __VA_ARGS__);        \
-			fputc('\n', stderr);                                   \
-			atomic_fetch_add(&violations, 1);                      \
-		}                                                              \
-	} while (0)
 
 struct wave {
 	kn_pool *pool;
@@ -130,30 +120,17 @@ int main(int argc, char **argv)
 	struct kn_pool_opts o = { .workers = 2, .name = "stacks" };
 	uint64_t end, waves = 0, rng = 88172645463325252ull, bytes = 0;
 	struct kn_pool_stats st;
-	double seconds = 1;
+	double seconds = stress_args(argc, argv, NULL, NULL);
 	kn_pool *p;
-	int i;
 
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-			seconds = atof(argv[++i]);
-		} else {
-			fprintf(stderr, "usage: %s [--seconds S]\n", argv[0]);
-			return 2;
-		}
-	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	p = kn_pool_new(&o);
 	if (!p) {
 		perror("kn_pool_new");
 		return 1;
 	}
-	end = kn_deadline_in((uint64_t)(seconds * 1e9));
+	end = stress_deadline(seconds);
 	do {
-		rng ^= rng << 13;
-		rng ^= rng >> 7;
-		rng ^= rng << 17;
-		run_wave(p, (long)(rng % (WAVE / 2)));
+		run_wave(p, (long)(xorshift64(&rng) % (WAVE / 2)));
 		waves++;
 		kn_pool_stats(p, &st);
 		/* tasks: the wave's receivers, its spawner and its sender */
@@ -170,9 +147,5 @@ int main(int argc, char **argv)
 	kn_pool_free(p);
 	printf("stress_stacks: %" PRIu64 " waves of %d suspended tasks, "
 	       "%" PRIu64 " MiB of stacks mapped\n", waves, WAVE, bytes >> 20);
-	if (atomic_load(&violations)) {
-		fprintf(stderr, "stress_stacks: %d violations\n", atomic_load(&violations));
-		return 1;
-	}
-	return 0;
+	return stress_exit();
 }

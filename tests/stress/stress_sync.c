@@ -38,6 +38,8 @@
 #include <kanal/pool.h>
 #include <kanal/sync.h>
 
+#include "stress.h"
+
 #define MAX_ACTORS 64
 
 struct config {
@@ -83,14 +85,6 @@ struct actor {
 	uint64_t locks, writes, reads, timeouts, cancels, busy;
 };
 
-static uint64_t next_rand(struct actor *a)
-{
-	a->rng ^= a->rng << 13;
-	a->rng ^= a->rng >> 7;
-	a->rng ^= a->rng << 17;
-	return a->rng;
-}
-
 static void violation(const char *what)
 {
 	fprintf(stderr, "stress_sync: %s\n", what);
@@ -100,7 +94,7 @@ static void violation(const char *what)
 /* One lock call of a random kind; 0 if it got the lock. */
 static int lock_some_way(struct actor *a, bool writer)
 {
-	uint64_t r = next_rand(a) % 8;
+	uint64_t r = xorshift64(&a->rng) % 8;
 	kn_ctx *ctx;
 	int err;
 
@@ -109,7 +103,7 @@ static int lock_some_way(struct actor *a, bool writer)
 					     kn_rwmutex_try_rlock(&sh.rw)) :
 				   kn_mutex_try_lock(&sh.m);
 	} else if (r == 1) {
-		uint64_t d = kn_deadline_in(next_rand(a) % 20000);
+		uint64_t d = kn_deadline_in(xorshift64(&a->rng) % 20000);
 
 		err = sh.cfg->rw ? (writer ? kn_rwmutex_lock_until(&sh.rw, d) :
 					     kn_rwmutex_rlock_until(&sh.rw, d)) :
@@ -147,7 +141,7 @@ static void maybe_hold(struct actor *a)
 {
 	int64_t v;
 
-	if (a->task && next_rand(a) % 64 == 0)
+	if (a->task && xorshift64(&a->rng) % 64 == 0)
 		kn_chan_recv_until(sh.never, &v, kn_deadline_in(5000));
 }
 
@@ -167,7 +161,7 @@ static void mutex_round(struct actor *a)
 
 static void rw_round(struct actor *a)
 {
-	bool writer = next_rand(a) % 10 == 0;
+	bool writer = xorshift64(&a->rng) % 10 == 0;
 	int in;
 
 	if (lock_some_way(a, writer) != 0)
@@ -198,8 +192,8 @@ static void rw_round(struct actor *a)
 /* A cond wait, now and then with a deadline a few microseconds away. */
 static void cond_wait_some_way(struct actor *a, kn_cond *c)
 {
-	int err = next_rand(a) % 4 == 0 ?
-		  kn_cond_wait_until(c, &sh.m, kn_deadline_in(next_rand(a) % 20000)) :
+	int err = xorshift64(&a->rng) % 4 == 0 ?
+		  kn_cond_wait_until(c, &sh.m, kn_deadline_in(xorshift64(&a->rng) % 20000)) :
 		  kn_cond_wait(c, &sh.m);
 
 	if (err == ETIMEDOUT)
@@ -314,7 +308,7 @@ static int run(const struct config *cfg, double seconds)
 	}
 	atomic_store(&sh.running, n);
 	sh.producing = (n + 1) / 2; /* the even-numbered actors */
-	sh.end = kn_now() + (uint64_t)(seconds * 1e9);
+	sh.end = stress_deadline(seconds);
 	for (int i = 0; i < n; i++) {
 		actors[i] = (struct actor){ .id = i, .task = i >= cfg->threads,
 					    .rng = 0x9e3779b97f4a7c15ull * (i + 1) };
@@ -366,17 +360,9 @@ static int run(const struct config *cfg, double seconds)
 
 int main(int argc, char **argv)
 {
-	double seconds = 1;
+	double seconds = stress_args(argc, argv, NULL, NULL);
 	int failed = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-			seconds = atof(argv[++i]);
-		} else {
-			fprintf(stderr, "usage: %s [--seconds S]\n", argv[0]);
-			return 2;
-		}
-	}
 	for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++)
 		failed |= run(&configs[i], seconds);
 	return failed;
