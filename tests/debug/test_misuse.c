@@ -29,32 +29,24 @@
 #include <criterion/criterion.h>
 
 #include "kanal/kanal.h"
+#include "unit/child.h"
 #include "unit/helpers.h"
+
+struct misuse {
+	void (*fn)(void);
+};
+
+static void call_misuse(void *arg)
+{
+	((struct misuse *)arg)->fn();
+}
 
 /* Run fn in a child; expect SIGABRT and a message containing msg. */
 static void expect_abort(void (*fn)(void), const char *msg)
 {
 	char buf[1024];
-	size_t len = 0;
-	ssize_t k;
-	int fds[2], st;
-	pid_t pid;
+	int st = kt_child(call_misuse, &(struct misuse){ fn }, buf, sizeof(buf));
 
-	cr_assert_eq(pipe(fds), 0);
-	pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		dup2(fds[1], 2);
-		close(fds[0]);
-		fn();
-		_exit(0); /* not reached when the check fires */
-	}
-	close(fds[1]);
-	while (len < sizeof(buf) - 1 && (k = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)k;
-	buf[len] = 0;
-	close(fds[0]);
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
 		  "the child did not abort (status %#x); stderr: %s", st, buf);
 	cr_expect(strstr(buf, msg) != NULL, "stderr \"%s\" does not name \"%s\"", buf, msg);

@@ -9,7 +9,7 @@
  * from every call that needs the parent's pool; and the child gets its own
  * poller (kanal/net.h), so its closes leave the parent's fd waits alone.
  * Each child runs under
- * alarm(): a hang kills it, and the parent reports the signal.
+ * alarm() (child.h): a hang kills it, and the parent reports the signal.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +21,7 @@
 
 #include "kanal/kanal.h"
 
+#include "child.h"
 #include "pool_helpers.h"
 
 /* ThreadSanitizer cannot follow threads started in the child of a
@@ -44,16 +45,8 @@
 
 static void run_child(void (*child)(void *), void *arg)
 {
-	int st;
-	pid_t pid = fork();
+	int st = kt_child(child, arg, NULL, 0);
 
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		alarm(20);
-		child(arg);
-		_exit(0);
-	}
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(!WIFSIGNALED(st), "the child died of signal %d (a hang?)",
 		  WTERMSIG(st));
 	cr_assert_eq(WEXITSTATUS(st), 0, "child check %d failed", WEXITSTATUS(st));

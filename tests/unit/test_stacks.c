@@ -12,6 +12,7 @@
 
 #include "kanal/chan.h"
 #include "tsan.h"
+#include "unit/child.h"
 #include "unit/pool_helpers.h"
 
 /* ThreadSanitizer keeps a large state per fiber: fewer there. */
@@ -247,36 +248,29 @@ static void huge_frame_task(void *arg)
 	huge_frame(arg);
 }
 
-/* In a child: a pool "deep" of 64 KiB stacks whose first task is fn.
- * Returns the child's stderr and its wait status. */
+struct first_task {
+	void (*fn)(void *);
+};
+
+/* The child: a pool "deep" of 64 KiB stacks whose first task is ft->fn,
+ * then a wait for the death that task brings (or the alarm of child.h). */
+static void deep_pool(void *arg)
+{
+	struct first_task *ft = arg;
+	struct kn_pool_opts o = { .workers = 1, .stack_size = 64 * 1024,
+				  .name = "deep" };
+	kn_chan *ch = kn_chan_new(sizeof(long), 0);
+	kn_pool *p = kn_pool_new(&o);
+
+	kn_pool_spawn(p, ft->fn, ch);
+	pause();
+}
+
+/* Runs fn as the first task of a pool in a child: the child's wait
+ * status, its stderr in out. */
 static int run_child(void (*fn)(void *), char *out, size_t size)
 {
-	int fds[2], status;
-	ssize_t n, got = 0;
-	pid_t pid;
-
-	cr_assert_eq(pipe(fds), 0);
-	pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		struct kn_pool_opts o = { .workers = 1, .stack_size = 64 * 1024,
-					  .name = "deep" };
-		kn_chan *ch = kn_chan_new(sizeof(long), 0);
-		kn_pool *p = kn_pool_new(&o);
-
-		dup2(fds[1], STDERR_FILENO);
-		kn_pool_spawn(p, fn, ch);
-		sleep(30);
-		_exit(0);
-	}
-	close(fds[1]);
-	while (got < (ssize_t)size - 1 &&
-	       (n = read(fds[0], out + got, size - 1 - (size_t)got)) > 0)
-		got += n;
-	out[got] = 0;
-	close(fds[0]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	return status;
+	return kt_child(deep_pool, &(struct first_task){ fn }, out, size);
 }
 
 /* Sanitizers install their own SIGSEGV handler and report overflows
