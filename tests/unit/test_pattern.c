@@ -24,14 +24,7 @@
 #include "kanal/group.h"
 #include "kanal/pattern.h"
 #include "helpers.h"
-
-/* Criterion asserts only on the test's thread: tasks count failures. */
-static _Atomic int task_failures;
-#define TASK_CHECK(cond)                                                       \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			atomic_fetch_add(&task_failures, 1);                   \
-	} while (0)
+#include "pool_helpers.h"
 
 /* Calls inside a stage function right now, and the most seen at once. */
 static _Atomic int inside, most_inside;
@@ -58,12 +51,8 @@ static void reset_counts(void)
 
 static kn_pool *test_pool(unsigned workers)
 {
-	struct kn_pool_opts o = { .workers = workers };
-	kn_pool *p = kn_pool_new(&o);
-
-	cr_assert_not_null(p, "kn_pool_new: %s", strerror(errno));
 	reset_counts();
-	return p;
+	return pool_of(workers, 0);
 }
 
 static kn_flow *test_flow(kn_ctx *parent, kn_pool *pool)
@@ -617,12 +606,10 @@ Test(stage, unordered_runs_its_workers_at_once)
 /* A slow value: 5 ms, holding the thread (outside kanal). */
 static int slow_copy(kn_ctx *ctx, const void *in, void *out, void *arg)
 {
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
-
 	(void)ctx;
 	(void)arg;
 	enter();
-	nanosleep(&ts, NULL);
+	nap_ms(5);
 	leave();
 	*(int64_t *)out = *(const int64_t *)in;
 	return 0;
