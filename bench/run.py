@@ -80,11 +80,11 @@ def spinning_ring(cpus):
 # ctx_cancel_*'s 10000 children, pool_idle_cpu's one idle second and the
 # million tasks of skynet_1m and blocked_1m are the workload itself.
 WORKLOADS = [
-    Workload("chan_spsc", CHANNELS, "kanal pthread go ck crossbeam", 3000000, pinned=True),
+    Workload("chan_spsc", CHANNELS, "kanal pthread go ck crossbeam", 3000000),
     Workload("chan_mpmc_2p2c", CHANNELS, "kanal pthread go ck crossbeam", 2000000, pinned=True),
-    Workload("chan_mpmc_4p4c", CHANNELS, "kanal pthread go ck crossbeam", 2000000, pinned=True,
+    Workload("chan_mpmc_4p4c", CHANNELS, "kanal pthread go ck crossbeam", 2000000,
              only_where={"ck": spinning_ring}),
-    Workload("chan_mpmc_4p4c_cap1", CHANNELS, "kanal pthread go ck crossbeam", 200000, pinned=True),
+    Workload("chan_mpmc_4p4c_cap1", CHANNELS, "kanal pthread go ck crossbeam", 200000),
     Workload("chan_mpmc_4p4c_cap0", CHANNELS, "kanal pthread go crossbeam", 100000),
     Workload("chan_pingpong_unbuffered", CHANNELS, "kanal pthread go crossbeam", 50000),
     Workload("select_2_recv", CHANNELS, "kanal go crossbeam", 1000000),
