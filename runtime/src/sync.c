@@ -148,6 +148,12 @@
 
 #include "debug.h"
 
+#ifdef KANAL_DEBUG_CHECKS
+#include <unistd.h>
+
+#include "kanal/pool.h"
+#endif
+
 /* The error of a wait that the waiter layer ended without a grant. */
 static inline int wait_error(uint32_t sel)
 {
@@ -180,6 +186,52 @@ static inline bool deadline_passed(uint64_t deadline)
 #define RETRY SEL_CASE0
 #define HANDED (SEL_CASE0 + 1)
 
+
+/*
+ * Owners (Debug builds). Go lets any goroutine unlock a sync.Mutex; kanal's
+ * Debug builds do not: an unlock by a task or thread other than the one
+ * that locked is nearly always a bug (a lock taken in one task and let go
+ * in another it handed the work to can be a kn_sem(1) instead), and it
+ * aborts with a message. The holder is kept in the padding word after the
+ * state: 31 bits of the task id (kn_task_id), or the thread's kernel id
+ * with the top bit set for a thread outside the pools; 0 while free, and
+ * for a mutex locked before it could be recorded. Release builds never
+ * touch it.
+ */
+#ifdef KANAL_DEBUG_CHECKS
+static uint32_t owner_self(void)
+{
+	static _Thread_local uint32_t tid;
+	uint64_t id = kn_task_id();
+
+	if (id)
+		return (uint32_t)(id & 0x7fffffffu) ? (uint32_t)(id & 0x7fffffffu) : 1;
+	if (!tid)
+		tid = 0x80000000u | (uint32_t)gettid();
+	return tid;
+}
+
+static void owner_take(struct mutex *m)
+{
+	at_store_relaxed(&m->owner, owner_self());
+}
+
+/* Before an unlock lets m go; a free m (owner 0) is the unlock's own
+ * EINVAL. */
+static void owner_drop(struct mutex *m)
+{
+	uint32_t o = at_load_relaxed(&m->owner);
+
+	if (o && o != owner_self())
+		kn_debug_fail("kn_mutex_unlock by a task or thread that does not hold "
+			      "the mutex (Go allows it; kanal's Debug builds do not: "
+			      "see kanal/sync.h)");
+	at_store_relaxed(&m->owner, 0);
+}
+#else
+#define owner_take(m) ((void)(m))
+#define owner_drop(m) ((void)(m))
+#endif
 
 /* A lock call that waits. */
 struct locker {
@@ -321,9 +373,10 @@ static int mutex_lock(kn_mutex *km, uint64_t deadline, kn_ctx *ctx)
 		return EINVAL;
 	if (unlikely((err = wait_precheck(ctx)) != 0))
 		return err;
-	if (likely(at_cas_acquire(&m->state, &s, LOCKED)))
-		return 0;
-	return mutex_lock_slow(m, deadline, ctx);
+	if (likely(at_cas_acquire(&m->state, &s, LOCKED)) ||
+	    (err = mutex_lock_slow(m, deadline, ctx)) == 0)
+		owner_take(m);
+	return err;
 }
 
 int kn_mutex_lock(kn_mutex *m)
@@ -349,7 +402,10 @@ int kn_mutex_try_lock(kn_mutex *km)
 	if (unlikely(!m))
 		return EINVAL;
 	s = at_load_relaxed(&m->state);
-	return mutex_take(m, &s, false) ? 0 : EAGAIN;
+	if (!mutex_take(m, &s, false))
+		return EAGAIN;
+	owner_take(m);
+	return 0;
 }
 
 /* With the queue lock: claim the oldest undecided waiter, unlinking it
@@ -406,6 +462,7 @@ int kn_mutex_unlock(kn_mutex *km)
 
 	if (unlikely(!m))
 		return EINVAL;
+	owner_drop(m);
 	if (likely(at_cas_release(&m->state, &s, 0)))
 		return 0;
 	for (;;) {
@@ -430,6 +487,7 @@ int kn_mutex_init(kn_mutex *km)
 	if (!m)
 		return EINVAL;
 	at_store_relaxed(&m->state, 0);
+	at_store_relaxed(&m->owner, 0);
 	waitq_init(&m->q);
 	return 0;
 }

@@ -13,6 +13,7 @@
 
 struct mutex {
 	_Atomic uint32_t state;
+	_Atomic uint32_t owner; /* Debug builds: who holds it (sync.c) */
 	struct waitq q;
 };
 _Static_assert(sizeof(struct mutex) <= sizeof(kn_mutex), "kn_mutex too small");

@@ -13,6 +13,8 @@
  *     interrupted a wait of its thread
  *   - an after_func that blocks on the timer thread (every deadline of the
  *     process would wait for it)
+ *   - a kn_mutex unlocked by a task or thread that does not hold it (Go
+ *     allows it; kanal/sync.h says why a Debug build does not)
  *
  * Built only in the Debug build without sanitizers (tools/test's "debug"
  * stage), like test_uaf.c.
@@ -211,3 +213,45 @@ Test(misuse, blocking_after_func_on_the_timer_thread)
 {
 	expect_abort(after_func_blocks, "on kanal's timer thread");
 }
+
+/* ---- kn_mutex unlocked by a task or thread that does not hold it ---------- */
+
+static kn_mutex held = KN_MUTEX_INIT;
+
+static void *unlock_foreign(void *arg)
+{
+	(void)arg;
+	kn_mutex_unlock(&held);
+	return NULL;
+}
+
+/* Go allows it; kanal's Debug build stops at the unlock (kanal/sync.h). */
+static void unlock_by_another_thread(void)
+{
+	pthread_t t;
+
+	kn_mutex_lock(&held);
+	pthread_create(&t, NULL, unlock_foreign, NULL);
+	pthread_join(t, NULL);
+}
+
+static kn_waitgroup unlocked = KN_WAITGROUP_INIT;
+
+static void unlock_task(void *arg)
+{
+	unlock_foreign(arg);
+	kn_waitgroup_done(&unlocked);
+}
+
+/* A task's unlock of a mutex this thread holds: same thread, other actor. */
+static void unlock_by_a_task(void)
+{
+	kn_mutex_lock(&held);
+	kn_waitgroup_add(&unlocked, 1);
+	kn_go(unlock_task, NULL);
+	kn_waitgroup_wait(&unlocked);
+}
+
+#define FOREIGN "kn_mutex_unlock by a task or thread that does not hold"
+Test(misuse, mutex_unlock_by_another_thread) { expect_abort(unlock_by_another_thread, FOREIGN); }
+Test(misuse, mutex_unlock_by_a_task) { expect_abort(unlock_by_a_task, FOREIGN); }

@@ -121,7 +121,12 @@ KN_API int kn_mutex_try_lock(kn_mutex *m);
 KN_API int kn_mutex_lock_until(kn_mutex *m, uint64_t deadline);
 /* Lock m, waiting until ctx is done at most (NULL: forever). */
 KN_API int kn_mutex_lock_ctx(kn_mutex *m, kn_ctx *ctx);
-/* Unlock m (locked by anyone). Never blocks. EINVAL if m was not locked. */
+/* Unlock m. Never blocks. EINVAL if m was not locked. Go lets any
+ * goroutine unlock a Mutex, and so do kanal's Release builds; Debug builds
+ * (KANAL_DEBUG_CHECKS) track the holder (the task, or the thread outside
+ * the pools) and abort with a message when another one unlocks: that is
+ * nearly always a bug, and a lock passed between tasks on purpose is a
+ * kn_sem of 1. */
 KN_API int kn_mutex_unlock(kn_mutex *m);
 
 KN_API int kn_rwmutex_init(kn_rwmutex *rw);
