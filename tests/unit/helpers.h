@@ -172,6 +172,25 @@ static inline int kt_recv(void *p)
 	return kn_chan_recv(o->ch, &o->val);
 }
 
+/* A helper thread that sends 0, 1, ..., n - 1 on ch: kt_spawn(&t,
+ * kt_send_seq, &seq); kt_join gives 0, or the first failed send's status. */
+struct kt_seq {
+	kn_chan *ch;
+	int64_t n;
+};
+
+static inline int kt_send_seq(void *p)
+{
+	struct kt_seq *a = p;
+	int64_t i;
+	int r;
+
+	for (i = 0; i < a->n; i++)
+		if ((r = kn_chan_send(a->ch, &i)) != 0)
+			return r;
+	return 0;
+}
+
 /* Deterministic per-test pseudo-random numbers (xorshift64). */
 static inline uint64_t kt_rand(uint64_t *s)
 {

@@ -1190,33 +1190,16 @@ Test(chan, wrap_around_many_laps)
 	}
 }
 
-struct counter_arg {
-	kn_chan *ch;
-	int64_t n;
-};
-
-static int send_counter(void *p)
-{
-	struct counter_arg *a = p;
-	int64_t i;
-	int r;
-
-	for (i = 0; i < a->n; i++)
-		if ((r = kn_chan_send(a->ch, &i)) != 0)
-			return r;
-	return 0;
-}
-
 Test(chan, wrap_around_two_threads)
 {
 	size_t c;
 	int64_t i;
 
 	for (c = 0; c < 4; c++) {
-		struct counter_arg a = { kt_chan(8, wrap_caps[c]), 10000 };
+		struct kt_seq a = { kt_chan(8, wrap_caps[c]), 10000 };
 		struct kt_thread t;
 
-		kt_spawn(&t, send_counter, &a);
+		kt_spawn(&t, kt_send_seq, &a);
 		for (i = 0; i < a.n; i++)
 			cr_assert_eq(kt_get(a.ch), i, "cap %zu", wrap_caps[c]);
 		cr_expect_eq(kt_join(&t), 0);

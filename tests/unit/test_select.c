@@ -1158,26 +1158,10 @@ Test(fd, poll_wakes_an_event_loop)
 /*
  * Concurrent traffic, then quiet: the levels must match the channel again.
  * A producer sends N + extra values while this thread takes N with
- * try_recv; afterwards extra values remain (0 to 2, never full).
+ * try_recv; afterwards extra values remain (0 to 2, never full). After
+ * the traffic settles, each descriptor shows exactly the channel's
+ * readiness: no raise is swallowed by a concurrent settle.
  */
-struct fd_traffic {
-	kn_chan *ch;
-	int64_t n;
-};
-
-static int fd_produce(void *p)
-{
-	struct fd_traffic *a = p;
-	int64_t i;
-
-	for (i = 0; i < a->n; i++)
-		if (kn_chan_send(a->ch, &i))
-			return -1;
-	return 0;
-}
-
-/* After concurrent traffic settles, each descriptor shows exactly the
- * channel's readiness: no raise is swallowed by a concurrent settle. */
 Test(fd, levels_right_after_concurrent_traffic)
 {
 	enum { ROUNDS = 100, N = 2000 };
@@ -1185,13 +1169,13 @@ Test(fd, levels_right_after_concurrent_traffic)
 
 	for (round = 0; round < ROUNDS; round++) {
 		int64_t extra = round % 3, v, got = 0;
-		struct fd_traffic a = { kt_chan(8, 64), N + extra };
+		struct kt_seq a = { kt_chan(8, 64), N + extra };
 		int r = kn_chan_fd(a.ch, KN_RECV), s = kn_chan_fd(a.ch, KN_SEND);
 		struct kt_thread t;
 
 		cr_assert_geq(r, 0);
 		cr_assert_geq(s, 0);
-		kt_spawn(&t, fd_produce, &a);
+		kt_spawn(&t, kt_send_seq, &a);
 		while (got < N)
 			got += kn_chan_try_recv(a.ch, &v) == 0;
 		cr_assert_eq(kt_join(&t), 0);
