@@ -32,7 +32,7 @@
  * loads in one total order (the store-buffering pattern); seq_cst accesses
  * give exactly that. Push needs only release for the deque itself; it is
  * seq_cst because the pool reads its idle counters right after a push and
- * that store-then-load pair must not be reordered either (pool.c,
+ * that store-then-load pair must not be reordered either (pool_worker.c,
  * "no lost wake-up"). On x86 the cost is an xchg instead of a mov.
  *
  * Linearization points

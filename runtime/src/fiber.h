@@ -4,7 +4,7 @@
  * A fiber is a stack plus the registers its owner saved when it last
  * switched away. The pool runs its worker loop on fibers: a task that
  * blocks in the waiter layer hands its worker thread to another fiber
- * instead of parking the thread (pool.c), which is how Go hands off between
+ * instead of parking the thread (pool_fiber.c), which is how Go hands off between
  * goroutines without the kernel.
  *
  * The switch saves only what the ABI says a call preserves (on x86-64: rbx,

@@ -13,7 +13,7 @@
  * SEL_PARKED, so a decider knows from the value it replaced whether a
  * futex wake is needed at all.
  *
- * A fiber (a pool task, pool.c) does not sleep: the block hook switches
+ * A fiber (a pool task, pool_fiber.c) does not sleep: the block hook switches
  * its thread to another fiber, and the scheduler moves sel SEL_WAITING ->
  * SEL_SUSPENDED once the fiber's registers are saved. A decider that
  * replaces SEL_SUSPENDED calls fib->wake instead of the futex; one that
