@@ -94,40 +94,82 @@
  *
  * ---- kn_rwmutex ---------------------------------------------------------
  *
- * The state word holds WLOCKED (a writer holds it), QUEUED (the queue is
- * non-empty) and the reader count in the bits above.
+ * Algorithm (Go's sync.RWMutex). A kn_mutex w serialises the writers. The
+ * state word holds the reader count (bits 0-30: readers in, and readers
+ * held up by a writer), WRITER (bit 31, Go's -rwmutexMaxReaders bias) and
+ * the generation (bits 32-63: how many writers have released). The wait
+ * word holds a generation and Go's readerWait: the readers the writer of
+ * that generation still waits for. Readers held up by a writer wait on the
+ * readers queue, the writer for the readers in on the writer queue, each
+ * with waitq_wait (a wake says "look again": the condition is in the
+ * words, not in the wake).
  *
- *   rlock    fetch_add(READER); done if neither WLOCKED nor QUEUED was
- *            set. Else the add was only transient: undo it as a runlock
- *            does, then take or queue under the queue lock.
- *   runlock  fetch_sub(READER); the reader that leaves the count at 0 with
- *            QUEUED set serves the queue.
- *   lock     CAS 0 -> WLOCKED; else take or queue under the queue lock.
- *   unlock   CAS WLOCKED -> 0; else clear WLOCKED with a CAS, and serve
- *            the queue if QUEUED was set.
- *   take or queue (queue lock held): take it with a CAS if the queue is
- *            empty and it fits (no writer; a writer also needs no reader),
- *            else set QUEUED with a CAS and append the node. Park; a grant
- *            is CASE0; a timeout or cancellation unlinks the node and
- *            serves the queue (the requests behind it may fit now).
- *   serve    (queue lock held) grant the head requests that fit, in order
- *            (readers while no writer holds; a writer when nobody does),
- *            claiming each waiter (a decided one is dropped) and adding its
- *            share to the word; clear QUEUED once the queue is empty;
- *            publish the grants after unlocking.
+ *   rlock    fetch_add(READER). Done if WRITER was clear. Else this reader
+ *            is counted and held up by the writer of the generation g it
+ *            read: wait until the generation is no longer g. Out of time,
+ *            withdraw: a CAS that takes the reader out of the count while
+ *            the generation is still g (if it is not, the lock was granted
+ *            and rlock returns 0).
+ *   runlock  fetch_sub(READER). If WRITER was set, the writer of the
+ *            generation g read counted this reader: decrement the wait
+ *            word if its generation is g (CAS); the one that reaches 0
+ *            wakes the writer.
+ *   lock     lock w (with the deadline or context); fetch_add(WRITER): its
+ *            result counts the r readers in, and bars new ones. If r > 0,
+ *            add r to the wait word (CAS) and wait until it is 0. Out of
+ *            time, release as an unlock does (a failed lock is a write
+ *            section of length zero that waited for nobody).
+ *   unlock   release: one add clears WRITER and steps the generation
+ *            (every held-up reader is in now: it is counted already); store
+ *            the wait word (new generation, 0); wake the readers queue in
+ *            one pass; unlock w.
+ *   try      try_rlock: CAS count+1 while WRITER is clear. try_lock:
+ *            try_lock w, then CAS WRITER on only while the count is 0.
  *
- * Linearization: a fast rlock at its add, a fast lock at its CAS; a queued
- * request at the add its server made for it; a runlock at its sub, an
- * unlock at the CAS or sub that clears WLOCKED.
+ * Uncontended, rlock and runlock are one RMW each; lock and unlock are
+ * w's CAS and one RMW of the state (and a store of the wait word).
  *
- *  7. QUEUED is set iff the queue is non-empty, whenever its lock is free.
- *  8. A reader is inside only if its add saw neither WLOCKED nor QUEUED, or
- *     a server granted it; a writer only if WLOCKED was set for it with no
- *     reader inside. (A transient add is undone before its reader waits.)
- *  9. No lost wake-up: a request queues only when it does not fit, with a
- *     CAS on the word; whatever later makes it fit (the last reader
- *     leaving, the writer unlocking, a request ahead withdrawing) changes
- *     the word after that CAS, finds QUEUED, and serves under the lock.
+ * Linearization: a reader's rlock at its add when WRITER was clear, else
+ * at the releasing add that ended its generation; a failed rlock at its
+ * withdrawing CAS. A writer's lock at the CAS of the wait word that
+ * reached 0 (or at its own add to the state or the wait word, when that
+ * left nobody to wait for); unlock, and a failed lock, at the releasing
+ * add. runlock at its sub.
+ *
+ * Invariants
+ *
+ *  7. Exclusion: while a writer's lock has returned 0 and its unlock has
+ *     not released, no reader is in. (By 8 to 11: a writer's lock returns 0 only
+ *     once every reader in at its add has left, and nobody enters after.)
+ *  8. WRITER is set only by the holder of w, and cleared only by it, in
+ *     the releasing add; w stays held from the set to after the clear. So
+ *     there is one writer per generation, and WRITER is set iff it has not
+ *     released.
+ *  9. The generation changes only in the releasing add, which also clears
+ *     WRITER. A reader whose add read WRITER with generation g is not in
+ *     while the generation is g, and is in (counted) once it is not.
+ * 10. Readers counted in the r of the writer of generation g are exactly
+ *     those in when its add set WRITER (a held-up reader is counted only
+ *     after the previous generation ended, so it was in; a withdrawing one
+ *     leaves only while its generation lasts, so the count it leaves is
+ *     never an r). Each of them subs once, after that add: it reads
+ *     WRITER and generation g, and departs (invariant 11).
+ * 11. While generation g lasts, the wait word has generation g, and its
+ *     count is r minus the departures of invariant 10 made so far (those
+ *     before the writer's add to it make it negative first). So it is 0
+ *     exactly when every counted reader has left; no departure of another
+ *     generation changes it (the CAS checks the generation), and the
+ *     releasing writer stores the next generation's zero before it lets
+ *     the next writer take w.
+ * 12. No lost wake-up: each waiter re-reads its condition (the generation;
+ *     the wait word's count) with a seq_cst load in waitq_wait's commit,
+ *     and whoever makes it true (the releasing add; the departure that
+ *     reaches 0) does so with a seq_cst RMW before notifying.
+ *
+ * Fairness: a writer waits for the readers in when it arrived, which
+ * leave; readers after it wait for its unlock (so writers do not starve),
+ * and its unlock lets them all in before the next writer, which waits for
+ * them (so readers do not starve). Writers among themselves: w's fairness.
  *
  * ---- kn_cond, kn_once ---------------------------------------------------
  *
@@ -507,231 +549,269 @@ int kn_mutex_destroy(kn_mutex *km)
 
 /* ---- kn_rwmutex --------------------------------------------------------- */
 
-#define WLOCKED 1u
-#define QUEUED 2u
-#define READER 4u
-#define READERS(s) ((s) >> 2)
+/* The state word: the reader count, WRITER, and the writer generation. */
+#define RW_READER 1ull
+#define RW_WRITER (1ull << 31)
+#define RW_GEN_ONE (1ull << 32)
+#define RW_COUNT(s) ((uint32_t)((s) & (RW_WRITER - 1)))
+#define RW_GEN(s) ((uint32_t)((s) >> 32))
 
+/* The wait word: the generation and, below, the departing readers the
+ * writer of that generation still waits for (signed: departures may come
+ * before the writer's add). */
+static inline uint64_t rw_wait_word(uint32_t gen, int32_t departing)
+{
+	return (uint64_t)gen << 32 | (uint32_t)departing;
+}
 
-/* A queued request, on the waiter's stack. */
-struct rw_request {
-	bool writer;
-	uint32_t prev; /* the waiter's state when claimed */
+static inline int32_t rw_departing(uint64_t v)
+{
+	return (int32_t)(uint32_t)v;
+}
+
+/* A reader held up by the writer of generation gen. */
+struct rw_reader {
+	struct rwmutex *rw;
+	uint32_t gen;
 };
 
-static inline uint32_t rw_share(bool writer)
+/* Has that writer released (invariant 9)? The commit of the reader's
+ * waitq_wait: a seq_cst load, paired with rw_release's add. */
+static bool rw_reader_let_in(void *arg)
 {
-	return writer ? WLOCKED : READER;
+	struct rw_reader *r = arg;
+
+	return RW_GEN(at_load_seq_cst(&r->rw->state)) != r->gen;
 }
 
-/* Could a request be granted on s, queue aside? */
-static inline bool rw_fits(uint32_t s, bool writer)
+/* A reader out of time: leave the count while the writer has not
+ * released (the writer did not count it: invariant 10); false if it has,
+ * and the read lock is this reader's after all. */
+static bool rw_reader_withdraw(struct rwmutex *rw, uint32_t gen)
 {
-	return !(s & WLOCKED) && (!writer || READERS(s) == 0);
-}
+	uint64_t s = at_load_acquire(&rw->state);
 
-/* With the lock: claim the head requests that fit, in order, add their
- * shares to the word, and return them as a list for rw_publish(); clear
- * QUEUED once the queue is empty (invariant 7). */
-static struct wait_node *rw_serve_locked(struct rwmutex *rw)
-{
-	struct wait_node *head, *granted = NULL, **tail = &granted;
-	uint32_t s = at_load_relaxed(&rw->state);
-
-	while ((head = rw->q.head) != NULL) {
-		struct rw_request *r = head->data;
-
-		if (!rw_fits(s, r->writer))
-			break;
-		waitq_unlink_locked(&rw->q, head);
-		if (!waiter_claim(head->w, &r->prev))
-			continue; /* timed out or cancelled: nothing to give */
-		s = at_add_acq_rel(&rw->state, rw_share(r->writer)) +
-		    rw_share(r->writer);
-		head->next = NULL;
-		*tail = head;
-		tail = &head->next;
+	while (RW_GEN(s) == gen) {
+		KN_ASSERT(s & RW_WRITER, "sync invariant 9: a generation ends with its writer");
+		if (at_cas_acq_rel(&rw->state, &s, s - RW_READER))
+			return true;
 	}
-	while (!rw->q.head && (s & QUEUED))
-		at_cas_acq_rel(&rw->state, &s, s & ~QUEUED);
-	KN_ASSERT(!(s & QUEUED) == !rw->q.head, "sync invariant 7: QUEUED iff queued");
-	return granted;
-}
-
-/* After unlocking: hand the grants over; the waiters may return at once,
- * so each node is read before its publish. */
-static void rw_publish(struct wait_node *granted)
-{
-	while (granted) {
-		struct wait_node *n = granted;
-
-		granted = n->next;
-		waiter_publish(n->w, SEL_CASE0, ((struct rw_request *)n->data)->prev);
-	}
-}
-
-static void rw_serve(struct rwmutex *rw, struct wait_node *leaving)
-{
-	struct wait_node *granted;
-
-	waitq_lock(&rw->q);
-	if (leaving && leaving->linked)
-		waitq_unlink_locked(&rw->q, leaving);
-	granted = rw_serve_locked(rw);
-	waitq_unlock(&rw->q);
-	rw_publish(granted);
-}
-
-/* Drop a reader's share; the last reader out serves a queued writer. */
-static int rw_reader_leave(struct rwmutex *rw)
-{
-	uint32_t old = at_sub_release(&rw->state, READER);
-
-	if (unlikely(READERS(old) == 0)) {
-		at_add_relaxed(&rw->state, READER);
-		kn_misuse("kn_rwmutex_runlock of a rwmutex no reader holds", rw);
-		return EINVAL;
-	}
-	if (unlikely((old & QUEUED) && READERS(old) == 1))
-		rw_serve(rw, NULL);
-	return 0;
-}
-
-/* With the lock: take the lock (false) or queue node (true). */
-static bool rw_take_or_queue_locked(struct rwmutex *rw, struct wait_node *node,
-				    bool writer)
-{
-	uint32_t s = at_load_relaxed(&rw->state);
-
-	for (;;) {
-		if (!(s & QUEUED) && rw_fits(s, writer)) {
-			if (at_cas_acquire(&rw->state, &s, s + rw_share(writer)))
-				return false;
-		} else if (at_cas_relaxed(&rw->state, &s, s | QUEUED)) {
-			break;
-		}
-	}
-	waitq_push_locked(&rw->q, node);
-	return true;
-}
-
-static int rw_lock_slow(struct rwmutex *rw, bool writer, uint64_t deadline,
-			kn_ctx *ctx)
-{
-	struct rw_request r = { .writer = writer };
-	struct waiter w;
-	struct wait_node node = WAIT_NODE(&w, SEL_CASE0);
-	uint32_t sel;
-	bool queued;
-
-	waiter_init(&w);
-	node.data = &r;
-	waitq_lock(&rw->q);
-	queued = rw_take_or_queue_locked(rw, &node, writer);
-	waitq_unlock(&rw->q);
-	if (!queued)
-		return 0;
-	sel = waiter_park(&w, deadline, ctx);
-	if (sel == SEL_CASE0)
-		return 0; /* granted: the server unlinked node */
-	rw_serve(rw, &node);
-	return wait_error(sel);
-}
-
-/* Take the lock without waiting; a reader's add is kept only if it saw
- * neither a writer nor a queue (invariant 8). */
-static bool rw_try(struct rwmutex *rw, bool writer)
-{
-	uint32_t s = 0;
-
-	if (writer)
-		return at_cas_acquire(&rw->state, &s, WLOCKED);
-	s = at_add_acquire(&rw->state, READER);
-	if (likely(!(s & (WLOCKED | QUEUED))))
-		return true;
-	rw_reader_leave(rw);
 	return false;
 }
 
-static int rw_lock(kn_rwmutex *krw, bool writer, uint64_t deadline, kn_ctx *ctx)
+/* A reader whose add found the writer of generation gen: wait until it
+ * releases, which grants this reader (it is counted already). */
+static int rw_reader_wait(struct rwmutex *rw, uint32_t gen, uint64_t deadline,
+			  kn_ctx *ctx)
+{
+	struct rw_reader r = { rw, gen };
+	struct waitq *q[1] = { &rw->readers };
+
+	while (!rw_reader_let_in(&r)) {
+		if (deadline_passed(deadline) || (ctx && ctx_done(ctx))) {
+			if (!rw_reader_withdraw(rw, gen))
+				return 0;
+			return deadline_passed(deadline) ? ETIMEDOUT : ECANCELED;
+		}
+		waitq_wait(q, 1, rw_reader_let_in, &r, deadline, ctx);
+	}
+	return 0;
+}
+
+/* A reader leaving while the writer of generation gen waits for it: count
+ * it out of the wait word; the last one wakes the writer (invariant 11). A
+ * wait word of another generation belongs to a writer that gave up. */
+static void rw_reader_depart(struct rwmutex *rw, uint32_t gen)
+{
+	uint64_t v = at_load_relaxed(&rw->wait);
+	int32_t left;
+
+	while (RW_GEN(v) == gen) {
+		left = rw_departing(v) - 1;
+		if (at_cas_seq_cst(&rw->wait, &v, rw_wait_word(gen, left))) {
+			if (left == 0)
+				waitq_notify_all(&rw->writer);
+			return;
+		}
+	}
+}
+
+/* The writer's commit and loop test: no counted reader left. */
+static bool rw_readers_gone(void *arg)
+{
+	struct rwmutex *rw = arg;
+
+	return rw_departing(at_load_seq_cst(&rw->wait)) == 0;
+}
+
+/* The writer of generation gen waits for n counted readers; true if
+ * they have all left already. */
+static bool rw_writer_count(struct rwmutex *rw, uint32_t gen, uint32_t n)
+{
+	uint64_t v = at_load_relaxed(&rw->wait);
+	int32_t left;
+
+	do {
+		KN_ASSERT(RW_GEN(v) == gen, "sync invariant 11: the wait word is the writer's");
+		left = rw_departing(v) + (int32_t)n;
+	} while (!at_cas_seq_cst(&rw->wait, &v, rw_wait_word(gen, left)));
+	return left == 0;
+}
+
+/* End the writer's generation (unlock, or a lock that gave up): clear
+ * WRITER and step the generation in one add, which lets in every reader
+ * held up (they are counted already); reset the wait word for the next
+ * writer; wake the held-up readers in one pass; let the next writer in. */
+static void rw_release(struct rwmutex *rw)
+{
+	uint64_t s = at_add_seq_cst(&rw->state, RW_GEN_ONE - RW_WRITER);
+
+	at_store_seq_cst(&rw->wait, rw_wait_word(RW_GEN(s) + 1, 0));
+	waitq_notify_all(&rw->readers);
+	kn_mutex_unlock(&rw->w);
+}
+
+/* With w held and WRITER set: wait for the readers counted in. */
+static int rw_writer_wait(struct rwmutex *rw, uint64_t deadline, kn_ctx *ctx)
+{
+	struct waitq *q[1] = { &rw->writer };
+
+	while (!rw_readers_gone(rw)) {
+		if (deadline_passed(deadline) || (ctx && ctx_done(ctx))) {
+			rw_release(rw);
+			return deadline_passed(deadline) ? ETIMEDOUT : ECANCELED;
+		}
+		waitq_wait(q, 1, rw_readers_gone, rw, deadline, ctx);
+	}
+	return 0;
+}
+
+static int rw_rlock(kn_rwmutex *krw, uint64_t deadline, kn_ctx *ctx)
 {
 	struct rwmutex *rw = rwmutex_of(krw);
+	uint64_t s;
 	int err;
 
 	if (unlikely(!rw))
 		return EINVAL;
 	if (unlikely((err = wait_precheck(ctx)) != 0))
 		return err;
-	if (likely(rw_try(rw, writer)))
+	s = at_add_acquire(&rw->state, RW_READER);
+	if (likely(!(s & RW_WRITER)))
 		return 0;
-	if (deadline_passed(deadline))
-		return ETIMEDOUT;
-	return rw_lock_slow(rw, writer, deadline, ctx);
+	return rw_reader_wait(rw, RW_GEN(s), deadline, ctx);
+}
+
+static int rw_lock(kn_rwmutex *krw, uint64_t deadline, kn_ctx *ctx)
+{
+	struct rwmutex *rw = rwmutex_of(krw);
+	uint64_t s;
+	int err;
+
+	if (unlikely(!rw))
+		return EINVAL;
+	if ((err = mutex_lock(&rw->w, deadline, ctx)) != 0)
+		return err;
+	s = at_add_seq_cst(&rw->state, RW_WRITER);
+	KN_ASSERT(!(s & RW_WRITER), "sync invariant 8: w serialises writers");
+	if (likely(RW_COUNT(s) == 0) || rw_writer_count(rw, RW_GEN(s), RW_COUNT(s)))
+		return 0;
+	return rw_writer_wait(rw, deadline, ctx);
 }
 
 int kn_rwmutex_rlock(kn_rwmutex *rw)
 {
-	return rw_lock(rw, false, KN_FOREVER, NULL);
+	return rw_rlock(rw, KN_FOREVER, NULL);
 }
 
 int kn_rwmutex_rlock_until(kn_rwmutex *rw, uint64_t deadline)
 {
-	return rw_lock(rw, false, deadline, NULL);
+	return rw_rlock(rw, deadline, NULL);
 }
 
 int kn_rwmutex_rlock_ctx(kn_rwmutex *rw, kn_ctx *ctx)
 {
-	return rw_lock(rw, false, KN_FOREVER, ctx);
+	return rw_rlock(rw, KN_FOREVER, ctx);
 }
 
 int kn_rwmutex_lock(kn_rwmutex *rw)
 {
-	return rw_lock(rw, true, KN_FOREVER, NULL);
+	return rw_lock(rw, KN_FOREVER, NULL);
 }
 
 int kn_rwmutex_lock_until(kn_rwmutex *rw, uint64_t deadline)
 {
-	return rw_lock(rw, true, deadline, NULL);
+	return rw_lock(rw, deadline, NULL);
 }
 
 int kn_rwmutex_lock_ctx(kn_rwmutex *rw, kn_ctx *ctx)
 {
-	return rw_lock(rw, true, KN_FOREVER, ctx);
+	return rw_lock(rw, KN_FOREVER, ctx);
 }
 
-int kn_rwmutex_try_rlock(kn_rwmutex *rw)
+int kn_rwmutex_try_rlock(kn_rwmutex *krw)
 {
-	return !rw ? EINVAL : rw_try(rwmutex_of(rw), false) ? 0 : EAGAIN;
+	struct rwmutex *rw = rwmutex_of(krw);
+	uint64_t s;
+
+	if (unlikely(!rw))
+		return EINVAL;
+	s = at_load_relaxed(&rw->state);
+	while (!(s & RW_WRITER))
+		if (at_cas_acquire(&rw->state, &s, s + RW_READER))
+			return 0;
+	return EAGAIN;
 }
 
-int kn_rwmutex_try_lock(kn_rwmutex *rw)
+/* Take w, then WRITER only while no reader is in (so no generation to
+ * end if it fails). */
+int kn_rwmutex_try_lock(kn_rwmutex *krw)
 {
-	return !rw ? EINVAL : rw_try(rwmutex_of(rw), true) ? 0 : EAGAIN;
+	struct rwmutex *rw = rwmutex_of(krw);
+	uint64_t s;
+
+	if (unlikely(!rw))
+		return EINVAL;
+	if (kn_mutex_try_lock(&rw->w) != 0)
+		return EAGAIN;
+	s = at_load_relaxed(&rw->state);
+	while (RW_COUNT(s) == 0)
+		if (at_cas_acquire(&rw->state, &s, s | RW_WRITER))
+			return 0;
+	kn_mutex_unlock(&rw->w);
+	return EAGAIN;
 }
 
-int kn_rwmutex_runlock(kn_rwmutex *rw)
+/* The load before the sub catches a runlock with no reader in without
+ * letting the sub borrow from WRITER. */
+int kn_rwmutex_runlock(kn_rwmutex *krw)
 {
-	return rw ? rw_reader_leave(rwmutex_of(rw)) : EINVAL;
+	struct rwmutex *rw = rwmutex_of(krw);
+	uint64_t s;
+
+	if (unlikely(!rw))
+		return EINVAL;
+	if (unlikely(RW_COUNT(at_load_relaxed(&rw->state)) == 0)) {
+		kn_misuse("kn_rwmutex_runlock of a rwmutex no reader holds", rw);
+		return EINVAL;
+	}
+	s = at_sub_release(&rw->state, RW_READER);
+	if (unlikely(s & RW_WRITER))
+		rw_reader_depart(rw, RW_GEN(s));
+	return 0;
 }
 
 int kn_rwmutex_unlock(kn_rwmutex *krw)
 {
 	struct rwmutex *rw = rwmutex_of(krw);
-	uint32_t s = WLOCKED;
 
 	if (unlikely(!rw))
 		return EINVAL;
-	if (likely(at_cas_release(&rw->state, &s, 0)))
-		return 0;
-	do {
-		if (!(s & WLOCKED)) {
-			kn_misuse("kn_rwmutex_unlock of a rwmutex no writer holds", rw);
-			return EINVAL;
-		}
-	} while (!at_cas_release(&rw->state, &s, s & ~WLOCKED));
-	/* Besides transient reader adds, a queue: serve it (invariant 9). */
-	if (s & QUEUED)
-		rw_serve(rw, NULL);
+	if (unlikely(!(at_load_relaxed(&rw->state) & RW_WRITER))) {
+		kn_misuse("kn_rwmutex_unlock of a rwmutex no writer holds", rw);
+		return EINVAL;
+	}
+	rw_release(rw);
 	return 0;
 }
 
@@ -741,18 +821,25 @@ int kn_rwmutex_init(kn_rwmutex *krw)
 
 	if (!rw)
 		return EINVAL;
+	kn_mutex_init(&rw->w);
 	at_store_relaxed(&rw->state, 0);
-	waitq_init(&rw->q);
+	at_store_relaxed(&rw->wait, 0);
+	waitq_init(&rw->readers);
+	waitq_init(&rw->writer);
 	return 0;
 }
 
 int kn_rwmutex_destroy(kn_rwmutex *krw)
 {
 	struct rwmutex *rw = rwmutex_of(krw);
+	struct mutex *w;
 
 	if (!rw)
 		return EINVAL;
-	if (at_load_acquire(&rw->state) != 0 || !waitq_empty(&rw->q)) {
+	w = mutex_of(&rw->w);
+	if ((at_load_acquire(&rw->state) & (RW_WRITER | (RW_WRITER - 1))) != 0 ||
+	    at_load_acquire(&w->state) != 0 || !waitq_empty(&w->q) ||
+	    !waitq_empty(&rw->readers) || !waitq_empty(&rw->writer)) {
 		kn_misuse("kn_rwmutex_destroy of a rwmutex that is locked or waited on", rw);
 		return EBUSY;
 	}

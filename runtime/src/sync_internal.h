@@ -19,9 +19,16 @@ struct mutex {
 _Static_assert(sizeof(struct mutex) <= sizeof(kn_mutex), "kn_mutex too small");
 _Static_assert(_Alignof(struct mutex) <= _Alignof(kn_mutex), "kn_mutex alignment");
 
+/* Go's sync.RWMutex (sync.c): w serialises writers; state holds the
+ * reader count, WRITER and the writer generation; wait the readers the
+ * writer still waits for; readers held up by a writer wait on readers, the
+ * writer for the readers in on writer. */
 struct rwmutex {
-	_Atomic uint32_t state;
-	struct waitq q;
+	kn_mutex w;
+	_Atomic uint64_t state;
+	_Atomic uint64_t wait;
+	struct waitq readers;
+	struct waitq writer;
 };
 _Static_assert(sizeof(struct rwmutex) <= sizeof(kn_rwmutex), "kn_rwmutex too small");
 _Static_assert(_Alignof(struct rwmutex) <= _Alignof(kn_rwmutex), "kn_rwmutex alignment");

@@ -369,11 +369,11 @@ Test(rwmutex, waiting_writer_blocks_new_readers)
 
 	cr_assert_eq(kn_rwmutex_rlock(&rw), 0);
 	th_start(&tw, rw_main, &w);
-	wait_queued(&rwmutex_of(&rw)->q, 1);
+	wait_queued(&rwmutex_of(&rw)->writer, 1);
 	cr_assert_eq(kn_rwmutex_try_rlock(&rw), EAGAIN);
 	th_start(&tr[0], rw_main, &r);
 	th_start(&tr[1], rw_main, &r);
-	wait_queued(&rwmutex_of(&rw)->q, 3);
+	wait_queued(&rwmutex_of(&rw)->readers, 2);
 	cr_assert_eq(kn_rwmutex_runlock(&rw), 0);
 	cr_assert_eq(th_join(tw), 0);
 	cr_assert_eq(th_join(tr[0]), 0);
@@ -381,7 +381,9 @@ Test(rwmutex, waiting_writer_blocks_new_readers)
 	cr_assert_eq(kn_rwmutex_destroy(&rw), 0);
 }
 
-/* A writer that gives up lets the readers queued behind it in. */
+/* A writer that gives up lets the readers held up behind it in, and the
+ * next writer take its turn (here to wait for the first reader, which
+ * stays, until its own deadline). */
 Test(rwmutex, writer_timeout_and_cancel_serve_next)
 {
 	kn_rwmutex rw = KN_RWMUTEX_INIT;
@@ -392,14 +394,14 @@ Test(rwmutex, writer_timeout_and_cancel_serve_next)
 	pthread_t t1, t2, t3;
 
 	cr_assert_not_null(ctx);
-	wt.deadline = kn_deadline_in(30000000);
+	wt.deadline = kn_deadline_in(300000000);
 	cr_assert_eq(kn_rwmutex_rlock(&rw), 0);
 	th_start(&t1, rw_main, &wc);
-	wait_queued(&rwmutex_of(&rw)->q, 1);
+	wait_queued(&rwmutex_of(&rw)->writer, 1);
 	th_start(&t2, rw_main, &wt);
-	wait_queued(&rwmutex_of(&rw)->q, 2);
+	wait_queued(&mutex_of(&rwmutex_of(&rw)->w)->q, 1);
 	th_start(&t3, rw_main, &r);
-	wait_queued(&rwmutex_of(&rw)->q, 3);
+	wait_queued(&rwmutex_of(&rw)->readers, 1);
 	kn_ctx_cancel(ctx, ECANCELED, NULL);
 	cr_assert_eq(th_join(t1), ECANCELED);
 	cr_assert_eq(th_join(t2), ETIMEDOUT);

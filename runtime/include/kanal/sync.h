@@ -19,13 +19,15 @@
  * being released. As in Go, a mutex is not tied to whoever locked it: one
  * task may lock it and another unlock it.
  *
- * kn_rwmutex. Any number of readers or one writer. Readers' rlock/runlock
- * and an uncontended writer's lock/unlock are one atomic RMW each. Waiters
- * queue in one FIFO and are granted the lock directly, in order (a run of
- * readers at the head together): a waiting writer holds up readers that
- * come after it (as Go's), so neither side starves. Read locks are not
- * recursive: a reader that rlocks again while a writer waits deadlocks
- * (as in Go).
+ * kn_rwmutex. Any number of readers or one writer: Go's sync.RWMutex.
+ * rlock and runlock are one atomic RMW each; an uncontended writer's lock
+ * and unlock are two (its kn_mutex, which serialises writers, and the
+ * reader count). A writer that arrives bars new readers and waits for the
+ * readers already in; the readers that come while it waits or holds the
+ * lock all get it together when it unlocks, before the next writer. So
+ * neither side starves. Read locks are not recursive: a reader that
+ * rlocks again while a writer waits deadlocks (as in Go). At most 2^31 - 1
+ * readers at once.
  *
  * kn_cond. Go's sync.Cond over a kn_mutex: wait unlocks the mutex, waits
  * for a signal or broadcast, and locks it again before returning (also on
@@ -61,10 +63,14 @@
  *   kn_mutex_try_lock         any call but init/destroy      no       1 CAS
  *   kn_mutex_unlock           any call but init/destroy      no       1 CAS fast; queue
  *                                                                     lock + wake if waited on
- *   kn_rwmutex_rlock/...      any call but init/destroy      yes      1 atomic add fast
+ *   kn_rwmutex_rlock/...      any call but init/destroy      yes      1 atomic add fast; else
+ *                                                                     waits for the writer
  *   kn_rwmutex_runlock        any call but init/destroy      no       1 atomic sub fast
- *   kn_rwmutex_lock/...       any call but init/destroy      yes      1 CAS fast
- *   kn_rwmutex_unlock         any call but init/destroy      no       1 CAS fast
+ *   kn_rwmutex_lock/...       any call but init/destroy      yes      1 CAS + 1 atomic add
+ *                                                                     fast; else waits for
+ *                                                                     the writer, the readers
+ *   kn_rwmutex_unlock         any call but init/destroy      no       1 atomic add + 1 CAS;
+ *                                                                     wakes held-up readers
  *   kn_cond_wait/_until/_ctx  any call but init/destroy      yes      queue + park, and the
  *                                                                     mutex's unlock + lock
  *   kn_cond_signal/broadcast  any call but init/destroy      no       1 load if nobody waits
@@ -93,7 +99,8 @@ typedef struct kn_mutex {
 	uint64_t opaque_[4];
 } kn_mutex;
 typedef struct kn_rwmutex {
-	uint64_t opaque_[4];
+	kn_mutex w_; /* it serialises the writers */
+	uint64_t opaque_[8];
 } kn_rwmutex;
 typedef struct kn_cond {
 	uint64_t opaque_[3];
@@ -103,7 +110,7 @@ typedef struct kn_once {
 } kn_once;
 
 #define KN_MUTEX_INIT {{0}}
-#define KN_RWMUTEX_INIT {{0}}
+#define KN_RWMUTEX_INIT { KN_MUTEX_INIT, {0} }
 #define KN_COND_INIT {{0}}
 #define KN_ONCE_INIT {{0}}
 
