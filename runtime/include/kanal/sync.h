@@ -27,7 +27,8 @@
  * lock all get it together when it unlocks, before the next writer. So
  * neither side starves. Read locks are not recursive: a reader that
  * rlocks again while a writer waits deadlocks (as in Go). At most 2^31 - 1
- * readers at once.
+ * readers at once. The write lock is its kn_mutex's: Debug builds abort
+ * when another task or thread than the locker unlocks it (kn_mutex_unlock).
  *
  * kn_cond. Go's sync.Cond over a kn_mutex: wait unlocks the mutex, waits
  * for a signal or broadcast, and locks it again before returning (also on
