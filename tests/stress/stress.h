@@ -14,6 +14,9 @@
  * it, and stress_exit(), which reports the count and gives the exit
  * status. Programs that account per configuration keep their own counts.
  *
+ * STRESS_MAIN(configs, run): the main() of a program that runs each
+ * element of an array of configurations in turn.
+ *
  * Random numbers: xorshift64() of platform.h, the runtime's one generator.
  */
 #ifndef KANAL_TESTS_STRESS_H
@@ -70,6 +73,22 @@ static inline uint64_t stress_deadline(double seconds)
 {
 	return kn_deadline_in((uint64_t)(seconds * 1e9));
 }
+
+/*
+ * main() of a program whose configurations are an array: run(&configs[i],
+ * seconds) for each, in order; the exit status is 1 if any run returned
+ * nonzero.
+ */
+#define STRESS_MAIN(configs, run)                                              \
+	int main(int argc, char **argv)                                        \
+	{                                                                      \
+		double seconds = stress_args(argc, argv, NULL, NULL);          \
+		int failed = 0;                                                \
+                                                                               \
+		for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++) \
+			failed |= run(&configs[i], seconds) != 0;              \
+		return failed;                                                 \
+	}
 
 #ifdef STRESS_NAME
 static atomic_int stress_violations;

@@ -209,27 +209,19 @@ static int run(const struct config *cfg, double seconds)
 	return discrepancies != 0 || total == 0;
 }
 
-int main(int argc, char **argv)
-{
-	static const struct config configs[] = {
-		{ 1, 1, 1024, PLAIN },
-		{ 2, 2, 1024, PLAIN },
-		{ 4, 4, 1024, PLAIN },
-		{ 4, 4, 1, PLAIN },
-		{ 8, 8, 16, PLAIN },
-		{ 4, 4, 0, PLAIN },
-		{ 3, 5, 7, TRY },
-		{ 4, 4, 3, DEADLINE },
-		{ 4, 4, 0, DEADLINE },
-		{ 4, 3, 2, SELECT },
-		{ 4, 3, 0, SELECT },
-		{ 16, 16, 64, PLAIN },
-	};
-	double seconds = stress_args(argc, argv, NULL, NULL);
-	size_t i;
-	int failed = 0;
+static const struct config configs[] = {
+	{ 1, 1, 1024, PLAIN },
+	{ 2, 2, 1024, PLAIN },
+	{ 4, 4, 1024, PLAIN },
+	{ 4, 4, 1, PLAIN },
+	{ 8, 8, 16, PLAIN },
+	{ 4, 4, 0, PLAIN },
+	{ 3, 5, 7, TRY },
+	{ 4, 4, 3, DEADLINE },
+	{ 4, 4, 0, DEADLINE },
+	{ 4, 3, 2, SELECT },
+	{ 4, 3, 0, SELECT },
+	{ 16, 16, 64, PLAIN },
+};
 
-	for (i = 0; i < sizeof(configs) / sizeof(configs[0]); i++)
-		failed |= run(&configs[i], seconds);
-	return failed;
-}
+STRESS_MAIN(configs, run)

@@ -358,12 +358,4 @@ static int run(const struct config *cfg, double seconds)
 	return bad != 0;
 }
 
-int main(int argc, char **argv)
-{
-	double seconds = stress_args(argc, argv, NULL, NULL);
-	int failed = 0;
-
-	for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++)
-		failed |= run(&configs[i], seconds);
-	return failed;
-}
+STRESS_MAIN(configs, run)
