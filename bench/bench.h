@@ -105,6 +105,17 @@ void *bench_run(const struct bench_runner *how, int n, void *(*fn)(void *),
 		void *args, size_t arg_size);
 void bench_wait(const struct bench_runner *how, void *crew);
 
+/*
+ * The fib workloads (pool_fib30, fib30_wg): fib(n) below
+ * BENCH_FIB_SERIAL_BELOW is computed serially, and bench_fib30 times
+ * a->items computations of fib(30) by fib (the impl's parallel form) and
+ * checks each.
+ */
+#define BENCH_FIB_SERIAL_BELOW 18
+long bench_fib_serial(int n);
+void bench_fib30(long (*fib)(int), const struct bench_args *a,
+		 struct bench_result *r);
+
 /* Sum of 0..n-1, the closed form the sum checks compare against. */
 static inline uint64_t bench_sum_upto(uint64_t n)
 {

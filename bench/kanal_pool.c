@@ -105,13 +105,6 @@ BENCH_GO(pool_spawn_wait)
 
 /* ---- pool_fib30 -------------------------------------------------------------- */
 
-#define FIB_SERIAL_BELOW 18
-
-static long fib_serial(int n)
-{
-	return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
-}
-
 struct fib {
 	int n;
 	long r;
@@ -126,8 +119,8 @@ static long fib(int n)
 	kn_task *t;
 	long y;
 
-	if (n < FIB_SERIAL_BELOW)
-		return fib_serial(n);
+	if (n < BENCH_FIB_SERIAL_BELOW)
+		return bench_fib_serial(n);
 	t = kn_pool_spawn_task(kn_pool_current(), fib_task, &c);
 	y = fib(n - 2);
 	if (t)
@@ -167,13 +160,7 @@ BENCH(pool_fib30, kanal)
  * goroutine computes it. */
 BENCH_GO(pool_fib30)
 {
-	uint64_t i, wrong = 0, t0;
-
-	t0 = bench_now();
-	for (i = 0; i < a->items; i++)
-		wrong += fib(30) != 832040;
-	r->ns = bench_now() - t0;
-	r->check = wrong ? "fib(30) != 832040" : "ok";
+	bench_fib30(fib, a, r);
 }
 
 /* ---- group_limit20 ------------------------------------------------------------ */
@@ -232,7 +219,7 @@ static kn_waitgroup busy_done;
 
 static void busy(void *arg)
 {
-	*(volatile long *)arg = fib_serial(20);
+	*(volatile long *)arg = bench_fib_serial(20);
 	kn_waitgroup_done(&busy_done);
 }
 

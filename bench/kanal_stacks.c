@@ -78,13 +78,6 @@ BENCH_GO(skynet_1m)
 
 /* ---- fib30_wg --------------------------------------------------------------- */
 
-#define FIB_SERIAL_BELOW 18
-
-static long fib_serial(int n)
-{
-	return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
-}
-
 struct fib_wg {
 	int n;
 	long r;
@@ -108,8 +101,8 @@ static long fib_wg(int n)
 	struct fib_wg c = { .n = n - 1 };
 	long y;
 
-	if (n < FIB_SERIAL_BELOW)
-		return fib_serial(n);
+	if (n < BENCH_FIB_SERIAL_BELOW)
+		return bench_fib_serial(n);
 	kn_waitgroup_init(&c.wg);
 	kn_waitgroup_add(&c.wg, 1);
 	if (kn_go(fib_wg_task, &c) != 0)
@@ -121,13 +114,7 @@ static long fib_wg(int n)
 
 BENCH_GO(fib30_wg)
 {
-	uint64_t i, wrong = 0, t0;
-
-	t0 = bench_now();
-	for (i = 0; i < a->items; i++)
-		wrong += fib_wg(30) != 832040;
-	r->ns = bench_now() - t0;
-	r->check = wrong ? "fib(30) != 832040" : "ok";
+	bench_fib30(fib_wg, a, r);
 }
 
 /* ---- blocked_1m ------------------------------------------------------------- */

@@ -73,6 +73,23 @@ void bench_register(const char *workload, const char *impl, bench_fn fn)
 	registry[registered++] = (struct entry){ workload, impl, fn };
 }
 
+long bench_fib_serial(int n)
+{
+	return n < 2 ? n : bench_fib_serial(n - 1) + bench_fib_serial(n - 2);
+}
+
+void bench_fib30(long (*fib)(int), const struct bench_args *a,
+		 struct bench_result *r)
+{
+	uint64_t i, wrong = 0, t0;
+
+	t0 = bench_now();
+	for (i = 0; i < a->items; i++)
+		wrong += fib(30) != 832040;
+	r->ns = bench_now() - t0;
+	r->check = wrong ? "fib(30) != 832040" : "ok";
+}
+
 uint64_t bench_now(void)
 {
 	struct timespec ts;

@@ -23,16 +23,11 @@ void warm_up()
 	g.wait();
 }
 
-long fib_serial(int n)
-{
-	return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
-}
-
 /* fib(n - 1) as a task, fib(n - 2) here, join; serial below 18. */
 long fib(int n)
 {
-	if (n < 18)
-		return fib_serial(n);
+	if (n < BENCH_FIB_SERIAL_BELOW)
+		return bench_fib_serial(n);
 	long x = 0, y;
 	tbb::task_group g;
 
@@ -61,12 +56,6 @@ BENCH(pool_spawn_wait, tbb)
 
 BENCH(pool_fib30, tbb)
 {
-	uint64_t wrong = 0;
-
 	warm_up();
-	uint64_t t0 = bench_now();
-	for (uint64_t i = 0; i < a->items; i++)
-		wrong += fib(30) != 832040;
-	r->ns = bench_now() - t0;
-	r->check = wrong ? "fib(30) != 832040" : "ok";
+	bench_fib30(fib, a, r);
 }
