@@ -28,6 +28,9 @@ struct bench_result {
 	uint64_t waits;          /* >0: reported as waits_per_op (sem_blocking) */
 	uint64_t release_ns;     /* >0: release_ns_per_op (blocked_1m) */
 	uint64_t rss_bytes;      /* >0: rss_bytes_per_op (blocked_1m) */
+	/* The runtime's system calls over the steady state (after a warm-up,
+	 * bench_steady_begin/end): steady_syscalls_per_op, kanal impls. */
+	uint64_t steady_syscalls, steady_items;
 	const char *extra;       /* NULL, or more JSON fields: ",\"k\":v..." */
 	/* Latency workloads: samples recorded with bench_lat_record(). */
 	struct bench_lat *lat;
@@ -53,6 +56,12 @@ void bench_register(const char *workload, const char *impl, bench_fn fn);
 uint64_t kn_bench_syscalls(void);
 uint64_t kn_bench_allocs(void);
 
+/* Mark the start (done: the items run so far, the warm-up) and the end
+ * of the steady state of a workload whose suspensions must make no system
+ * call (chan_pingpong_unbuffered); counted by the runtime itself, so only
+ * for the kanal impls (0 calls elsewhere). */
+void bench_steady_begin(struct bench_result *r, uint64_t done);
+void bench_steady_end(struct bench_result *r, uint64_t done);
 /* The registered function of a pair, or NULL (sequence_go_shaped). */
 bench_fn bench_find(const char *workload, const char *impl);
 

@@ -237,6 +237,8 @@ void cw_pingpong(const struct chan_ops *ops, const struct bench_args *a,
 		uint64_t t = bench_now();
 		int64_t v;
 
+		if (i == a->items / 2)
+			bench_steady_begin(r, i); /* the first half warms up */
 		if (ops->send(q[0], (int64_t)i) || ops->recv(q[1], &v))
 			break;
 		bench_lat_record(r->lat, bench_now() - t);
@@ -245,6 +247,7 @@ void cw_pingpong(const struct chan_ops *ops, const struct bench_args *a,
 		got.sum += (uint64_t)v;
 	}
 	r->ns = bench_now() - t0;
+	bench_steady_end(r, got.count);
 
 	ops->close(q[0]);
 	bench_wait(&ops->run, crew);

@@ -73,6 +73,23 @@ void bench_register(const char *workload, const char *impl, bench_fn fn)
 	registry[registered++] = (struct entry){ workload, impl, fn };
 }
 
+static uint64_t syscalls_now(void)
+{
+	return kn_bench_syscalls ? kn_bench_syscalls() : 0;
+}
+
+void bench_steady_begin(struct bench_result *r, uint64_t done)
+{
+	r->steady_syscalls = syscalls_now();
+	r->steady_items = done;
+}
+
+void bench_steady_end(struct bench_result *r, uint64_t done)
+{
+	r->steady_syscalls = syscalls_now() - r->steady_syscalls;
+	r->steady_items = done - r->steady_items;
+}
+
 long bench_fib_serial(int n)
 {
 	return n < 2 ? n : bench_fib_serial(n - 1) + bench_fib_serial(n - 2);
@@ -282,6 +299,9 @@ static void report(const struct entry *e, uint64_t items,
 	if (counted(e))
 		printf(",\"syscalls_per_op\":%.4f,\"allocs_per_op\":%.4f",
 		       (double)syscalls / items, (double)allocs / items);
+	if (counted(e) && r->steady_items)
+		printf(",\"steady_syscalls_per_op\":%.4f",
+		       (double)r->steady_syscalls / r->steady_items);
 	if (r->waits)
 		printf(",\"waits_per_op\":%.4f", (double)r->waits / items);
 	if (r->release_ns)

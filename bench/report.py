@@ -41,7 +41,8 @@ class Target:
     IDLE_LIMIT_NS; "lower": impl's metric (a record field, lower is
     better: rss_bytes_per_op, p99_ns, ...) <= need x peer's;
     "sequence": every step of impl's sequence_go_shaped run within need x
-    that workload's own (fresh-process) ns_per_op. Every goal against go uses kanal_go (the program shaped
+    that workload's own (fresh-process) ns_per_op; "zero": impl's metric
+    (a count per op, e.g. steady_syscalls_per_op) is 0. Every goal against go uses kanal_go (the program shaped
     as Go's: every actor a task, as Go's are goroutines) wherever the
     workload has one; goals against the other peers use kanal (threads)."""
 
@@ -82,6 +83,9 @@ TARGETS = [
            "(throughput ratio >= 0.5)", peer="go", need=0.5, impl="kanal_go"),
     Target(4, "chan_pingpong_unbuffered", "round trip >= 10x faster than pthread",
            peer="pthread", need=10),
+    Target(14, "chan_pingpong_unbuffered", "steady state (second half of the "
+           "round trips): 0 system calls per suspend/resume pair", kind="zero",
+           metric="steady_syscalls_per_op", impl="kanal_go"),
     Target(16, "mutex_uncontended", "time <= pthread's (throughput ratio >= 1)",
            peer="pthread", need=1),
     Target(16, "mutex_8_contended", "throughput >= go", peer="go", need=1,
@@ -185,6 +189,8 @@ def evaluate(t, d):
         return evaluate_lower(t, kanal, d.get(t.workload, t.peer))
     if t.kind == "sequence":
         return evaluate_sequence(t, d)
+    if t.kind == "zero":
+        return evaluate_zero(t, kanal)
     if t.kind == "pinned":
         other = d.get(t.workload, t.impl, 1)
         what = "%s cpus=1 / cpus=%s" % (t.impl, d.maxcpus.get(t.workload))
@@ -228,6 +234,17 @@ def evaluate_lower(t, kanal, other):
             "%s: %s %s, %s %s: %.2fx (need <= %g)" % (
                 t.metric, t.impl, fmt(kanal[t.metric]), t.peer,
                 fmt(other[t.metric]), ratio, t.need))
+
+
+def evaluate_zero(t, rec):
+    """t.metric of impl's all-CPU run is 0."""
+    if not rec or rec.get("failed") or rec.get(t.metric) is None:
+        return ("missed" if rec else "not measured",
+                rec.get("failed") or "no " + t.metric if rec else
+                "no %s result" % t.impl)
+    v = rec[t.metric]
+    return ("met" if v == 0 else "missed",
+            "%s %s = %.4g (need 0)" % (t.impl, t.metric, v))
 
 
 def sequence_steps(rec):
@@ -356,9 +373,11 @@ def full_table(d):
         spread = "-" if r.get("min") is None else "%s - %s" % (
             run.fmt_ns(r["min"]), run.fmt_ns(r["max"]))
         sc = r.get("syscalls_per_op")
+        steady = r.get("steady_syscalls_per_op")
         rows.append(["`%s`" % r["workload"], str(r["cpus"]), r["impl"],
                      cell(r), spread, run.fmt_ops(r.get("ops_per_sec")),
-                     "-" if sc is None else "%.3g" % sc,
+                     ("-" if sc is None else "%.3g" % sc) +
+                     ("" if steady is None else " (steady %.3g)" % steady),
                      str(r.get("reps", "-")), "{:,}".format(r["items"])
                      if isinstance(r.get("items"), int) else "-"])
     return md_table(["workload", "cpus", "impl", "median ns/op", "min - max",

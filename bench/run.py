@@ -149,7 +149,7 @@ IMPL_ORDER = ["kanal", "kanal_go", "kanal_batched", "kanal_go_batched", "pthread
               "sem_t", "go", "ck", "crossbeam", "tbb"]
 
 OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op", "allocs_per_op",
-                   "waits_per_op", "release_ns_per_op", "rss_bytes_per_op",
+                   "steady_syscalls_per_op", "waits_per_op", "release_ns_per_op", "rss_bytes_per_op",
                    "peak_rss_kb", "wall_s"]
 
 # Seconds a process takes besides its timed region (start, setup, exit),

@@ -116,6 +116,7 @@ static void waker_wake(struct fiber *f)
 	struct waker *k = (struct waker *)((char *)f - offsetof(struct waker, f));
 	uint64_t one = 1;
 
+	stat_count_syscall();
 	(void)!write(k->efd, &one, sizeof(one));
 }
 
@@ -123,6 +124,7 @@ static void waker_drain(int efd)
 {
 	uint64_t n;
 
+	stat_count_syscall();
 	(void)!read(efd, &n, sizeof(n));
 }
 
@@ -278,8 +280,10 @@ static int dispatch(const struct epoll_event *evs, int n, bool own)
 static int harvest(int timeout_ms)
 {
 	struct epoll_event evs[EVENTS_MAX];
-	int n = epoll_wait(NP.epfd, evs, EVENTS_MAX, timeout_ms);
+	int n;
 
+	stat_count_syscall();
+	n = epoll_wait(NP.epfd, evs, EVENTS_MAX, timeout_ms);
 	return n > 0 ? dispatch(evs, n, timeout_ms < 0) : 0;
 }
 

@@ -129,6 +129,7 @@ bool poll_next(struct poll *p)
 		else if (p->step >= p->spin_steps + POLL_YIELDS &&
 			 kn_now() >= p->yield_until)
 			return false;
+		stat_count_syscall();
 		sched_yield();
 	}
 	p->step++;
@@ -162,6 +163,7 @@ void backoff_snooze(struct backoff *b)
 		for (i = 0; i < n; i++)
 			cpu_relax();
 	} else {
+		stat_count_syscall();
 		sched_yield();
 	}
 	if (b->step <= BACKOFF_YIELD_LIMIT)

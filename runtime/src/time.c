@@ -67,8 +67,10 @@ int kn_sleep_ctx(uint64_t ns, kn_ctx *ctx)
 
 void kn_yield(void)
 {
-	if (!waiter_yield())
+	if (!waiter_yield()) {
+		stat_count_syscall();
 		sched_yield();
+	}
 }
 
 /* ---- timers ----------------------------------------------------------- */

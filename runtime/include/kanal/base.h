@@ -42,9 +42,11 @@ KN_API uint64_t kn_now(void);
 KN_API uint64_t kn_deadline_in(uint64_t ns);
 
 /*
- * Runtime counters, process-wide and monotonic: system calls kanal made
- * (futex waits and wakes; mmap, mprotect, madvise and munmap of task
- * stacks) and allocations it made (an arena of task stacks, one mapping of
+ * Runtime counters, process-wide and monotonic: system calls kanal's
+ * scheduling made (futex waits and wakes; sched_yield; epoll_wait and the
+ * poller's eventfd wakes; mmap, mprotect, madvise and munmap of task
+ * stacks; not the I/O a task asks for, such as kn_read's read) and
+ * allocations it made (an arena of task stacks, one mapping of
  * up to 64 stacks, counts as one). The benchmark divides their
  * growth by the operations it ran; tests use them to check that a fast path
  * allocates and sleeps nothing. Relaxed reads; the counters are bumped only
