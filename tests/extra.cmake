@@ -41,26 +41,18 @@ if(KANAL_FAULT)
   file(GLOB KANAL_FAULT_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/fault/fault_*.c)
   foreach(src ${KANAL_FAULT_TESTS})
     get_filename_component(name ${src} NAME_WE)
-    kanal_test_program(${name} ${src})
-    add_test(NAME ${name} COMMAND ${name})
-    set_tests_properties(${name} PROPERTIES LABELS fault TIMEOUT 900)
+    kanal_test(${name} ${src} LABEL fault TIMEOUT 900)
   endforeach()
 endif()
 
 # The Debug build's use-after-free checks (tools/test's "debug" stage):
 # only where freed memory may be read on purpose, i.e. without sanitizers.
 if(CMAKE_BUILD_TYPE STREQUAL "Debug" AND NOT KANAL_SANITIZE)
-  kanal_test_program(test_uaf ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_uaf.c ${KANAL_TEST_FRAMEWORK})
   # A broken invariant aborts the Debug build (KN_ASSERT).
-  kanal_test_program(test_assert ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_assert.c ${KANAL_TEST_FRAMEWORK})
-  add_test(NAME test_assert COMMAND test_assert --jobs 1)
-  set_tests_properties(test_assert PROPERTIES LABELS debug TIMEOUT 120)
-  add_test(NAME test_uaf COMMAND test_uaf --jobs 1)
-  set_tests_properties(test_uaf PROPERTIES LABELS debug TIMEOUT 300)
+  kanal_test(test_assert ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_assert.c CRITERION LABEL debug TIMEOUT 120)
+  kanal_test(test_uaf ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_uaf.c CRITERION LABEL debug TIMEOUT 300)
   # Misuses that hang Release abort Debug with a message (death tests).
-  kanal_test_program(test_misuse ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_misuse.c ${KANAL_TEST_FRAMEWORK})
-  add_test(NAME test_misuse COMMAND test_misuse --jobs 1)
-  set_tests_properties(test_misuse PROPERTIES LABELS debug TIMEOUT 300)
+  kanal_test(test_misuse ${CMAKE_CURRENT_SOURCE_DIR}/debug/test_misuse.c CRITERION LABEL debug TIMEOUT 300)
 endif()
 
 # Every C snippet of README.md compiles (tests/check_readme).
@@ -72,9 +64,8 @@ set_tests_properties(readme_snippets PROPERTIES LABELS docs TIMEOUT 120)
 # The randomized model-based tester (tests/fuzz/fuzz_model.c): random
 # programs from consecutive seeds, as threads and as pool tasks, for
 # KANAL_STRESS_SECONDS (tools/test --long: minutes).
-kanal_test_program(fuzz_model ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_model.c)
-add_test(NAME fuzz_model COMMAND fuzz_model --seconds ${KANAL_STRESS_SECONDS})
-set_tests_properties(fuzz_model PROPERTIES LABELS stress TIMEOUT 1800)
+kanal_test(fuzz_model ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_model.c
+  ARGS --seconds ${KANAL_STRESS_SECONDS} LABEL stress TIMEOUT 1800)
 
 # The internal include graph follows the layer order (tools/check-layers).
 add_test(NAME layers COMMAND ${PROJECT_SOURCE_DIR}/tools/check-layers
