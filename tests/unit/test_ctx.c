@@ -11,7 +11,7 @@
 
 #include <kanal/ctx.h>
 
-#include "waiter.h"
+#include "sleeps.h"
 
 static const int key_a = 1, key_b = 2;
 
@@ -52,20 +52,10 @@ struct waiting {
 	int ret;
 };
 
-static void on_block(void *arg)
-{
-	atomic_fetch_add((atomic_int *)arg, 1);
-}
-
-static void on_wake(void *arg)
-{
-	(void)arg;
-}
-
 static void *wait_main(void *arg)
 {
 	struct waiting *w = arg;
-	struct block_hook h = { .enter = on_block, .leave = on_wake, .arg = &w->parked };
+	struct block_hook h = kt_sleep_counter(&w->parked);
 
 	waiter_set_block_hook(&h);
 	w->ret = kn_ctx_wait(w->ctx, w->deadline);

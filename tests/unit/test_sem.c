@@ -13,7 +13,7 @@
 #include <kanal/ctx.h>
 #include <kanal/sem.h>
 
-#include "waiter.h"
+#include "sleeps.h"
 
 /* ---- a thread that acquires ----------------------------------------------- */
 
@@ -37,20 +37,10 @@ struct acq {
 static atomic_int order_next;
 static int order[16];
 
-static void on_block(void *arg)
-{
-	atomic_fetch_add((atomic_int *)arg, 1);
-}
-
-static void on_wake(void *arg)
-{
-	(void)arg;
-}
-
 static void *acq_main(void *arg)
 {
 	struct acq *a = arg;
-	struct block_hook h = { .enter = on_block, .leave = on_wake, .arg = &a->parked };
+	struct block_hook h = kt_sleep_counter(&a->parked);
 
 	waiter_set_block_hook(&h);
 	switch (a->how) {

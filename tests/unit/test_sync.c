@@ -16,6 +16,7 @@
 
 #include "pool_helpers.h"
 #include "sync_internal.h"
+#include "sleeps.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -37,16 +38,6 @@ static void wait_queued(struct waitq *q, uint32_t n)
 {
 	while (at_load_seq_cst(&q->n) < n)
 		nap_ms(1);
-}
-
-static void on_sleep(void *arg)
-{
-	at_add_relaxed((_Atomic int *)arg, 1);
-}
-
-static void on_wake(void *arg)
-{
-	(void)arg;
 }
 
 /* ---- mutex: basics and misuse -------------------------------------------- */
@@ -147,7 +138,7 @@ Test(mutex, lock_ctx_cancellation)
 static void *starved_main(void *p)
 {
 	struct locker_arg *a = p;
-	struct block_hook h = { .enter = on_sleep, .leave = on_wake, .arg = &a->sleeps };
+	struct block_hook h = kt_sleep_counter(&a->sleeps);
 	int r;
 
 	waiter_set_block_hook(&h);
