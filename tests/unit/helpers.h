@@ -191,16 +191,13 @@ static inline int kt_send_seq(void *p)
 	return 0;
 }
 
-/* Deterministic per-test pseudo-random numbers (xorshift64). */
+/* Deterministic per-test pseudo-random numbers: platform.h's xorshift64,
+ * from a fixed nonzero state where the test's is 0. */
 static inline uint64_t kt_rand(uint64_t *s)
 {
-	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
+	if (!*s)
+		*s = 0x9e3779b97f4a7c15ull;
+	return xorshift64(s);
 }
 
 #endif
