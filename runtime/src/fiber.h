@@ -71,6 +71,7 @@ struct stack_pool {
 	struct stack_arena *all;   /* every arena, to unmap at destroy */
 	struct stack_arena *avail; /* arenas with free stacks (doubly linked) */
 	unsigned nempty;           /* arenas all free and not yet trimmed */
+	struct stack_arena *trim;  /* arenas to trim (stack_pool_trim) */
 	/* Counters for kn_pool_stats (relaxed). */
 	_Atomic uint64_t bytes;    /* mapped */
 	_Atomic uint64_t failures; /* stacks that could not be had */
@@ -90,6 +91,10 @@ void stack_pool_init(struct stack_pool *sp, size_t size, const char *name);
 void stack_pool_destroy(struct stack_pool *sp);
 /* Hand the cached stacks back to sp (the thread ends). */
 void stack_cache_flush(struct stack_pool *sp, struct stack_cache *c);
+/* Give the pages of one free arena beyond the reserve back to the kernel
+ * (one madvise, outside sp's lock); false if none was queued. For a
+ * thread with nothing else to do (stack.c: "Giving memory back"). */
+bool stack_pool_trim(struct stack_pool *sp);
 
 /* The calling thread runs sp's fibers from now on: the overflow message
  * names sp; a SIGSEGV on a fiber's guard page is reported as an overflow

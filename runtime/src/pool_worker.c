@@ -315,6 +315,25 @@ static void sleep_for_fibers(struct worker *w)
 	waitq_remove(&w->wakeq, &n);
 }
 
+/* Registered idle with no other worker running: give the pages of the
+ * stacks a burst left free back to the kernel (stack.c, "Giving memory
+ * back"), one arena at a time, until woken or nothing is left. Not while
+ * another worker runs: that is when a burst ends, its tasks resuming and
+ * ending, and a madvise (tens of microseconds, a TLB shootdown on every
+ * CPU the process runs on) would slow them down. Between arenas it looks
+ * at ready fds as a busy worker does; a fiber of its own made runnable
+ * there withdraws the park. */
+static void trim_stacks(struct worker *w, uint64_t s, struct waiter *wt)
+{
+	kn_pool *p = w->pool;
+
+	if (!p->stack_size || st_running(s) != 0)
+		return;
+	while (waiter_peek(wt) == SEL_WAITING && stack_pool_trim(&p->stacks))
+		if (netpoll_poll() && has_ready(w))
+			waiter_decide(wt, SEL_ABORT);
+}
+
 /* Park on the idle queue; false if it withdrew because work (or the stop)
  * showed up during registration. */
 static bool park(struct worker *w, bool searching)
@@ -336,6 +355,7 @@ static bool park(struct worker *w, bool searching)
 		waiter_decide(&wt, SEL_ABORT);
 	else if (st_idle(s) == st_threads(s))
 		waitq_notify_all(&p->idle_waiters); /* the pool went idle */
+	trim_stacks(w, s, &wt);
 	if (waiter_peek(&wt) == SEL_WAITING) {
 		stat_inc(&w->n_park);
 		v = sleep_thread(w, &wt);

@@ -23,12 +23,26 @@
  * per per_arena stacks the pool ever holds at once.
  *
  * Giving memory back. An arena whose stacks are all free is kept as it is
- * while the pool holds fewer than KEEP_EMPTY such arenas (the next burst
- * reuses their touched pages); beyond that it is trimmed at once with one
- * madvise(MADV_DONTNEED) over the whole arena: its pages go back to the
- * kernel, its address range and guard pages stay. So a burst of a million
- * suspended tasks costs one madvise per 64 stacks when it ends, and the
- * memory of a pool that suspends few tasks stays warm.
+ * while the pool holds at most KEEP_EMPTY such arenas (the next burst
+ * reuses their touched pages); beyond that it is queued for trimming: one
+ * madvise(MADV_DONTNEED) over the whole arena, its pages go back to the
+ * kernel, its address range and guard pages stay. The trim is not made
+ * where the last stack comes back: that is on the path of the wake-ups
+ * that end a burst (tasks resuming and ending), and one madvise costs tens
+ * of microseconds (the freed pages, the TLB shootdown on every CPU the
+ * process runs on), more than a hundred tasks' resumptions. Instead a
+ * worker about to sleep while no other worker of its pool runs calls
+ * stack_pool_trim, one arena at a time, until it is woken or nothing is
+ * queued (pool_worker.c, trim_stacks; Go too returns stack memory from
+ * its background scavenger, not where a goroutine ends). So a burst of a
+ * million suspended tasks costs one madvise per 64 stacks after it ends,
+ * on an idle worker; the memory of a pool that suspends few tasks stays
+ * warm; and a pool that never idles keeps its free arenas mapped until it
+ * does (they serve its next burst).
+ *
+ * An arena being trimmed is off the avail list (nobody can take one of its
+ * stacks, and none is out, so nobody can give one back): the madvise runs
+ * outside the lock, which the other workers' cache misses need.
  *
  * Guard pages. A guard page is a PROT_NONE page, and a protection change
  * inside a mapping splits it: a guarded stack costs two mappings however
@@ -87,11 +101,13 @@
 struct stack_arena {
 	struct stack_arena *next_all;
 	struct stack_arena *next, *prev; /* on avail */
+	struct stack_arena *next_trim;   /* on the trim queue */
 	unsigned char *base;
 	size_t len;
 	unsigned nfree;
 	bool guarded;
 	bool dirty;          /* a stack was handed out since the last trim */
+	bool queued;         /* on the trim queue */
 	uint32_t free[];     /* stack numbers, nfree of them */
 };
 
@@ -233,13 +249,48 @@ static void put_back(struct stack_pool *sp, struct fiber *f)
 		avail_insert(sp, a);
 	if (a->nfree < sp->per_arena || !a->dirty)
 		return;
-	if (sp->nempty < KEEP_EMPTY) {
-		sp->nempty++;
-		return;
+	if (++sp->nempty > KEEP_EMPTY && !a->queued) {
+		a->queued = true;
+		a->next_trim = sp->trim;
+		sp->trim = a;
 	}
+}
+
+/* Under the lock: a queued arena to trim now, off avail, or NULL. One
+ * that was taken from since it was queued, or that the reserve now
+ * keeps, leaves the queue (put_back queues it again when it empties). */
+static struct stack_arena *trim_next(struct stack_pool *sp)
+{
+	struct stack_arena *a;
+
+	while ((a = sp->trim) != NULL) {
+		sp->trim = a->next_trim;
+		a->queued = false;
+		if (a->nfree == sp->per_arena && a->dirty && sp->nempty > KEEP_EMPTY) {
+			sp->nempty--;
+			avail_remove(sp, a);
+			return a;
+		}
+	}
+	return NULL;
+}
+
+bool stack_pool_trim(struct stack_pool *sp)
+{
+	struct stack_arena *a;
+
+	pthread_mutex_lock(&sp->lock);
+	a = trim_next(sp);
+	pthread_mutex_unlock(&sp->lock);
+	if (!a)
+		return false;
 	stat_count_syscall();
 	madvise(a->base, a->len, MADV_DONTNEED);
+	pthread_mutex_lock(&sp->lock);
 	a->dirty = false;
+	avail_insert(sp, a);
+	pthread_mutex_unlock(&sp->lock);
+	return true;
 }
 
 /* Hand back n stacks from the top of c. */

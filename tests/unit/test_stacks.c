@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fiber.h"
 #include "kanal/chan.h"
 #include "tsan.h"
 #include "unit/child.h"
@@ -130,6 +131,53 @@ Test(stacks, warm_suspension_maps_nothing)
 	kn_chan_free(pp.ch[0]);
 	kn_chan_free(pp.ch[1]);
 	kn_pool_free(p);
+}
+
+/* Take every stack of ARENAS arenas, touching each, and give them all
+ * back: no trim on the way (that is the wake-up path); then
+ * stack_pool_trim gives back every free arena beyond the reserve of two,
+ * one madvise a call. */
+#define ARENAS 5
+
+static void burst_then_trim(struct stack_pool *sp, struct fiber **f, unsigned n)
+{
+	struct stack_cache c = { 0 };
+	uint64_t mapped = at_load_relaxed(&sp->bytes), s;
+	unsigned i, trims = 0;
+
+	for (i = 0; i < n; i++) {
+		f[i] = stack_take(sp, &c);
+		cr_assert_not_null(f[i]);
+		((volatile char *)f[i])[-1] = 1; /* the top page is touched */
+	}
+	cr_assert_eq(c.n, 0, "the burst took whole arenas");
+	s = kn_stat_syscalls();
+	for (i = 0; i < n; i++)
+		stack_give(sp, &c, f[i]);
+	stack_cache_flush(sp, &c);
+	cr_assert_eq(kn_stat_syscalls(), s, "no trim where the stacks come back");
+	while (stack_pool_trim(sp))
+		trims++;
+	cr_assert_eq(trims, ARENAS - 2);
+	cr_assert_eq(kn_stat_syscalls() - s, ARENAS - 2);
+	cr_assert(mapped == 0 || at_load_relaxed(&sp->bytes) == mapped,
+		  "trimmed arenas serve again: nothing more mapped");
+}
+
+Test(stacks, free_arenas_trimmed_beyond_reserve)
+{
+	struct stack_pool sp;
+	struct fiber **f;
+	unsigned n;
+
+	stack_pool_init(&sp, 64 * 1024, "trim");
+	n = ARENAS * sp.per_arena;
+	f = calloc(n, sizeof(*f));
+	cr_assert_not_null(f);
+	burst_then_trim(&sp, f, n);
+	burst_then_trim(&sp, f, n); /* over trimmed arenas and kept ones */
+	free(f);
+	stack_pool_destroy(&sp);
 }
 
 Test(stacks, stack_size_limits)

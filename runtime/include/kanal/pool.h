@@ -38,9 +38,11 @@
  * state a suspension makes no system call and no allocation, and the
  * number of suspended tasks is bounded by memory, not by the kernel's
  * mapping limit. Memory of stacks freed in a burst goes back to the
- * kernel (one madvise per 64 stacks) beyond a reserve of two arenas. A
- * blocked task costs its stack's touched pages (one or two when it blocks
- * shallow) plus its task record.
+ * kernel (one madvise per 64 stacks) beyond a reserve of two arenas, not
+ * while the burst's tasks resume and end but once every worker of the
+ * pool is idle or blocked (a pool that is never idle keeps its free
+ * stacks mapped for its next burst). A blocked task costs its stack's
+ * touched pages (one or two when it blocks shallow) plus its task record.
  *
  * Stack overflow. The process's first 8192 stacks have a guard page; an
  * access there kills the process (SIGSEGV) after a message on stderr
