@@ -32,6 +32,10 @@ struct bench_result {
 	 * bench_steady_begin/end): steady_syscalls_per_op, kanal impls. */
 	uint64_t steady_syscalls, steady_items;
 	const char *extra;       /* NULL, or more JSON fields: ",\"k\":v..." */
+	/* allocs_ops > 0: allocs_per_op is allocs / allocs_ops, kanal's
+	 * allocations over a window the workload chose (net_echo: the steady
+	 * state), not the whole run's growth of kn_stat_allocs. */
+	uint64_t allocs, allocs_ops;
 	/* Latency workloads: samples recorded with bench_lat_record(). */
 	struct bench_lat *lat;
 };

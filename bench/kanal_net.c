@@ -15,10 +15,15 @@
  * net_echo_stream: one connection, a->items messages of 1 MiB streamed
  * through the kanal server (the client writes ahead of its reads).
  *
+ * The kanal server is bench/net/echo.h's, which also measures kanal's
+ * allocations and own system calls per request in its steady state
+ * (allocs_per_op, steady_syscalls_per_op).
+ *
  * timer_100k: a->items tasks each sleep a random 1-10 ms once (kn_sleep on
  * the default pool); ns is the wall time until all have woken, the latency
  * samples are each sleeper's lateness. timer_100k_cpu: the same run, its
- * ns being the process's CPU time (user + system) over it.
+ * ns being the process's CPU time (user + system) over it. timer_100k_idle:
+ * the CPU an idle process burns per second with a->items tasks asleep.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +46,7 @@
 #include <kanal/kanal.h>
 
 #include "bench.h"
+#include "net/echo.h"
 
 #define NET_MSG 64
 #define NET_STREAM_MSG (1024 * 1024)
@@ -51,8 +57,7 @@ extern char **environ;
 
 static int listen_loopback(int port, bool reuseport)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = echo_loopback(port);
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0 || (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
@@ -128,51 +133,27 @@ static void drive(int port, int conns, size_t size, const struct bench_args *a,
 		r->check = "the client failed (see stderr)";
 }
 
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 /* ---- kanal: a task per connection ------------------------------------------ */
 
-static void echo_task(void *arg)
-{
-	int c = (int)(intptr_t)arg, one = 1;
-	char b[4096];
-	size_t n;
-
-	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	while (kn_read(c, b, sizeof(b), &n) == 0 && n > 0)
-		if (kn_write(c, b, n, NULL) != 0)
-			break;
-	kn_fd_close(c);
-}
-
-static void accept_task(void *arg)
-{
-	int ln = (int)(intptr_t)arg, c;
-
-	while (kn_accept(ln, NULL, NULL, &c) == 0)
-		if (kn_pool_spawn(kn_pool_current(), echo_task, (void *)(intptr_t)c))
-			kn_fd_close(c);
-}
-
+/* The server is bench/net/echo.h's (shared with tests/stress/stress_net.c);
+ * allocs_per_op is kanal's allocations per request in its steady state. */
 static void kanal_echo(int conns, size_t size, const struct bench_args *a,
 		       struct bench_result *r)
 {
 	kn_pool *p = kn_pool_new(NULL);
-	int ln = listen_loopback(0, false);
+	struct echo_server s = { .ln = listen_loopback(0, false), .want = conns,
+				 .conns = KN_WAITGROUP_INIT };
 
-	raise_fd_limit();
-	if (!p || kn_pool_spawn(p, accept_task, (void *)(intptr_t)ln))
+	echo_raise_fd_limit();
+	if (!p || kn_pool_spawn(p, echo_accept, &s))
 		bench_die("cannot start the pool");
-	drive(port_of(ln), conns, size, a, r);
-	kn_fd_close(ln); /* the accept task ends; connections ended with EOF */
+	drive(port_of(s.ln), conns, size, a, r);
+	kn_fd_close(s.ln); /* the accept task ends; connections ended with EOF */
+	kn_waitgroup_wait(&s.conns);
+	if (echo_window(&s, &r->allocs, &r->steady_syscalls, &r->allocs_ops))
+		r->steady_items = r->allocs_ops;
+	else /* too short a run: the whole run's counts */
+		r->allocs_ops = 0;
 	kn_pool_free(p);
 }
 
@@ -262,7 +243,7 @@ static void epoll_echo(int conns, const struct bench_args *a, struct bench_resul
 	int i, n, port = 0;
 	uint64_t one = 1;
 
-	raise_fd_limit();
+	echo_raise_fd_limit();
 	if (sched_getaffinity(0, sizeof(set), &set) == 0)
 		ncpu = CPU_COUNT(&set);
 	n = ncpu > 0 ? (int)ncpu : 1;
@@ -406,4 +387,62 @@ BENCH(timer_100k, kanal)
 BENCH(timer_100k_cpu, kanal)
 {
 	sleep_many(a, r, true);
+}
+
+/* ---- timer_100k_idle ------------------------------------------------------- */
+
+#define IDLE_SLEEP_NS 60000000000ull /* far beyond the measured second */
+
+struct idle_sleep {
+	kn_ctx *ctx;
+	uint64_t ns;
+};
+
+static _Atomic uint64_t asleep, idle_bad;
+static kn_waitgroup idle_done;
+
+static void idle_sleeper(void *arg)
+{
+	struct idle_sleep *s = arg;
+
+	atomic_fetch_add(&asleep, 1);
+	if (kn_sleep_ctx(s->ns, s->ctx) != ECANCELED)
+		atomic_fetch_add(&idle_bad, 1);
+	kn_waitgroup_done(&idle_done);
+}
+
+/* a->items tasks asleep (kn_sleep_ctx, a minute plus the xorshift draw of
+ * timer_100k) while the process's CPU time is measured over one second,
+ * once all have started and 100 ms have passed; then the context is
+ * cancelled and they all wake. ns: CPU ns in that second (items 1). */
+BENCH(timer_100k_idle, kanal)
+{
+	struct idle_sleep *s = calloc(a->items, sizeof(*s));
+	kn_ctx *ctx = kn_ctx_with_cancel(kn_ctx_background());
+	uint64_t x = 88172645463325252ull, i, c0;
+
+	if (!s || !ctx)
+		bench_die("no memory");
+	kn_waitgroup_init(&idle_done);
+	kn_waitgroup_add(&idle_done, (int64_t)a->items);
+	for (i = 0; i < a->items; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		s[i] = (struct idle_sleep){ ctx, IDLE_SLEEP_NS + x % 9000000 };
+		if (kn_go(idle_sleeper, &s[i]))
+			bench_die("cannot spawn");
+	}
+	while (atomic_load(&asleep) < a->items)
+		kn_sleep(1000000);
+	kn_sleep(100000000);
+	c0 = cpu_now();
+	kn_sleep(1000000000);
+	r->ns = cpu_now() - c0;
+	kn_ctx_cancel(ctx, ECANCELED, "measured");
+	kn_waitgroup_wait(&idle_done);
+	kn_ctx_release(ctx);
+	free(s);
+	r->items = 1;
+	r->check = atomic_load(&idle_bad) ? "a sleeper did not end with ECANCELED" : "ok";
 }

@@ -298,7 +298,9 @@ static void report(const struct entry *e, uint64_t items,
 	       e->workload, e->impl, items, r->ns, (double)r->ns / items);
 	if (counted(e))
 		printf(",\"syscalls_per_op\":%.4f,\"allocs_per_op\":%.4f",
-		       (double)syscalls / items, (double)allocs / items);
+		       (double)syscalls / items,
+		       r->allocs_ops ? (double)r->allocs / r->allocs_ops :
+				       (double)allocs / items);
 	if (counted(e) && r->steady_items)
 		printf(",\"steady_syscalls_per_op\":%.4f",
 		       (double)r->steady_syscalls / r->steady_items);

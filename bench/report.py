@@ -20,6 +20,8 @@ import run  # noqa: E402  (workload list and number formatting)
 
 ROOT = run.ROOT
 IDLE = "pool_idle_cpu"
+TIMER_IDLE = "timer_100k_idle"
+IDLES = (IDLE, TIMER_IDLE)  # CPU burnt per idle second, not rates
 SEQUENCE = "sequence_go_shaped"
 IDLE_LIMIT_NS = 1e7  # CPU ns per idle second: 1% of one core
 
@@ -38,7 +40,8 @@ class Target:
     """A goal of an issue, evaluated on the kanal impl named by impl. kind
     "peer": impl/peer throughput >= need on all CPUs; "pinned": impl on one
     CPU over impl on all CPUs >= need; "idle": impl's ns_per_op <
-    IDLE_LIMIT_NS; "lower": impl's metric (a record field, lower is
+    IDLE_LIMIT_NS; "max": impl's metric (a record field) <= need, no peer
+    (allocs_per_op: none per request); "lower": impl's metric (a record field, lower is
     better: rss_bytes_per_op, p99_ns, ...) <= need x peer's;
     "sequence": every step of impl's sequence_go_shaped run within need x
     that workload's own (fresh-process) ns_per_op; "zero": impl's metric
@@ -132,6 +135,10 @@ TARGETS = [
            metric="p99_ns", peer="go", need=1),
     Target(15, "timer_100k", "p99 lateness <= go's", kind="lower",
            metric="p99_ns", peer="go", need=1),
+    Target(15, TIMER_IDLE, "an idle process with 100,000 sleeping tasks burns "
+           "< 1% of one core (< 1e7 CPU ns per idle second)", kind="idle"),
+    Target(15, "net_echo_1000", "zero kanal allocations per request after "
+           "warm-up", kind="max", metric="allocs_per_op", need=0),
 ]
 
 # Fixed colours so an impl looks the same in every plot.
@@ -184,7 +191,13 @@ def evaluate(t, d):
             return "missed", "run failed: " + kanal["failed"]
         ns = kanal["ns_per_op"]
         return ("met" if ns < IDLE_LIMIT_NS else "missed",
-                "%s CPU ns per idle second = %.2f%% of a core" % (run.fmt_ns(ns), ns / 1e7))
+                "%s CPU ns per idle second = %.2g%% of a core" % (run.fmt_ns(ns), ns / 1e7))
+    if t.kind == "max":
+        if not kanal or kanal.get("failed") or kanal.get(t.metric) is None:
+            return ("not measured" if not kanal else "missed",
+                    "no %s %s" % (t.impl, t.metric))
+        return ("met" if kanal[t.metric] <= t.need else "missed",
+                "%s: %s %.4g (need <= %g)" % (t.metric, t.impl, kanal[t.metric], t.need))
     if t.kind == "lower":
         return evaluate_lower(t, kanal, d.get(t.workload, t.peer))
     if t.kind == "sequence":
@@ -392,7 +405,7 @@ def ratio_cell(d, w, impl, peer, cpus):
 def against_go(d):
     """The headline: kanal (threads) and kanal_go (tasks) over go, for every
     workload go runs, on all CPUs and pinned to one; then where each loses."""
-    names = [w for w in d.workloads() if d.get(w, "go") and w != IDLE]
+    names = [w for w in d.workloads() if d.get(w, "go") and w not in IDLES]
     if not names:
         return []
     pinned = any(d.get(w, "go", 1) and d.maxcpus[w] > 1 for w in names)
@@ -412,8 +425,8 @@ def against_go(d):
            "the actors on OS threads (in the pool and pattern workloads, the "
            "part Go keeps in its main goroutine on the calling thread and the "
            "tasks on a kanal pool); `kanal_go` runs everything as `kn_go` "
-           "tasks, as Go runs goroutines. `%s` (CPU burnt while idle, not a "
-           "rate) is in the pool table." % IDLE, ""] + md_table(header, rows) + [""]
+           "tasks, as Go runs goroutines. `%s` and `%s` (CPU burnt while idle, "
+           "not rates) are in their sections' tables." % IDLES, ""] + md_table(header, rows) + [""]
     for k, what in (("kanal", "kanal on OS threads"), ("kanal_go", "kanal_go (tasks)")):
         parts = []
         for label, pick in (("on %d CPUs" % n, lambda w: d.maxcpus[w]),
@@ -550,7 +563,7 @@ def bar_plot(gp, term, out, title, ylabel, series, colours, blocks, rotate,
 
 
 def throughput_plot(gp, term, d, out):
-    names = [w for w in {r["workload"] for r in d.records} if w != IDLE]
+    names = [w for w in {r["workload"] for r in d.records} if w not in IDLES]
     impls = d.impls(names)
     rows = []
     for (w, c) in d.rows(names):
@@ -575,7 +588,7 @@ def lighter(colour):
 def ratio_plot(gp, term, d, out):
     """kanal and kanal_go over each peer, per workload (all CPUs): one bar
     per pair, the peer's colour (lighter for kanal_go), a line at 1x."""
-    names = [w for w in d.workloads() if w != IDLE]
+    names = [w for w in d.workloads() if w not in IDLES]
     peers = [i for i in d.impls(names) if not run.is_kanal(i)]
     pairs = [(k, p) for p in peers for k in KANAL_IMPLS
              if any(d.get(w, k) and d.get(w, p) for w in names)]
@@ -760,8 +773,9 @@ every impl alike. Each number is the **median** over the repetitions.
   with no Go counterpart, in a table of its own, without targets.
 - **cpus**: 2 = every CPU of the machine; 1 = the process pinned to one CPU
   with `taskset -c 0`, so every thread shares one core (oversubscription).
-- `pool_idle_cpu` is not a rate: its ns/op is the CPU time (ns) the idle
-  pool burnt during one second; less is better and the ratio is peer CPU /
+- `pool_idle_cpu` and `timer_100k_idle` are not rates: their ns/op is the
+  CPU time (ns) the idle process burnt during one second (an idle pool;
+  100,000 sleeping tasks); less is better and the ratio is peer CPU /
   kanal CPU.
 - The machine is shared and small: absolute times move between runs, the
   ratios of one run much less. Min - max per pair are in the full table at
@@ -814,6 +828,12 @@ def render(records, meta, plots, plot_note, md_path):
         if title == run.POOL and d.rows([IDLE]):
             out += ["`pool_idle_cpu`: CPU ns burnt per idle second (1e7 = 1% of "
                     "one core); ratio = peer CPU / kanal CPU.", ""]
+        if title == run.NET_TIME and d.rows([TIMER_IDLE]):
+            out += ["`timer_100k_idle`: CPU ns burnt per idle second with 100,000 "
+                    "tasks asleep (1e7 = 1% of one core); ratio = peer CPU / "
+                    "kanal CPU. The allocation target reads `allocs_per_op` "
+                    "of kanal's `net_echo_1000` record: kanal's allocations "
+                    "per request in the server's steady state.", ""]
 
     out += features_table(d)
 

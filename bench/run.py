@@ -77,7 +77,8 @@ def spinning_ring(cpus):
 # same items. impls are the ones WORKLOADS.md names; any other impl
 # kn-bench --list offers for a workload (kanal_go, kanal_batched, ...) runs
 # too, and pairs a binary does not provide are skipped. fixed:
-# ctx_cancel_*'s 10000 children, pool_idle_cpu's one idle second and the
+# ctx_cancel_*'s 10000 children, pool_idle_cpu's and timer_100k_idle's one
+# idle second, timer_100k's sleepers and the
 # million tasks of skynet_1m and blocked_1m are the workload itself.
 WORKLOADS = [
     Workload("chan_spsc", CHANNELS, "kanal pthread go ck crossbeam", 3000000),
@@ -118,6 +119,7 @@ WORKLOADS = [
     Workload("net_echo_stream", NET_TIME, "kanal go", 200),
     Workload("timer_100k", NET_TIME, "kanal go", 100000, fixed=True),
     Workload("timer_100k_cpu", NET_TIME, "kanal go", 100000, fixed=True),
+    Workload("timer_100k_idle", NET_TIME, "kanal go", 100000, fixed=True),
 ]
 
 

@@ -70,6 +70,7 @@ var workloads = map[string]workload{
 	"net_echo_stream":          {netEcho(1, 1<<20), 200},
 	"timer_100k":               {sleepMany(false), 100000},
 	"timer_100k_cpu":           {sleepMany(true), 100000},
+	"timer_100k_idle":          {sleepIdle, 100000},
 }
 
 type report struct {

@@ -124,3 +124,53 @@ func sleepMany(cpu bool) func(n int) result {
 		return result{ns: ns, lat: lat, check: "ok"}
 	}
 }
+
+// timer_100k_idle: n goroutines asleep (a timer of a minute plus the draw
+// of timer_100k, in a select with a done channel) while the process's CPU
+// time is measured over one second, once all have started and 100 ms have
+// passed; then done is closed and they all wake. ns: CPU ns in that second.
+func sleepIdle(n int) result {
+	var wg, started sync.WaitGroup
+	done := make(chan struct{})
+	x := uint64(88172645463325252)
+	bad := false
+	var mu sync.Mutex
+	wg.Add(n)
+	started.Add(n)
+	for i := 0; i < n; i++ {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		d := time.Minute + time.Duration(x%9000000)
+		go func() {
+			defer wg.Done()
+			t := time.NewTimer(d)
+			started.Done()
+			select {
+			case <-t.C:
+				mu.Lock()
+				bad = true
+				mu.Unlock()
+			case <-done:
+				t.Stop()
+			}
+		}()
+	}
+	started.Wait()
+	time.Sleep(100 * time.Millisecond)
+	before, err := cpuTime()
+	if err != nil {
+		return result{check: "getrusage: " + err.Error()}
+	}
+	time.Sleep(time.Second)
+	after, err := cpuTime()
+	if err != nil {
+		return result{check: "getrusage: " + err.Error()}
+	}
+	close(done)
+	wg.Wait()
+	if bad {
+		return result{check: "a sleeper's timer fired"}
+	}
+	return result{ns: after - before, items: 1, check: "ok"}
+}

@@ -16,18 +16,15 @@
  * (exit status 1, the reason on stderr).
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <kanal/kanal.h>
+
+#include "echo.h"
 
 static int port, per_conn;
 static size_t size;
@@ -72,25 +69,9 @@ static void writer_task(void *arg)
 	kn_waitgroup_done(&w->done);
 }
 
-static int dial(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (kn_connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		kn_fd_close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static void conn_task(void *arg)
 {
-	int id = (int)(intptr_t)arg, fd = dial(), j = 0, bad = fd < 0;
+	int id = (int)(intptr_t)arg, fd = echo_dial(port), j = 0, bad = fd < 0;
 	char *out = malloc(size), *in = malloc(size);
 	size_t got, n;
 	uint64_t t0, dummy;
@@ -146,7 +127,6 @@ static void conn_task(void *arg)
 
 int main(int argc, char **argv)
 {
-	struct rlimit rl;
 	uint64_t head[2], t0;
 	int conns, i;
 	size_t total;
@@ -160,10 +140,7 @@ int main(int argc, char **argv)
 	size = (size_t)atol(argv[4]);
 	if (conns <= 0 || per_conn <= 0 || size == 0)
 		return 2;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	echo_raise_fd_limit();
 	total = (size_t)conns * (size_t)per_conn;
 	samples = calloc(total, sizeof(*samples));
 	go_ahead = kn_chan_new(1, 1);

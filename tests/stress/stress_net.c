@@ -2,8 +2,9 @@
  * stress_net.c - connections churn through an echo server whose tasks
  * wait in kanal/net.h, every byte checked.
  *
- * One pool runs both sides on 127.0.0.1: an accept task, a task per
- * accepted connection (read, write back), and C client tasks that, until
+ * One pool runs both sides on 127.0.0.1: the net_echo benchmark's server
+ * (bench/net/echo.h: an accept task, a task per accepted connection that
+ * reads and writes back), and C client tasks that, until
  * the time is up, connect, send 1-8 messages of random length (each byte
  * a function of the client, the connection and its position), read each
  * echo back in full, compare it, and close; every 16th connection is
@@ -19,21 +20,19 @@
  *
  * Usage: stress_net [--seconds S]   (S per configuration, default 1)
  */
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <kanal/kanal.h>
+
+/* The server and dial of the net_echo benchmark. */
+#include "../../bench/net/echo.h"
 
 struct config {
 	int clients;
@@ -61,50 +60,11 @@ static uint64_t next_rand(uint64_t *x)
 	return *x;
 }
 
-/* ---- server -------------------------------------------------------------- */
-
-static void echo_task(void *arg)
-{
-	int c = (int)(intptr_t)arg;
-	char b[4096];
-	size_t n;
-
-	while (kn_read(c, b, sizeof(b), &n) == 0 && n > 0)
-		if (kn_write(c, b, n, NULL) != 0)
-			break;
-	kn_fd_close(c);
-}
-
-static void accept_task(void *arg)
-{
-	int ln = (int)(intptr_t)arg, c;
-
-	while (kn_accept(ln, NULL, NULL, &c) == 0)
-		if (kn_pool_spawn(kn_pool_current(), echo_task, (void *)(intptr_t)c))
-			kn_fd_close(c);
-}
-
 /* ---- clients ------------------------------------------------------------- */
 
 static unsigned char byte_at(uint64_t seed, size_t i)
 {
 	return (unsigned char)((seed >> (i % 7 * 8)) + i * 31);
-}
-
-static int dial(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (kn_connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		kn_fd_close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 /* Send len bytes of seed's pattern, read them back, compare: 0 or 1. */
@@ -138,7 +98,7 @@ static void client_task(void *arg)
 	size_t len;
 
 	while (out && in && kn_now() < sh->end) {
-		fd = dial(sh->port);
+		fd = echo_dial(sh->port);
 		if (fd < 0) {
 			at_fail:
 			atomic_fetch_add(&sh->failures, 1);
@@ -192,7 +152,7 @@ static int open_fds(void)
 
 static int listener(int *port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = echo_loopback(0);
 	socklen_t len = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
@@ -224,9 +184,11 @@ static int run(const struct config *cfg, double seconds, kn_pool *pool)
 {
 	struct shared sh = { .cfg = cfg, .clients = KN_WAITGROUP_INIT };
 	struct client *cs = calloc((size_t)cfg->clients, sizeof(*cs));
-	int fds = open_fds(), ln = listener(&sh.port), i, bad = 0;
+	struct echo_server srv = { .conns = KN_WAITGROUP_INIT };
+	int fds = open_fds(), i, bad = 0;
 
-	if (!cs || ln < 0 || kn_pool_spawn(pool, accept_task, (void *)(intptr_t)ln)) {
+	srv.ln = listener(&sh.port);
+	if (!cs || srv.ln < 0 || kn_pool_spawn(pool, echo_accept, &srv)) {
 		fprintf(stderr, "stress_net: setup failed\n");
 		return 1;
 	}
@@ -243,7 +205,7 @@ static int run(const struct config *cfg, double seconds, kn_pool *pool)
 		fprintf(stderr, "stress_net: no progress for 30 s (a lost wake-up?)\n");
 		abort();
 	}
-	kn_fd_close(ln); /* the accept task ends with EBADF */
+	kn_fd_close(srv.ln); /* the accept task ends with EBADF */
 	kn_pool_wait_idle(pool);
 	if (open_fds() != fds) {
 		fprintf(stderr, "stress_net: %d sockets open, %d before\n", open_fds(), fds);
@@ -260,7 +222,6 @@ static int run(const struct config *cfg, double seconds, kn_pool *pool)
 
 int main(int argc, char **argv)
 {
-	struct rlimit rl;
 	double seconds = 1;
 	kn_pool *pool;
 	int i, failed = 0;
@@ -273,11 +234,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	/* Two fds per connection, both ends in this process. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	echo_raise_fd_limit(); /* two fds per connection, both ends here */
 	pool = kn_pool_new(NULL);
 	if (!pool)
 		return 1;
