@@ -686,6 +686,15 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 			zlocks_release(z, NULL);
 			return ECANCELED;
 		}
+		/* Register, re-check, park, unregister written out, not
+		 * waitq_wait: a rendezvous partner decides a node by a claim
+		 * and takes or gives the case's value through it (a
+		 * hand-off), unlinking it itself; zero-channel nodes go in
+		 * under the channel locks taken for the try; and the
+		 * watch above must precede any node. The no-lost-wake-up
+		 * argument is waiter.c's: every push precedes
+		 * any_ring_ready's seq_cst loads (rendezvous partners find
+		 * the nodes under the locks). */
 		register_all(wc, order, n, w);
 		zlocks_release(z, NULL);
 		update_zero_fds(wc, n);

@@ -413,6 +413,10 @@ static uint32_t park_thread(struct waiter *w, struct waker *k, int fd,
 	bool owed = false;
 	uint32_t v;
 
+	/* The context's node joins the registration pd_wait made
+	 * (waitq_wait_by): written out since its token is SEL_CANCEL,
+	 * which a node of waitq_wait's cannot carry; the re-check after
+	 * the push is waiter.c's no-lost-wake-up argument. */
 	if (cq) {
 		waitq_push(cq, &cn);
 		if (ctx_done(ctx))
@@ -441,57 +445,81 @@ static uint32_t park_thread(struct waiter *w, struct waker *k, int fd,
 	return v;
 }
 
-int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
-	    uint64_t deadline, kn_ctx *ctx)
-{
-	struct waiter w;
-	struct wait_node n[2];
-	struct waker *k = NULL;
-	uint32_t v;
-	int d, err = 0;
+/* One pd_wait, for waitq_wait_by's commit and park. */
+struct fd_wait {
+	struct pdesc *pd;
+	int fd, mask, err;
+	uint32_t seq;
+	uint64_t deadline;
+	kn_ctx *ctx;
+};
 
-	if (!pd->pollable)
-		return 0;
-	waiter_init(&w);
-	for (d = PD_READ; d <= PD_WRITE; d++) {
-		if (!(mask & 1 << d))
-			continue;
-		n[d] = WAIT_NODE(&w, SEL_CASE0 + (uint32_t)d);
-		waitq_push(&pd->q[d], &n[d]);
-		if (at_xchg_seq_cst(&pd->ready[d], 0))
-			waiter_decide(&w, SEL_ABORT);
-	}
-	if (at_load_seq_cst(&pd->seq) != seq)
-		waiter_decide(&w, SEL_ABORT);
-	v = SEL_WAITING;
+/* pd_wait's re-check, registered on the queues of mask: an edge that came
+ * meanwhile (taken: the retried operation finds its data), or a close. */
+static inline bool fd_commit(void *arg)
+{
+	struct fd_wait *f = arg;
+	bool ready = false;
+	int d;
+
+	for (d = PD_READ; d <= PD_WRITE; d++)
+		if ((f->mask & 1 << d) && at_xchg_seq_cst(&f->pd->ready[d], 0))
+			ready = true;
+	return ready || at_load_seq_cst(&f->pd->seq) != f->seq;
+}
+
+/* A task suspends (a poller wakes it); anything else polls its fd itself. */
+static inline uint32_t fd_park(struct waiter *w, void *arg)
+{
+	struct fd_wait *f = arg;
+	struct waker *k;
+	uint32_t v = SEL_WAITING;
+
 	if (waiter_suspends()) {
 		at_add_seq_cst(&NP.waiters, 1);
-		v = waiter_park_suspend(&w, deadline, ctx);
+		v = waiter_park_suspend(w, f->deadline, f->ctx);
 		if (v == SEL_WAITING)
-			v = settle(&w, at_load_acquire(&w.sel));
+			v = settle(w, at_load_acquire(&w->sel));
 		at_sub_relaxed(&NP.waiters, 1);
 	}
+	if (v != SEL_WAITING)
+		return v;
 	/* Not a task, or one that could not suspend: it must not sleep on a
 	 * futex counting on a poller that may never come (all workers may
 	 * be asleep on theirs), so it polls its fd itself. */
-	if (v == SEL_WAITING && !(k = thread_waker())) {
-		err = errno;
-		v = SEL_ABORT;
-	} else if (v == SEL_WAITING) {
-		waiter_hold_thread(true);
-		v = park_thread(&w, k, fd, mask, deadline, ctx);
-		waiter_hold_thread(false);
+	k = thread_waker();
+	if (!k) {
+		f->err = errno;
+		return SEL_ABORT;
 	}
-	for (d = PD_READ; d <= PD_WRITE; d++) {
-		if (mask & 1 << d) {
-			waitq_remove(&pd->q[d], &n[d]);
+	waiter_hold_thread(true);
+	v = park_thread(w, k, f->fd, f->mask, f->deadline, f->ctx);
+	waiter_hold_thread(false);
+	return v;
+}
+
+int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
+	    uint64_t deadline, kn_ctx *ctx)
+{
+	struct fd_wait f = { pd, fd, mask, 0, seq, deadline, ctx };
+	struct waitq *q[2];
+	unsigned n = 0;
+	uint32_t v;
+	int d;
+
+	if (!pd->pollable)
+		return 0;
+	for (d = PD_READ; d <= PD_WRITE; d++)
+		if (mask & 1 << d)
+			q[n++] = &pd->q[d];
+	v = waitq_wait_by(q, n, fd_commit, fd_park, &f);
+	for (d = PD_READ; d <= PD_WRITE; d++)
+		if (mask & 1 << d)
 			at_store_seq_cst(&pd->ready[d], 0);
-		}
-	}
 	if (at_load_seq_cst(&pd->seq) != seq)
 		return EBADF;
-	if (err)
-		return err;
+	if (f.err)
+		return f.err;
 	return v == SEL_TIMEOUT ? ETIMEDOUT : v == SEL_CANCEL ? ECANCELED : 0;
 }
 

@@ -281,6 +281,10 @@ static void stop_search(kn_pool *p)
 
 /* ---- parking ---------------------------------------------------------- */
 
+/* Both of a worker's own waits go through waitq_wait_by (waiter.h), so
+ * the no-lost-wake-up argument of the registration is waiter.c's; the
+ * pool's side of it (what the re-check reads, and the kicks) is above. */
+
 /* Sleep the thread itself on wt (not a fiber switch): not counted as a
  * blocked task. */
 static uint32_t sleep_thread(struct worker *w, struct waiter *wt)
@@ -295,24 +299,57 @@ static uint32_t sleep_thread(struct worker *w, struct waiter *wt)
 	return v;
 }
 
+/* sleep_for_fibers' re-check, registered on wakeq: a fiber made runnable
+ * meanwhile. Either way the thread counts as blocked from here on. */
+static inline bool fibers_commit(void *arg)
+{
+	struct worker *w = arg;
+	bool ready = has_ready(w);
+
+	count_blocked(w->pool);
+	return ready;
+}
+
+static inline uint32_t fibers_park(struct waiter *wt, void *arg)
+{
+	struct worker *w = arg;
+	uint32_t v = sleep_thread(w, wt);
+
+	at_sub_seq_cst(&w->pool->state, ST_BLOCKED_ONE);
+	return v;
+}
+
 /* Wait for a fiber of this worker to become runnable, counted as a
  * blocked task (so queued work gets another thread): a stopping worker
  * whose fibers are still blocked, or one that may not start a task. */
 static void sleep_for_fibers(struct worker *w)
 {
-	kn_pool *p = w->pool;
-	struct waiter wt;
-	struct wait_node n;
+	struct waitq *const q[] = { &w->wakeq };
 
-	waiter_init(&wt);
-	n = WAIT_NODE(&wt, SEL_CASE0);
-	waitq_push(&w->wakeq, &n);
-	if (has_ready(w))
-		waiter_decide(&wt, SEL_ABORT);
-	count_blocked(p);
-	sleep_thread(w, &wt);
-	at_sub_seq_cst(&p->state, ST_BLOCKED_ONE);
-	waitq_remove(&w->wakeq, &n);
+	waitq_wait_by(q, 1, fibers_commit, fibers_park, w);
+}
+
+struct parking {
+	struct worker *w;
+	uint64_t delta; /* to the state word: idle++, searching-- for a searcher */
+	uint64_t s;     /* the state word after it */
+};
+
+/* park's re-check, registered on idleq and wakeq: the state RMW, then
+ * work (or the stop) that showed up meanwhile. */
+static inline bool park_commit(void *arg)
+{
+	struct parking *pk = arg;
+	struct worker *w = pk->w;
+	kn_pool *p = w->pool;
+	uint64_t s = pk->s = at_add_seq_cst(&p->state, pk->delta) + pk->delta;
+
+	if (at_load_seq_cst(&p->stopping) || has_ready(w) ||
+	    (st_running(s) < p->target && pool_has_work(p)))
+		return true;
+	if (st_idle(s) == st_threads(s))
+		waitq_notify_all(&p->idle_waiters); /* the pool went idle */
+	return false;
 }
 
 /* Registered idle with no other worker running: give the pages of the
@@ -334,34 +371,30 @@ static void trim_stacks(struct worker *w, uint64_t s, struct waiter *wt)
 			waiter_decide(wt, SEL_ABORT);
 }
 
+/* Trim the free stacks, then sleep; SEL_ABORT unless it slept: a
+ * decision before the sleep counts as a withdrawal (the caller looks for
+ * work either way). */
+static inline uint32_t park_sleep(struct waiter *wt, void *arg)
+{
+	struct parking *pk = arg;
+	struct worker *w = pk->w;
+
+	trim_stacks(w, pk->s, wt);
+	if (waiter_peek(wt) != SEL_WAITING)
+		return SEL_ABORT;
+	stat_inc(&w->n_park);
+	return sleep_thread(w, wt);
+}
+
 /* Park on the idle queue; false if it withdrew because work (or the stop)
  * showed up during registration. */
 static bool park(struct worker *w, bool searching)
 {
 	kn_pool *p = w->pool;
-	uint64_t delta = ST_IDLE_ONE - (searching ? ST_SEARCH_ONE : 0), s;
-	struct waiter wt;
-	struct wait_node n, nf;
-	uint32_t v = SEL_ABORT;
+	struct waitq *const q[] = { &p->idleq, &w->wakeq };
+	struct parking pk = { w, ST_IDLE_ONE - (searching ? ST_SEARCH_ONE : 0), 0 };
+	uint32_t v = waitq_wait_by(q, 2, park_commit, park_sleep, &pk);
 
-	waiter_init(&wt);
-	n = WAIT_NODE(&wt, SEL_CASE0);
-	nf = WAIT_NODE(&wt, SEL_CASE0);
-	waitq_push(&p->idleq, &n);
-	waitq_push(&w->wakeq, &nf);
-	s = at_add_seq_cst(&p->state, delta) + delta;
-	if (at_load_seq_cst(&p->stopping) || has_ready(w) ||
-	    (st_running(s) < p->target && pool_has_work(p)))
-		waiter_decide(&wt, SEL_ABORT);
-	else if (st_idle(s) == st_threads(s))
-		waitq_notify_all(&p->idle_waiters); /* the pool went idle */
-	trim_stacks(w, s, &wt);
-	if (waiter_peek(&wt) == SEL_WAITING) {
-		stat_inc(&w->n_park);
-		v = sleep_thread(w, &wt);
-	}
-	waitq_remove(&w->wakeq, &nf);
-	waitq_remove(&p->idleq, &n);
 	at_sub_seq_cst(&p->state, ST_IDLE_ONE);
 	return v != SEL_ABORT;
 }

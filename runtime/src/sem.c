@@ -229,6 +229,11 @@ static int acquire_slow(kn_sem *s, uint64_t n, uint64_t deadline, kn_ctx *ctx)
 		waiter_unwatch_ctx(&cw);
 		return ECANCELED;
 	}
+	/* Written out, not waitq_wait: a release serves node by handing it
+	 * tokens (a hand-off) and unlinks it, and registering and
+	 * re-checking are one step under the queue lock. Why no wake-up is
+	 * lost is the essay's above (WAITERS sends a release to the lock);
+	 * the park itself is waiter.c's. */
 	waitq_lock(&s->q);
 	taken = take_or_queue_locked(s, &node, n);
 	waitq_unlock(&s->q);

@@ -389,6 +389,11 @@ static int mutex_lock_slow(struct mutex *m, uint64_t deadline, kn_ctx *ctx)
 		if (!l.since)
 			l.since = kn_now();
 		waiter_init(&l.w);
+		/* Written out, not waitq_wait: an unlock may hand the mutex
+		 * to the node (HANDED) and unlinks it, and registering and
+		 * re-checking are one step under the queue lock. Why no
+		 * wake-up is lost is invariant 4 above; the park itself is
+		 * waiter.c's. */
 		waitq_lock(&m->q);
 		queued = mutex_take_or_queue_locked(m, &l, starving);
 		waitq_unlock(&m->q);

@@ -440,29 +440,37 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 	return v;
 }
 
+/* waitq_wait's arguments, for waitq_wait_by's single arg. */
+struct wait_args {
+	bool (*commit)(void *arg);
+	void *arg;
+	uint64_t deadline;
+	kn_ctx *ctx;
+};
+
+static inline bool wait_commit(void *arg)
+{
+	struct wait_args *a = arg;
+
+	return a->commit && a->commit(a->arg);
+}
+
+static inline uint32_t wait_park(struct waiter *w, void *arg)
+{
+	struct wait_args *a = arg;
+
+	return waiter_park(w, a->deadline, a->ctx);
+}
+
 /* The no-lost-wake-up argument above, made once for every wait that uses
- * this: each push precedes commit's re-check, and each node stays linked
- * until the park has returned. */
+ * this or waitq_wait_by: each push precedes commit's re-check, and each
+ * node stays linked until the park has returned. */
 uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *arg),
 		    void *arg, uint64_t deadline, kn_ctx *ctx)
 {
-	struct wait_node nodes[WAITQ_WAIT_MAX];
-	struct waiter w;
-	uint32_t v;
-	unsigned i;
+	struct wait_args a = { commit, arg, deadline, ctx };
 
-	KN_ASSERT(n >= 1 && n <= WAITQ_WAIT_MAX, "waitq_wait: 1 to WAITQ_WAIT_MAX queues");
-	waiter_init(&w);
-	for (i = 0; i < n; i++) {
-		nodes[i] = WAIT_NODE(&w, SEL_CASE0 + i);
-		waitq_push(qs[i], &nodes[i]);
-	}
-	if (commit && commit(arg))
-		waiter_decide(&w, SEL_ABORT);
-	v = waiter_park(&w, deadline, ctx);
-	for (i = 0; i < n; i++)
-		waitq_remove(qs[i], &nodes[i]);
-	return v;
+	return waitq_wait_by(qs, n, wait_commit, wait_park, &a);
 }
 
 /* ---- wait queue ------------------------------------------------------------ */

@@ -13,10 +13,12 @@
  *
  * and whoever makes the condition true calls waitq_notify_one/all(q) after
  * making it true. waitq_wait is that sequence in one call, for every wait
- * that only needs to be woken (not handed a value through its node); the
- * hand-off protocols (channels, the semaphore) write it out around their
- * claims. See waiter.c for the protocol and why no wake-up is lost. Only
- * this layer (waiter.c, and waiter_wake below) calls the futex.
+ * that only needs to be woken (not handed a value through its node), and
+ * waitq_wait_by the same with the caller's own park (a pool worker's
+ * sleep, an fd wait); the hand-off protocols (channels, the semaphore, the
+ * mutex) write it out around their claims. See waiter.c for the protocol
+ * and why no wake-up is lost. Only this layer (waiter.c, and waiter_wake
+ * below) calls the futex.
  *
  * Synchronization table
  *
@@ -324,6 +326,39 @@ struct wait_node *waitq_pick_locked(struct waitq *q);
  */
 uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *arg),
 		    void *arg, uint64_t deadline, kn_ctx *ctx);
+
+/*
+ * waitq_wait's sequence with the park left to the caller: park(w, arg)
+ * waits for w's decision in place of waiter_park (and returns what the
+ * wait returns), for a thread that sleeps its own way: a pool worker going
+ * idle sleeps without its block hook and may sleep in epoll_wait
+ * (pool_worker.c, netpoll.c). commit and park get the same arg. Inline, so
+ * that a caller's commit and park compile into its wait; waitq_wait is
+ * this with waiter_park.
+ */
+static inline uint32_t waitq_wait_by(struct waitq *const qs[], unsigned n,
+				     bool (*commit)(void *arg),
+				     uint32_t (*park)(struct waiter *w, void *arg),
+				     void *arg)
+{
+	struct wait_node nodes[WAITQ_WAIT_MAX];
+	struct waiter w;
+	uint32_t v;
+	unsigned i;
+
+	KN_ASSERT(n >= 1 && n <= WAITQ_WAIT_MAX, "waitq_wait: 1 to WAITQ_WAIT_MAX queues");
+	waiter_init(&w);
+	for (i = 0; i < n; i++) {
+		nodes[i] = WAIT_NODE(&w, SEL_CASE0 + i);
+		waitq_push(qs[i], &nodes[i]);
+	}
+	if (commit && commit(arg))
+		waiter_decide(&w, SEL_ABORT);
+	v = park(&w, arg);
+	for (i = 0; i < n; i++)
+		waitq_remove(qs[i], &nodes[i]);
+	return v;
+}
 
 /* ---- contexts -------------------------------------------------------------- */
 
