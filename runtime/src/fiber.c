@@ -113,18 +113,12 @@ void fiber_adopt_thread(struct fiber *f)
 #endif
 }
 
-struct fiber *fiber_new(struct stack_pool *sp, struct stack_cache *c,
-			void (*entry)(void *), void *arg)
+void fiber_start(struct fiber *f, void (*entry)(void *), void *arg)
 {
 #if FIBER_AVAILABLE
-	struct fiber *f = stack_take(sp, c);
 	unsigned char *top;
 	uint64_t *frame;
 
-	if (!f) {
-		errno = ENOMEM;
-		return NULL;
-	}
 	f->entry = entry;
 	f->arg = arg;
 	top = (unsigned char *)((uintptr_t)f & ~(uintptr_t)15) - 16;
@@ -145,6 +139,25 @@ struct fiber *fiber_new(struct stack_pool *sp, struct stack_cache *c,
 #ifdef KN_TSAN
 	f->tsan = __tsan_create_fiber(0);
 #endif
+#else
+	(void)f;
+	(void)entry;
+	(void)arg;
+	abort(); /* no stack is handed out without fibers */
+#endif
+}
+
+struct fiber *fiber_new(struct stack_pool *sp, struct stack_cache *c,
+			void (*entry)(void *), void *arg)
+{
+#if FIBER_AVAILABLE
+	struct fiber *f = stack_take(sp, c);
+
+	if (!f) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	fiber_start(f, entry, arg);
 	return f;
 #else
 	(void)sp;

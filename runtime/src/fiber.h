@@ -59,11 +59,18 @@ struct fiber {
 	uintptr_t magic;         /* last: a neighbour's overflow hits it first */
 };
 
+/* Larger size classes of a pool's stacks (stack.c): class k holds stacks
+ * of the pool's stack_size << (k + 1); 16 reach KN_POOL_MAX_STACK from
+ * KN_POOL_MIN_STACK. */
+#define STACK_CLASSES 16
+
 /* Where a pool's stacks come from (stack.c): one per pool, shared by its
- * workers under a mutex taken only on cache misses. */
+ * workers under a mutex taken only on cache misses; and one per larger
+ * size class, made on first use, without caches. */
 struct stack_pool {
 	pthread_mutex_t lock;
 	size_t stack_size;       /* usable bytes, as the pool asked */
+	unsigned keep_empty;     /* all-free arenas kept untrimmed */
 	size_t stride;           /* one stack in an arena: guard page included */
 	unsigned per_arena;      /* stacks in one arena */
 	char name[16];           /* the pool's, for the overflow message */
@@ -75,6 +82,8 @@ struct stack_pool {
 	/* Counters for kn_pool_stats (relaxed). */
 	_Atomic uint64_t bytes;    /* mapped */
 	_Atomic uint64_t failures; /* stacks that could not be had */
+	/* The pool's only: its larger classes (release-published). */
+	struct stack_pool *_Atomic larger[STACK_CLASSES];
 };
 
 /* A thread's cache of free stacks of one pool (the owner thread only). */
@@ -87,12 +96,14 @@ struct stack_cache {
  * KN_POOL_MAX_STACK, so that no rounding wraps);
  * name: the pool's, quoted by the overflow message. */
 void stack_pool_init(struct stack_pool *sp, size_t size, const char *name);
-/* Unmap every arena; no stack of sp may be in use or cached. */
+/* Unmap every arena, the larger classes' too; no stack of sp may be in
+ * use or cached. */
 void stack_pool_destroy(struct stack_pool *sp);
 /* Hand the cached stacks back to sp (the thread ends). */
 void stack_cache_flush(struct stack_pool *sp, struct stack_cache *c);
-/* Give the pages of one free arena beyond the reserve back to the kernel
- * (one madvise, outside sp's lock); false if none was queued. For a
+/* Give the pages of one free arena beyond the reserve (sp's, else one of
+ * its larger classes') back to the kernel (one madvise, outside the
+ * lock); false if none was queued. For a
  * thread with nothing else to do (stack.c: "Giving memory back"). */
 bool stack_pool_trim(struct stack_pool *sp);
 
@@ -111,6 +122,15 @@ extern _Thread_local struct fiber *fiber_running;
  * for the switch frame (NULL: none to be had), and back. */
 struct fiber *stack_take(struct stack_pool *sp, struct stack_cache *c);
 void stack_give(struct stack_pool *sp, struct stack_cache *c, struct fiber *f);
+
+/* A stack of at least size usable bytes (above sp's stack_size, at most
+ * KN_POOL_MAX_STACK) from the smallest larger class of the pool sp that
+ * holds it, for a task spawned with its own stack_size; NULL: no memory
+ * (sp's failures counts it). Its record is set up but for the switch
+ * frame (fiber_start). Back with stack_give (into the class, whatever the
+ * cache), or stack_put_larger when it never ran (any thread). */
+struct fiber *stack_take_larger(struct stack_pool *sp, size_t size);
+void stack_put_larger(struct fiber *f);
 /* Print the overflow message naming the thread's pool; how: the check
  * that saw it. Called from the SIGSEGV handler too (no allocation). */
 void stack_overflow(const char *how);
@@ -124,6 +144,10 @@ void fiber_adopt_thread(struct fiber *f);
  * away for good). NULL with errno ENOMEM (sp's failures counts it). */
 struct fiber *fiber_new(struct stack_pool *sp, struct stack_cache *c,
 			void (*entry)(void *), void *arg);
+
+/* Make f, a stack from stack_take_larger, a fiber that will run
+ * entry(arg) when first switched to (as fiber_new). */
+void fiber_start(struct fiber *f, void (*entry)(void *), void *arg);
 
 /* Give back the stack of a fiber that is not running and will not be
  * switched to (into c; the surplus to sp). */

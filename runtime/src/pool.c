@@ -68,6 +68,7 @@ static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
 	t->pool = p;
 	t->id = task_next_id();
 	t->name = name;
+	t->stack = NULL;
 	at_store_relaxed(&t->state, TASK_DETACHED);
 	at_store_relaxed(&t->thief, -1);
 }
@@ -111,27 +112,58 @@ int pool_submit(kn_pool *p, struct kn_task *t, void (*fn)(void *), void *arg,
 	return err;
 }
 
-int kn_pool_spawn_named(kn_pool *p, const char *name, void (*fn)(void *),
-			void *arg)
+/* Give t the stack its options ask for: none beyond the pool's (the fast
+ * path), or one of a larger class, taken now so that a spawn that cannot
+ * have it fails (ENOMEM) instead of the task. */
+static int own_stack(kn_pool *p, struct kn_task *t, size_t size)
 {
+	if (size <= p->stack_size)
+		return 0;
+	t->stack = stack_take_larger(&p->stacks, size);
+	return t->stack ? 0 : ENOMEM;
+}
+
+/* Back into the record cache, with the stack the task never ran on. */
+static void task_discard(struct kn_task *t)
+{
+	if (t->stack)
+		stack_put_larger(t->stack);
+	task_free(t);
+}
+
+int kn_pool_spawn_opts(kn_pool *p, const struct kn_spawn_opts *opts,
+		       void (*fn)(void *), void *arg)
+{
+	size_t size = opts ? opts->stack_size : 0;
 	struct kn_task *t;
 	int err;
 
-	if (!pool_live(p) || !fn)
+	if (!pool_live(p) || !fn || size > KN_POOL_MAX_STACK ||
+	    (size && !p->stack_size))
 		return EINVAL;
 	t = task_alloc();
 	if (!t)
 		return ENOMEM;
-	task_init(t, p, fn, arg, NULL, name);
-	err = submit(p, t);
+	task_init(t, p, fn, arg, NULL, opts ? opts->name : NULL);
+	err = own_stack(p, t, size);
+	if (!err)
+		err = submit(p, t);
 	if (err)
-		task_free(t);
+		task_discard(t);
 	return err;
+}
+
+int kn_pool_spawn_named(kn_pool *p, const char *name, void (*fn)(void *),
+			void *arg)
+{
+	struct kn_spawn_opts o = { .name = name };
+
+	return kn_pool_spawn_opts(p, &o, fn, arg);
 }
 
 int kn_pool_spawn(kn_pool *p, void (*fn)(void *), void *arg)
 {
-	return kn_pool_spawn_named(p, NULL, fn, arg);
+	return kn_pool_spawn_opts(p, NULL, fn, arg);
 }
 
 uint64_t kn_task_id(void)
@@ -662,18 +694,25 @@ int kn_default_pool_set(const struct kn_pool_opts *opts)
 	return err;
 }
 
-int kn_go_named(const char *name, void (*fn)(void *), void *arg)
+int kn_go_opts(const struct kn_spawn_opts *opts, void (*fn)(void *), void *arg)
 {
 	kn_pool *p;
 
 	if (!fn)
 		return EINVAL;
 	p = pool_default();
-	return p ? kn_pool_spawn_named(p, name, fn, arg) : errno;
+	return p ? kn_pool_spawn_opts(p, opts, fn, arg) : errno;
+}
+
+int kn_go_named(const char *name, void (*fn)(void *), void *arg)
+{
+	struct kn_spawn_opts o = { .name = name };
+
+	return kn_go_opts(&o, fn, arg);
 }
 
 int kn_go(void (*fn)(void *), void *arg)
 {
-	return kn_go_named(NULL, fn, arg);
+	return kn_go_opts(NULL, fn, arg);
 }
 

@@ -171,6 +171,41 @@ bool worker_suspend(void *arg, struct waiter *wt)
 	return true;
 }
 
+/* A task spawned with a stack of its own (kn_spawn_opts.stack_size above
+ * the pool's) runs on it: the running fiber (a loop, or a join that
+ * helps) starts it and waits, on no list, until the task ends and
+ * switches back, leaving its stack to be freed (into its class). If the
+ * task blocks meanwhile, it is suspended like any task, its starter with
+ * it, as a task's loop frames wait below it on a shared stack. */
+struct own_stack_run {
+	struct worker *w;
+	struct kn_task *t;
+	struct fiber *starter;
+};
+
+static void own_stack_main(void *arg)
+{
+	struct own_stack_run *r = arg;
+	struct worker *w = r->w;
+	struct fiber *starter = r->starter;
+
+	after_switch(w);
+	run_task_here(w, r->t); /* r (the starter's frame) is still there */
+	switch_to(w, starter, NULL, true);
+}
+
+void run_on_own_stack(struct worker *w, struct kn_task *t)
+{
+	struct own_stack_run r = { w, t, w->cur };
+	struct fiber *f = t->stack;
+
+	t->stack = NULL;
+	fiber_start(f, own_stack_main, &r);
+	f->owner = w;
+	f->wake = fiber_ready;
+	switch_to(w, f, NULL, false);
+}
+
 bool worker_others_ready(void *arg)
 {
 	struct worker *w = arg;

@@ -171,6 +171,7 @@ void fiber_ready(struct fiber *f);
 struct fiber *take_ready(struct worker *w);
 void loop_main(void *arg);
 bool worker_suspend(void *arg, struct waiter *wt);
+void run_on_own_stack(struct worker *w, struct kn_task *t);
 bool worker_others_ready(void *arg);
 /* pool_steal.c */
 struct kn_task *inj_take(struct worker *w);
@@ -430,7 +431,8 @@ static inline void task_done(struct kn_task *t, uint32_t how)
 	task_put(t);
 }
 
-static inline void run_task(struct worker *w, struct kn_task *t)
+/* Run t here; t->fn may block (then its stack, this one, waits). */
+static inline void run_task_here(struct worker *w, struct kn_task *t)
 {
 	struct kn_task *outer = pool_cur_task; /* a join that helps runs t inside */
 
@@ -441,8 +443,20 @@ static inline void run_task(struct worker *w, struct kn_task *t)
 	task_done(t, TASK_DONE);
 }
 
+static inline void run_task(struct worker *w, struct kn_task *t)
+{
+	if (unlikely(t->stack))
+		run_on_own_stack(w, t);
+	else
+		run_task_here(w, t);
+}
+
 static inline void drop_task(kn_pool *p, struct kn_task *t)
 {
+	if (t->stack) { /* it never ran on it */
+		stack_put_larger(t->stack);
+		t->stack = NULL;
+	}
 	if (t->drop)
 		t->drop(t->arg);
 	at_add_relaxed(&p->dropped, 1);

@@ -44,6 +44,39 @@
  * stacks, and none is out, so nobody can give one back): the madvise runs
  * outside the lock, which the other workers' cache misses need.
  *
+ * Size classes. A task spawned with a stack_size above its pool's
+ * (kn_spawn_opts) takes its stack at the spawn from one of the pool's
+ * larger classes: class k holds stacks of the pool's stack_size << (k+1),
+ * each a struct stack_pool of its own made on first use (16 classes reach
+ * KN_POOL_MAX_STACK from KN_POOL_MIN_STACK), with arenas as above but no
+ * per-worker caches (such tasks are few: a lock per take and give is
+ * cheap beside a deep recursion) and no reserve of all-free arenas (their
+ * pages are many: an arena is queued for trimming as soon as its stacks
+ * are free; stack_pool_trim trims the pool's queue, then its classes'). An
+ * arena records its class, so fiber_free gives a stack back where it came
+ * from. The pool's own class stays the fast path: a spawn without a
+ * larger stack_size does not look at the classes.
+ *
+ * Memory per blocked task. A blocked task holds its stack's top page
+ * (its fiber record, 104 bytes, its loop's frames and its own, the
+ * channel's waiter among them: well under a page when it blocks shallow)
+ * and, until it starts, its task record (128 bytes, a cache line pair) and
+ * a deque slot (8 bytes, 16 counting the outgrown rings). blocked_1m's
+ * spawner outpaces the starts (a start faults a fresh page in), so all
+ * its records are live at the peak: 4096 + 128 + 16 = 4240 bytes per
+ * task, measured 4250. Go's figure there is 2731 bytes (2 KiB initial
+ * stacks plus a g), and 1.5x of it is 4096.5 bytes, below one page plus
+ * anything. The page is the floor for stacks like these: two stacks'
+ * touched top regions could share a page only if the stacks lay less than
+ * a page apart, and a stack is a contiguous range of at least
+ * KN_POOL_MIN_STACK whose frames C code may point into, so it can be
+ * neither smaller at first nor moved to grow (Go copies a goroutine's
+ * stack when it outgrows 2 KiB, using the compiler's stack maps). The one
+ * way left under 1.5x would bind the stack at the spawn with the record
+ * inside its top page and an intrusive run queue (Go's own model: 4096
+ * bytes, 0.5 under the bound), at the cost of a switch per task start
+ * and of a stack per queued task.
+ *
  * Guard pages. A guard page is a PROT_NONE page, and a protection change
  * inside a mapping splits it: a guarded stack costs two mappings however
  * the stacks are grouped, so guarding every stack brings back the
@@ -75,8 +108,10 @@
  * at the next switch. The message names the pool and its stack_size.
  *
  * Synchronization: a cache belongs to its thread; the pool's lists and
- * arenas are under the pool's mutex (a pthread mutex: a stack is taken
- * inside the block hook, where the waiter layer's park must not recurse);
+ * arenas are under the pool's mutex (a class's under its own; a class is
+ * made under the pool's and published with a release store; pthread
+ * mutexes: a stack is taken inside the block hook, where the waiter
+ * layer's park must not recurse);
  * the counters are relaxed atomics; the guard budget is one atomic.
  */
 #include <errno.h>
@@ -99,6 +134,7 @@
 #define ALTSTACK_SIZE ((size_t)64 * 1024)
 
 struct stack_arena {
+	struct stack_pool *owner; /* the pool or larger class it belongs to */
 	struct stack_arena *next_all;
 	struct stack_arena *next, *prev; /* on avail */
 	struct stack_arena *next_trim;   /* on the trim queue */
@@ -123,6 +159,7 @@ void stack_pool_init(struct stack_pool *sp, size_t size, const char *name)
 		page_size = (size_t)sysconf(_SC_PAGESIZE);
 	pthread_mutex_init(&sp->lock, NULL);
 	sp->stack_size = size;
+	sp->keep_empty = KEEP_EMPTY;
 	sp->stride = page_size + ((size + rec + page_size - 1) & ~(page_size - 1));
 	sp->per_arena = (unsigned)(ARENA_BYTES / sp->stride);
 	if (sp->per_arena < 1)
@@ -190,6 +227,7 @@ static struct stack_arena *new_arena(struct stack_pool *sp)
 	}
 	stat_count_alloc();
 	memset(a, 0, sizeof(*a));
+	a->owner = sp;
 	a->base = base;
 	a->len = len;
 	for (i = 0; i < sp->per_arena; i++)
@@ -214,24 +252,32 @@ static struct fiber *stack_record(struct stack_pool *sp, struct stack_arena *a,
 	return f;
 }
 
+/* A free stack of sp (a new arena only if may_map), or NULL; under the
+ * lock. */
+static struct fiber *take_locked(struct stack_pool *sp, bool may_map)
+{
+	struct stack_arena *a = sp->avail;
+	struct fiber *f;
+
+	if (!a && (!may_map || !(a = new_arena(sp))))
+		return NULL;
+	if (a->nfree == sp->per_arena && a->dirty)
+		sp->nempty--;
+	a->dirty = true;
+	f = stack_record(sp, a, a->free[--a->nfree]);
+	if (!a->nfree)
+		avail_remove(sp, a);
+	return f;
+}
+
 /* Up to CACHE_BATCH stacks into c (at least one unless out of memory). */
 static void refill(struct stack_pool *sp, struct stack_cache *c)
 {
-	struct stack_arena *a;
 	struct fiber *f;
 	unsigned got;
 
 	pthread_mutex_lock(&sp->lock);
-	for (got = 0; got < CACHE_BATCH; got++) {
-		a = sp->avail;
-		if (!a && (got || !(a = new_arena(sp))))
-			break;
-		if (a->nfree == sp->per_arena && a->dirty)
-			sp->nempty--;
-		a->dirty = true;
-		f = stack_record(sp, a, a->free[--a->nfree]);
-		if (!a->nfree)
-			avail_remove(sp, a);
+	for (got = 0; got < CACHE_BATCH && (f = take_locked(sp, !got)); got++) {
 		f->next = c->free;
 		c->free = f;
 		c->n++;
@@ -249,7 +295,7 @@ static void put_back(struct stack_pool *sp, struct fiber *f)
 		avail_insert(sp, a);
 	if (a->nfree < sp->per_arena || !a->dirty)
 		return;
-	if (++sp->nempty > KEEP_EMPTY && !a->queued) {
+	if (++sp->nempty > sp->keep_empty && !a->queued) {
 		a->queued = true;
 		a->next_trim = sp->trim;
 		sp->trim = a;
@@ -266,7 +312,8 @@ static struct stack_arena *trim_next(struct stack_pool *sp)
 	while ((a = sp->trim) != NULL) {
 		sp->trim = a->next_trim;
 		a->queued = false;
-		if (a->nfree == sp->per_arena && a->dirty && sp->nempty > KEEP_EMPTY) {
+		if (a->nfree == sp->per_arena && a->dirty &&
+		    sp->nempty > sp->keep_empty) {
 			sp->nempty--;
 			avail_remove(sp, a);
 			return a;
@@ -275,7 +322,8 @@ static struct stack_arena *trim_next(struct stack_pool *sp)
 	return NULL;
 }
 
-bool stack_pool_trim(struct stack_pool *sp)
+/* Trim one queued arena of sp (not of its classes). */
+static bool trim_one(struct stack_pool *sp)
 {
 	struct stack_arena *a;
 
@@ -312,11 +360,24 @@ void stack_cache_flush(struct stack_pool *sp, struct stack_cache *c)
 	drain(sp, c, c->n);
 }
 
+/* f's record as a fresh fiber's (but for the switch frame). */
+static struct fiber *fresh_record(struct fiber *f)
+{
+	struct stack_arena *a = f->arena;
+	uint32_t i = f->index;
+
+	memset(f, 0, sizeof(*f));
+	f->arena = a;
+	f->index = i;
+	f->stack_lo = a->base + (size_t)i * a->owner->stride + page_size;
+	f->stack_size = (size_t)((unsigned char *)f - (unsigned char *)f->stack_lo) & ~(size_t)15;
+	f->magic = FIBER_MAGIC ^ (uintptr_t)f;
+	return f;
+}
+
 struct fiber *stack_take(struct stack_pool *sp, struct stack_cache *c)
 {
 	struct fiber *f;
-	struct stack_arena *a;
-	uint32_t i;
 
 	if (!c->free)
 		refill(sp, c);
@@ -327,28 +388,101 @@ struct fiber *stack_take(struct stack_pool *sp, struct stack_cache *c)
 	}
 	c->free = f->next;
 	c->n--;
-	a = f->arena;
-	i = f->index;
-	memset(f, 0, sizeof(*f));
-	f->arena = a;
-	f->index = i;
-	f->stack_lo = a->base + (size_t)i * sp->stride + page_size;
-	f->stack_size = (size_t)((unsigned char *)f - (unsigned char *)f->stack_lo) & ~(size_t)15;
-	f->magic = FIBER_MAGIC ^ (uintptr_t)f;
-	return f;
+	return fresh_record(f);
 }
 
 void stack_give(struct stack_pool *sp, struct stack_cache *c, struct fiber *f)
 {
+	if (f->arena->owner != sp) { /* a larger class's: no caches */
+		stack_put_larger(f);
+		return;
+	}
 	f->next = c->free;
 	c->free = f;
 	if (++c->n > CACHE_MAX)
 		drain(sp, c, CACHE_BATCH);
 }
 
+/* ---- larger classes ------------------------------------------------------ */
+
+/* The class of sp that serves size (made now if need be), or NULL. */
+static struct stack_pool *class_for(struct stack_pool *sp, size_t size)
+{
+	struct stack_pool *cls;
+	unsigned k = 0;
+
+	while ((sp->stack_size << (k + 1)) < size)
+		k++; /* < STACK_CLASSES: size <= KN_POOL_MAX_STACK */
+	cls = at_load_acquire(&sp->larger[k]);
+	if (cls)
+		return cls;
+	pthread_mutex_lock(&sp->lock);
+	cls = at_load_relaxed(&sp->larger[k]);
+	if (!cls && (cls = kn_alloc(sizeof(*cls))) != NULL) {
+		stack_pool_init(cls, sp->stack_size << (k + 1), sp->name);
+		/* Large stacks are few and their pages many: queued for
+		 * trimming as soon as an arena is free. */
+		cls->keep_empty = 0;
+		at_store_release(&sp->larger[k], cls);
+	}
+	pthread_mutex_unlock(&sp->lock);
+	return cls;
+}
+
+struct fiber *stack_take_larger(struct stack_pool *sp, size_t size)
+{
+	struct stack_pool *cls = class_for(sp, size);
+	struct fiber *f = NULL;
+
+	if (cls) {
+		pthread_mutex_lock(&cls->lock);
+		f = take_locked(cls, true);
+		pthread_mutex_unlock(&cls->lock);
+	}
+	if (!f) {
+		at_add_relaxed(&sp->failures, 1);
+		return NULL;
+	}
+	return fresh_record(f);
+}
+
+void stack_put_larger(struct fiber *f)
+{
+	struct stack_pool *cls = f->arena->owner;
+
+	pthread_mutex_lock(&cls->lock);
+	put_back(cls, f);
+	pthread_mutex_unlock(&cls->lock);
+}
+
+bool stack_pool_trim(struct stack_pool *sp)
+{
+	struct stack_pool *cls;
+	unsigned k;
+
+	if (trim_one(sp))
+		return true;
+	for (k = 0; k < STACK_CLASSES; k++) {
+		cls = at_load_acquire(&sp->larger[k]);
+		if (cls && trim_one(cls))
+			return true;
+	}
+	return false;
+}
+
 void stack_pool_destroy(struct stack_pool *sp)
 {
 	struct stack_arena *a, *next;
+	unsigned k;
+
+	for (k = 0; k < STACK_CLASSES; k++) {
+		struct stack_pool *cls = at_load_relaxed(&sp->larger[k]);
+
+		if (cls) {
+			stack_pool_destroy(cls);
+			kn_free(cls);
+		}
+	}
 
 	for (a = sp->all; a; a = next) {
 		next = a->next_all;
@@ -372,14 +506,18 @@ static _Thread_local void *thread_altstack;
 void stack_overflow(const char *how)
 {
 	const struct stack_pool *sp = thread_pool;
+	const struct fiber *f = fiber_running;
 	char msg[512];
 	int n;
 
+	if (f && f->arena)
+		sp = f->arena->owner; /* a larger class's stack: its size */
 	n = snprintf(msg, sizeof(msg),
 		     "kanal: task stack overflow (%s) in pool \"%s\" "
 		     "(stack_size %zu bytes): raise kn_pool_opts.stack_size "
-		     "(KANAL_STACK_SIZE or kn_default_pool_set for kn_go), or "
-		     "move large arrays off the stack\n",
+		     "(KANAL_STACK_SIZE or kn_default_pool_set for kn_go) or "
+		     "the task's kn_spawn_opts.stack_size, or move large arrays "
+		     "off the stack\n",
 		     how, sp ? sp->name : "?", sp ? sp->stack_size : (size_t)0);
 	if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
 		n = 0;

@@ -67,6 +67,7 @@ struct kn_task {
 	void *arg;
 	void (*drop)(void *);
 	kn_pool *pool;
+	struct fiber *stack;  /* its own, larger stack (kn_spawn_opts), or NULL */
 
 	/* Joinable tasks: one reference for the runner, one for the joiner;
 	 * the last to let go frees the record. */

@@ -1,8 +1,8 @@
 /*
  * test_stacks.c - task stacks (pool.h "Stacks", "Stack overflow"):
  * hundreds of thousands of tasks suspended at once, the overflow message
- * (death tests in a child process), the default pool's options and the
- * limits on stack_size.
+ * (death tests in a child process), the default pool's options, the
+ * limits on stack_size, and tasks spawned with a stack of their own.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -268,6 +268,116 @@ Test(stacks, go_after_default_pool_shutdown)
 	cr_assert_eq(kn_go(dig_then_report, NULL), EPIPE);
 }
 
+/* ---- a task's own stack_size (kn_spawn_opts) ------------------------- */
+
+/* Tasks recursing through 700 KiB, far past the pool's 64 KiB, on stacks
+ * of their own of 1 MiB; each blocks on the way back up (suspended on its
+ * own stack, its starter waiting below) and sends what it dug. */
+struct own_digger {
+	kn_chan *go, *done;
+	long kib;
+};
+
+static __attribute__((noinline)) long dig_and_wait(long kib, kn_chan *go)
+{
+	volatile char frame[1024];
+	long v;
+
+	frame[0] = 1;
+	if (kib > 0)
+		return dig_and_wait(kib - 1, go) + frame[0];
+	TASK_CHECK(kn_chan_recv(go, &v) == 0);
+	return v;
+}
+
+static void own_dig(void *arg)
+{
+	struct own_digger *d = arg;
+	long v = dig_and_wait(d->kib, d->go);
+
+	TASK_CHECK(strcmp(kn_task_name(), "digger") == 0);
+	TASK_CHECK(kn_chan_send(d->done, &v) == 0);
+}
+
+#define DIGGERS 8
+
+Test(stacks, own_stack_runs_deep_recursion, .timeout = 60)
+{
+	struct kn_pool_opts po = { .workers = 2, .stack_size = 64 * 1024 };
+	kn_pool *p = pool_with(po);
+	struct own_digger d = { kn_chan_new(sizeof(long), 0),
+				kn_chan_new(sizeof(long), 0), 700 };
+	struct kn_spawn_opts o = { .name = "digger", .stack_size = 1 << 20 };
+	struct kn_pool_stats st;
+	long i, v, sum = 0;
+
+	for (i = 0; i < DIGGERS; i++)
+		cr_assert_eq(kn_pool_spawn_opts(p, &o, own_dig, &d), 0);
+	for (i = 0; i < DIGGERS; i++)
+		cr_assert_eq(kn_chan_send(d.go, &i), 0);
+	for (i = 0; i < DIGGERS; i++) {
+		cr_assert_eq(kn_chan_recv(d.done, &v), 0);
+		sum += v;
+	}
+	cr_assert_eq(sum, 700L * DIGGERS + DIGGERS * (DIGGERS - 1) / 2);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert_eq(kn_pool_stats(p, &st), 0);
+	cr_assert_eq(st.tasks_run, DIGGERS);
+	cr_assert_eq(st.stack_failures, 0);
+	cr_assert_eq(st.threads, 2, "no task held its thread");
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+	kn_chan_free(d.go);
+	kn_chan_free(d.done);
+	kn_pool_free(p);
+}
+
+static void count_run(void *arg)
+{
+	at_add_relaxed((_Atomic long *)arg, 1);
+}
+
+Test(stacks, own_stack_limits)
+{
+	struct kn_pool_opts po = { .workers = 1, .stack_size = 64 * 1024 };
+	kn_pool *p = pool_with(po), *threads;
+	struct kn_spawn_opts o = { .stack_size = KN_POOL_MAX_STACK + 1 };
+	_Atomic long ran = 0;
+
+	cr_assert_eq(kn_pool_spawn_opts(p, &o, count_run, &ran), EINVAL);
+	cr_assert_eq(kn_pool_spawn_opts(p, &o, NULL, &ran), EINVAL);
+	o.stack_size = 4096; /* below the pool's: the pool's */
+	cr_assert_eq(kn_pool_spawn_opts(p, &o, count_run, &ran), 0);
+	o.stack_size = KN_POOL_MAX_STACK; /* address space only */
+	cr_assert_eq(kn_pool_spawn_opts(p, &o, count_run, &ran), 0);
+	cr_assert_eq(kn_pool_spawn_opts(p, NULL, count_run, &ran), 0);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert_eq(at_load_relaxed(&ran), 3);
+	kn_pool_free(p);
+
+	po.no_fibers = true;
+	threads = pool_with(po);
+	o.stack_size = 1 << 20;
+	cr_assert_eq(kn_pool_spawn_opts(threads, &o, count_run, &ran), EINVAL,
+		     "no stacks of its own without fibers");
+	kn_pool_free(threads);
+}
+
+Test(stacks, go_opts_on_the_default_pool, .timeout = 60)
+{
+	struct own_digger d = { kn_chan_new(sizeof(long), 0),
+				kn_chan_new(sizeof(long), 0), 2000 };
+	struct kn_spawn_opts o = { .name = "digger", .stack_size = 4 << 20 };
+	long v = 5;
+
+	cr_assert_eq(kn_go_opts(&o, own_dig, &d), 0);
+	cr_assert_eq(kn_chan_send(d.go, &v), 0);
+	cr_assert_eq(kn_chan_recv(d.done, &v), 0);
+	cr_assert_eq(v, 2005);
+	cr_assert_eq(kn_pool_wait_idle(kn_default_pool()), 0);
+	kn_chan_free(d.go);
+	kn_chan_free(d.done);
+}
+
 /* ---- overflow: death tests -------------------------------------------- */
 
 static void recurse_forever(void *arg)
@@ -331,7 +441,7 @@ static bool segv_is_default(void)
 	       !(sa.sa_flags & SA_SIGINFO);
 }
 
-static void expect_overflow_death(void (*fn)(void *))
+static void expect_overflow_death_of(void (*fn)(void *), const char *size)
 {
 	char out[4096];
 	int status;
@@ -342,7 +452,12 @@ static void expect_overflow_death(void (*fn)(void *))
 	cr_assert(WIFSIGNALED(status), "the child must die: status %#x", status);
 	cr_assert(strstr(out, "kanal: task stack overflow"), "stderr: %s", out);
 	cr_assert(strstr(out, "pool \"deep\""), "stderr: %s", out);
-	cr_assert(strstr(out, "stack_size 65536"), "stderr: %s", out);
+	cr_assert(strstr(out, size), "stderr: %s", out);
+}
+
+static void expect_overflow_death(void (*fn)(void *))
+{
+	expect_overflow_death_of(fn, "stack_size 65536");
 }
 
 /* The first task on a fresh worker: it gets 64 KiB like any other (not the
@@ -355,6 +470,20 @@ Test(stacks, overflow_reports_recursion, .timeout = 60)
 Test(stacks, overflow_reports_huge_frame, .timeout = 60)
 {
 	expect_overflow_death(huge_frame_task);
+}
+
+/* A task with a stack of its own (100,000 bytes: the 128 KiB class of a
+ * 64 KiB pool) overflows it: the message gives its size. */
+static void recurse_on_own_stack(void *arg)
+{
+	struct kn_spawn_opts o = { .stack_size = 100000 };
+
+	kn_pool_spawn_opts(kn_pool_current(), &o, recurse_forever, arg);
+}
+
+Test(stacks, overflow_of_own_stack_reports_its_size, .timeout = 60)
+{
+	expect_overflow_death_of(recurse_on_own_stack, "stack_size 131072");
 }
 
 /* A SIGSEGV sent (not a fault) still kills, without the overflow message. */

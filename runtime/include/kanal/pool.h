@@ -44,6 +44,16 @@
  * stacks mapped for its next burst). A blocked task costs its stack's
  * touched pages (one or two when it blocks shallow) plus its task record.
  *
+ * A task that needs more stack than its pool's (deep recursion, large
+ * frames) is spawned with kn_spawn_opts.stack_size (kn_pool_spawn_opts,
+ * kn_go_opts): its stack, of at least that size, is taken at the spawn
+ * from the pool's larger size classes (the pool's stack_size times 2, 4,
+ * 8, ... up to KN_POOL_MAX_STACK; one mutex per class, no per-worker
+ * cache; an arena whose stacks are all free is given back at once) and
+ * the task runs on it from its start, its worker switching to it and back
+ * (two user-space switches). A stack_size at most the pool's costs
+ * nothing: the task runs as any.
+ *
  * Stack overflow. The process's first 8192 stacks have a guard page; an
  * access there kills the process (SIGSEGV) after a message on stderr
  * naming the pool and its stack_size ("kanal: task stack overflow ..."),
@@ -135,7 +145,9 @@
  *   kn_pool_current      everything                         no       one thread-local load
  *   kn_go                everything                         no       kn_pool_spawn on the
  *                                                                    default pool
- *   kn_*_named           as kn_pool_spawn / kn_go           no       as spawn
+ *   kn_*_named, kn_*_opts as kn_pool_spawn / kn_go          no       as spawn; a stack_size
+ *                                                                    above the pool's: a
+ *                                                                    class mutex, 2 switches
  *   kn_task_id/_name     everything                         no       one thread-local load
  *   kn_task_set_name     everything (own task only)         no       one store
  *   kn_dump              everything                         no       a global lock (kn_pool_free
@@ -199,7 +211,8 @@ struct kn_pool_stats {
 	unsigned threads;        /* threads started so far: N + spares */
 	uint64_t stack_bytes;    /* task stacks mapped now (virtual) */
 	uint64_t stack_failures; /* suspensions that found no memory for a
-				    stack (the task held its thread) */
+				    stack (the task held its thread), and
+				    spawns refused one (kn_spawn_opts) */
 };
 
 /*
@@ -273,7 +286,7 @@ KN_API int kn_go(void (*fn)(void *), void *arg);
  * Task identity. Every task gets an id when spawned: unique in the process
  * (never reused), never 0, not in spawn order. A task may carry a name: a
  * string that is not copied and must stay valid while the task runs (a
- * literal, typically), given at spawn (the _named forms, otherwise as
+ * literal, typically), given at spawn (the _named and _opts forms, otherwise as
  * kn_pool_spawn and kn_go; NULL is no name) or set by the task itself.
  * kn_task_id and kn_task_name answer for the task calling them (also
  * across its suspensions): 0 and NULL on a thread that is not running a
@@ -286,6 +299,30 @@ KN_API int kn_pool_spawn_named(kn_pool *pool, const char *name,
 KN_API int kn_go_named(const char *name, void (*fn)(void *), void *arg);
 KN_API uint64_t kn_task_id(void);
 KN_API const char *kn_task_name(void);
+
+/*
+ * Options of one spawn; zeroed fields are the defaults (NULL opts: all).
+ */
+struct kn_spawn_opts {
+	const char *name;   /* as the _named forms' (not copied) */
+	size_t stack_size;  /* at least this much stack for the task: 0 or at
+			       most the pool's stack_size = the pool's; more
+			       = a stack of its own from the pool's larger
+			       classes (see "Stacks"); at most
+			       KN_POOL_MAX_STACK */
+};
+
+/*
+ * kn_pool_spawn and kn_go with options. 0; EINVAL: as kn_pool_spawn and
+ * kn_go, or a stack_size above KN_POOL_MAX_STACK, or a nonzero stack_size
+ * on a pool without fibers (no_fibers: tasks run on the threads' own
+ * stacks); ENOMEM: no memory for the record or for a stack of that size
+ * (counted in stack_failures); EPIPE, ECHILD as kn_pool_spawn.
+ */
+KN_API int kn_pool_spawn_opts(kn_pool *pool, const struct kn_spawn_opts *opts,
+			      void (*fn)(void *), void *arg);
+KN_API int kn_go_opts(const struct kn_spawn_opts *opts, void (*fn)(void *),
+		      void *arg);
 
 /*
  * Print every live pool to out (what a hung program is doing): per pool
