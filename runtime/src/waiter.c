@@ -318,13 +318,16 @@ static uint32_t switch_for_decision(struct waiter *w, uint64_t deadline)
 
 	if (v != SEL_WAITING || !hook || !hook->suspend)
 		return v;
+	TRACE(trace_block(NULL, NULL, w));
 	if (deadline == KN_FOREVER)
 		switched = hook->suspend(hook->arg, w);
 	else
 		switched = hook->suspend_until &&
 			   hook->suspend_until(hook, w, deadline);
-	if (!switched)
+	if (!switched) {
+		TRACE(trace_block(NULL, NULL, NULL));
 		return v;
+	}
 	v = at_load_acquire(&w->sel);
 	return v == SEL_CLAIMED ? SEL_WAITING : v;
 }
@@ -332,7 +335,7 @@ static uint32_t switch_for_decision(struct waiter *w, uint64_t deadline)
 static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 {
 	const struct block_hook *hook = block_hook;
-	bool blocked = false;
+	bool blocked = false, slept = false;
 	uint32_t v = at_load_acquire(&w->sel);
 	struct backoff b = { 0 };
 
@@ -349,6 +352,10 @@ static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 		if (v == SEL_WAITING &&
 		    !at_cas_acq_rel(&w->sel, &v, SEL_PARKED))
 			continue;
+		if (!slept) {
+			TRACE(trace_sleep(NULL, NULL, w));
+			slept = true;
+		}
 		if (hook && !blocked) {
 			hook->enter(hook->arg);
 			blocked = true;
@@ -359,6 +366,8 @@ static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 	}
 	if (blocked)
 		hook->leave(hook->arg);
+	if (slept)
+		TRACE(trace_woke(w));
 	return v;
 }
 

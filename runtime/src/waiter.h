@@ -38,6 +38,7 @@
 
 #include "fiber.h"
 #include "platform.h"
+#include "trace.h"
 
 /* ---- lock: a futex mutex for slow paths (queue registration) --------- */
 
@@ -124,10 +125,13 @@ static inline struct wake waiter_publish_quiet(struct waiter *w, uint32_t token,
  * before it is woken, so its record is still there. */
 static inline void waiter_wake(struct wake k)
 {
-	if (k.prev == SEL_PARKED)
+	if (k.prev == SEL_PARKED) {
+		TRACE(trace_wake(k.w));
 		sys_futex_wake(&k.w->sel, 1);
-	else if (k.prev == SEL_SUSPENDED)
+	} else if (k.prev == SEL_SUSPENDED) {
+		TRACE(trace_wake(k.w));
 		k.fib->wake(k.fib);
+	}
 }
 
 static inline void waiter_publish(struct waiter *w, uint32_t token, uint32_t prev)

@@ -152,6 +152,8 @@
  *   kn_task_set_name     everything (own task only)         no       one store
  *   kn_dump              everything                         no       a global lock (kn_pool_free
  *                                                                    waits), stdio
+ *   kn_trace_flush       everything                         no       a mutex, stdio; reads the
+ *                                                                    rings as they fill
  *   kn_default_pool      everything                         no       one acquire load
  *   kn_default_pool_set  everything                         no       a mutex
  *
@@ -336,6 +338,33 @@ KN_API int kn_go_opts(const struct kn_spawn_opts *opts, void (*fn)(void *),
  */
 KN_API int kn_dump(FILE *out);
 KN_API int kn_task_set_name(const char *name);
+
+/*
+ * The execution trace. With the environment variable KANAL_TRACE set to a
+ * file name when the program starts, every thread records what the
+ * scheduler does into a ring of its own: task spawns (with the first 16
+ * bytes of the spawn's name), runs per worker (a slice from each start or
+ * resumption to the next stop), blocks (what the task waits on and the
+ * waiter it will be woken through), wakes (on the waker's thread, an arrow
+ * to the woken task's resumption), steals, and the parking and waking of
+ * idle workers. The file is written at exit (atexit: not after _exit, an
+ * abort or a fatal signal) and by each kn_trace_flush, which replaces it
+ * with everything recorded so far: the last 8192 records of each thread
+ * (older ones are dropped and counted in otherData.dropped_events), for
+ * at most 256 threads. A child of fork writes to "file.PID". The format is
+ * Chrome's trace-event JSON (chrome://tracing, ui.perfetto.dev; one event
+ * a line); tools/trace-render draws it as an SVG timeline.
+ *
+ * Cost: when KANAL_TRACE is unset, one predictable branch on a global that
+ * is set before main and never changes, at each hook; when set, a few
+ * stores into the thread's own ring per event and a clock read every 8
+ * records (times in between are interpolated), no lock, no shared write.
+ *
+ * kn_trace_flush may run at any time from any thread but a signal handler,
+ * concurrently with everything (flushes take turns): 0; ENOTSUP when
+ * tracing is off; an errno value of opening or writing the file; ENOMEM.
+ */
+KN_API int kn_trace_flush(void);
 
 /*
  * The default pool (kn_go's), made on first use; NULL with errno as kn_go.

@@ -1,0 +1,661 @@
+/*
+ * trace.c - the execution trace: per-thread rings, written as Chrome
+ * trace-event JSON (KANAL_TRACE=file; kn_trace_flush in kanal/pool.h).
+ *
+ * Algorithm
+ *
+ * Recording. Each thread that records gets a lane on its first record: a
+ * ring of TRACE_RING records (trace_rec, 48 bytes) that only it writes,
+ * never freed (a lane outlives its thread, so a trace shows pools freed
+ * before the exit), linked onto a global list with one CAS. A record is a
+ * kind, a clock value and three words whose meaning the kind gives (see
+ * enum below). So a hook costs a thread-local load and a few stores into
+ * a line the thread owns; no record touches a shared line. At most
+ * TRACE_LANES lanes exist: a thread beyond them records nothing and counts
+ * its records in a shared counter (the one shared write, on that path
+ * only). A full ring overwrites its oldest records: the trace keeps the
+ * last TRACE_RING records of every thread, and the JSON says how many
+ * were dropped.
+ *
+ * Clock. Reading the clock costs more than the rest of a record (tens of
+ * nanoseconds on a virtual machine, for a fiber switch that costs about
+ * a hundred), so a record reads it only every TRACE_CLOCK_EVERY records
+ * of its lane, and always on the slow ones (a spawn, a task start or end
+ * on the loop, a sleep, a park, a steal: each costs far more than a clock
+ * read); the writer gives the others the times of their lane's clocked
+ * neighbours, interpolated by position. The clock is the CPU's counter
+ * (rdtsc, cntvct), scaled to CLOCK_MONOTONIC nanoseconds between the
+ * start and the flush, or CLOCK_MONOTONIC itself where there is none.
+ *
+ * Reading while the rings fill (a flush at any time, the exit while
+ * workers run). Each record has a stamp, a per-slot sequence lock: the
+ * owner stores 0 (busy), then the words (release: none is visible before
+ * the 0), then position + 1 (release). The reader loads the stamp, the
+ * words and the stamp again, all acquire (in that order), and keeps the
+ * record only if both stamps are its position + 1: a word it read from an
+ * overwrite came after that overwrite's 0 store, so its second stamp load
+ * sees 0 or later. The lane's head (records written, release) only says
+ * where to look.
+ *
+ * Linearization points: a record exists at its final stamp store; a lane
+ * at its CAS onto the list.
+ *
+ * Invariants
+ *
+ *  1. A ring slot is written by its lane's thread only; a stamp equals the
+ *     position of the record in its slot + 1, or 0 while it is written.
+ *  2. A lane on the list never leaves it and its ring is never freed.
+ *  3. Records of a lane are in the order its thread made them; clocked
+ *     records' clock values never decrease along a lane.
+ *
+ * Writing. The writer (one at a time, under a mutex) copies every lane's
+ * valid records, gives each a time, and turns them into events, per lane
+ * in order: a run record ends the lane's slice ("X") and starts the next;
+ * a stop carrying a block adds a "block" instant; a wake is a flow start
+ * ("s", id: the waiter) and the resumption through that waiter its end
+ * ("f"); a spawn is an instant and a flow ("spawn", id: the task id) to
+ * the task's first run; steal, park and unpark are instants; a thread
+ * that sleeps in the waiter layer outside a task gets a "blocked" slice.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
+#include "kanal/pool.h"
+#include "trace.h"
+
+#define TRACE_RING_LOG2 13
+#define TRACE_RING (1u << TRACE_RING_LOG2) /* records per thread */
+#define TRACE_CLOCK_EVERY 8                /* records between clock reads */
+#define TRACE_LANES 256
+#define TRACE_NAME 16 /* bytes of a task name kept */
+
+/* Record kinds; the words a, b, c: */
+enum {
+	TR_RUN = 1,    /* a: task id, b: the waiter it resumed through (0:
+			* its first run) */
+	TR_STOP,       /* the task running stopped; a: the literal naming
+			* what it blocked on, b: that object, c: the waiter
+			* it blocks with (all 0: it ended or yielded) */
+	TR_WAKE,       /* a: the waiter woken */
+	TR_SPAWN,      /* a: task id, b, c: the first 16 bytes of its name */
+	TR_STEAL,      /* a: task id, b: the victim worker's index */
+	TR_PARK,       /* a: 1 park, 0 unpark; b: the waiter it sleeps on */
+	TR_SLEEP,      /* a: what, b: on, c: waiter (a thread's sleep) */
+	TR_WOKE,       /* a: the waiter it woke through */
+};
+#define TR_CLOCKED 0x100u
+
+struct trace_rec {
+	_Atomic uint64_t stamp;
+	_Atomic uint64_t kind, clock, a, b, c;
+};
+
+struct lane {
+	struct lane *next; /* set before publication, then fixed */
+	struct trace_rec *ring;
+	_Atomic uint64_t head; /* records written (release) */
+	uint64_t clocked;      /* owner: position of its last clocked record */
+	int tid;
+	char name[32];
+};
+
+_Atomic bool trace_on;
+
+static char *trace_path;
+static pid_t trace_pid;
+static uint64_t clock0, ns0;             /* the start, for scaling */
+static _Atomic(struct lane *) lanes;
+static _Atomic uint32_t nlanes;
+static _Atomic uint64_t lost;            /* records of threads past TRACE_LANES */
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static _Thread_local struct lane *my_lane;
+static _Thread_local bool laneless;
+static _Thread_local bool parking; /* between trace_park's calls */
+/* The block the running task is about to suspend on (trace_block). */
+static _Thread_local struct {
+	const void *obj, *w;
+	const char *what;
+} pending;
+
+static inline uint64_t trace_clock(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __rdtsc();
+#elif defined(__aarch64__)
+	uint64_t v;
+
+	__asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+	return v;
+#else
+	return kn_now();
+#endif
+}
+
+/* ---- recording -------------------------------------------------------- */
+
+static struct lane *lane_new(void)
+{
+	struct lane *l, *head;
+
+	if (at_add_relaxed(&nlanes, 1) >= TRACE_LANES)
+		return NULL;
+	l = kn_alloc(sizeof(*l));
+	if (!l)
+		return NULL;
+	l->ring = kn_alloc(sizeof(*l->ring) * TRACE_RING);
+	if (!l->ring) {
+		kn_free(l);
+		return NULL;
+	}
+	memset(l->ring, 0, sizeof(*l->ring) * TRACE_RING);
+	at_store_relaxed(&l->head, 0);
+	l->clocked = 0;
+	l->tid = (int)syscall(SYS_gettid);
+	if (pthread_getname_np(pthread_self(), l->name, sizeof(l->name)) != 0)
+		snprintf(l->name, sizeof(l->name), "thread %d", l->tid);
+	head = at_load_relaxed(&lanes);
+	do
+		l->next = head;
+	while (!at_cas_weak_acq_rel(&lanes, &head, l));
+	return l;
+}
+
+static struct lane *lane(void)
+{
+	if (likely(my_lane != NULL))
+		return my_lane;
+	if (!laneless) {
+		my_lane = lane_new();
+		laneless = my_lane == NULL;
+	}
+	return my_lane;
+}
+
+/* Append a record; slow: read the clock whatever the count. */
+static void put(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c)
+{
+	struct lane *l = lane();
+	uint64_t pos, clock = 0;
+	struct trace_rec *r;
+
+	if (unlikely(!l)) {
+		at_add_relaxed(&lost, 1);
+		return;
+	}
+	pos = at_load_relaxed(&l->head);
+	if (slow || pos == 0 || pos - l->clocked >= TRACE_CLOCK_EVERY) {
+		clock = trace_clock();
+		kind |= TR_CLOCKED;
+		l->clocked = pos;
+	}
+	r = &l->ring[pos & (TRACE_RING - 1)];
+	at_store_relaxed(&r->stamp, 0);
+	at_store_release(&r->kind, kind);
+	at_store_release(&r->clock, clock);
+	at_store_release(&r->a, a);
+	at_store_release(&r->b, b);
+	at_store_release(&r->c, c);
+	at_store_release(&r->stamp, pos + 1);
+	at_store_release(&l->head, pos + 1);
+}
+
+void trace_spawn(uint64_t id, const char *name)
+{
+	uint64_t w[2] = { 0, 0 };
+
+	if (name)
+		memcpy(w, name, strnlen(name, sizeof(w)));
+	put(TR_SPAWN, false, id, w[0], w[1]);
+}
+
+void trace_run(uint64_t id, const void *resumed)
+{
+	/* A start off the loop (not a resumption) and an end are slow; a
+	 * switch between two fibers is not. */
+	if (id)
+		put(TR_RUN, !resumed, id, (uintptr_t)resumed, 0);
+	else if (pending.w)
+		put(TR_STOP, false, (uintptr_t)pending.what, (uintptr_t)pending.obj,
+		    (uintptr_t)pending.w);
+	else
+		put(TR_STOP, true, 0, 0, 0);
+	pending.w = NULL;
+}
+
+void trace_block(const void *obj, const char *what, const void *w)
+{
+	pending.obj = obj;
+	pending.what = what;
+	pending.w = w;
+}
+
+void trace_sleep(const void *obj, const char *what, const void *w)
+{
+	if (!parking)
+		put(TR_SLEEP, true, (uintptr_t)what, (uintptr_t)obj, (uintptr_t)w);
+}
+
+void trace_woke(const void *w)
+{
+	if (!parking)
+		put(TR_WOKE, true, (uintptr_t)w, 0, 0);
+}
+
+void trace_wake(const void *w)
+{
+	put(TR_WAKE, false, (uintptr_t)w, 0, 0);
+}
+
+void trace_steal(uint64_t id, unsigned victim)
+{
+	put(TR_STEAL, true, id, victim, 0);
+}
+
+void trace_park(const void *w, bool park)
+{
+	parking = park;
+	put(TR_PARK, true, park, (uintptr_t)w, 0);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+struct ev {
+	uint32_t kind;
+	uint64_t clock; /* raw; 0 if not clocked */
+	double us;      /* since the start */
+	uint64_t a, b, c;
+};
+
+/* The valid records of l, oldest first, with their clock values still raw
+ * (clocked) or 0; *dropped: the records written and not in the copy. */
+static size_t snapshot(struct lane *l, struct ev *out, uint64_t *dropped)
+{
+	uint64_t head = at_load_acquire(&l->head), pos, s;
+	size_t n = 0;
+
+	for (pos = head > TRACE_RING ? head - TRACE_RING : 0; pos < head; pos++) {
+		struct trace_rec *r = &l->ring[pos & (TRACE_RING - 1)];
+		struct ev e;
+
+		if (at_load_acquire(&r->stamp) != pos + 1)
+			continue;
+		e.kind = (uint32_t)at_load_acquire(&r->kind);
+		e.clock = at_load_acquire(&r->clock);
+		e.a = at_load_acquire(&r->a);
+		e.b = at_load_acquire(&r->b);
+		e.c = at_load_acquire(&r->c);
+		s = at_load_acquire(&r->stamp);
+		if (s == pos + 1)
+			out[n++] = e;
+	}
+	*dropped = head - n;
+	return n;
+}
+
+/* Times: clocked records scaled to microseconds since the start, the
+ * others interpolated between their clocked neighbours by position
+ * (before the first or after the last: that one's). */
+static void give_times(struct ev *e, size_t n, double scale)
+{
+	size_t i, j, prev = SIZE_MAX;
+
+	for (i = 0; i < n; i++) {
+		if (!(e[i].kind & TR_CLOCKED))
+			continue;
+		e[i].us = (double)(e[i].clock - clock0) * scale / 1000.0;
+		for (j = prev == SIZE_MAX ? 0 : prev + 1; j < i; j++)
+			e[j].us = prev == SIZE_MAX ? e[i].us :
+				  e[prev].us + (e[i].us - e[prev].us) *
+				  (double)(j - prev) / (double)(i - prev);
+		prev = i;
+	}
+	for (j = prev == SIZE_MAX ? 0 : prev + 1; j < n; j++)
+		e[j].us = prev == SIZE_MAX ? 0 : e[prev].us;
+}
+
+/* Task names from the spawn records, by id (open addressing). */
+struct names {
+	size_t cap;
+	uint64_t *id;
+	char (*name)[TRACE_NAME + 1];
+};
+
+static void names_put(struct names *nm, uint64_t id, uint64_t w0, uint64_t w1)
+{
+	size_t i = (size_t)(id * 0x9e3779b97f4a7c15u) & (nm->cap - 1);
+
+	while (nm->id[i] && nm->id[i] != id)
+		i = (i + 1) & (nm->cap - 1);
+	nm->id[i] = id;
+	memcpy(nm->name[i], &w0, 8);
+	memcpy(nm->name[i] + 8, &w1, 8);
+	nm->name[i][TRACE_NAME] = '\0';
+}
+
+static const char *names_get(const struct names *nm, uint64_t id)
+{
+	size_t i = (size_t)(id * 0x9e3779b97f4a7c15u) & (nm->cap - 1);
+
+	for (; nm->id[i]; i = (i + 1) & (nm->cap - 1))
+		if (nm->id[i] == id)
+			return nm->name[i][0] ? nm->name[i] : NULL;
+	return NULL;
+}
+
+/* A JSON string: the characters JSON allows as they are, the rest escaped. */
+static void put_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+struct out {
+	FILE *f;
+	int pid, tid;
+	bool first;
+	const struct names *nm;
+};
+
+/* Begin one event: ph, name, the lane and the time; the caller adds its
+ * fields and closes it with "}". */
+static void ev_begin(struct out *o, const char *ph, const char *name, double us)
+{
+	fprintf(o->f, "%s{\"ph\":\"%s\",\"name\":", o->first ? "" : ",\n", ph);
+	o->first = false;
+	put_str(o->f, name);
+	fprintf(o->f, ",\"pid\":%d,\"tid\":%d,\"ts\":%.3f", o->pid, o->tid, us);
+}
+
+static void task_label(const struct out *o, uint64_t id, char *buf, size_t size)
+{
+	const char *name = names_get(o->nm, id);
+
+	if (name)
+		snprintf(buf, size, "%s", name);
+	else
+		snprintf(buf, size, "task %llu", (unsigned long long)id);
+}
+
+static void slice(struct out *o, const char *name, uint64_t id, double from,
+		  double to, const char *extra)
+{
+	ev_begin(o, "X", name, from);
+	fprintf(o->f, ",\"dur\":%.3f,\"cat\":\"task\",\"args\":{\"task\":%llu%s}}",
+		to - from, (unsigned long long)id, extra);
+}
+
+static void instant(struct out *o, const char *name, double us, const char *args)
+{
+	ev_begin(o, "i", name, us);
+	fprintf(o->f, ",\"s\":\"t\",\"args\":{%s}}", args);
+}
+
+static void flow(struct out *o, const char *ph, const char *cat, uint64_t id,
+		 double us)
+{
+	ev_begin(o, ph, cat, us);
+	fprintf(o->f, ",\"cat\":\"%s\",\"id\":\"0x%llx\"%s}", cat,
+		(unsigned long long)id, ph[0] == 'f' ? ",\"bp\":\"e\"" : "");
+}
+
+/* The lane's task (if any) stops at t: its slice. */
+static void end_slice(struct out *o, uint64_t cur, double start, double t,
+		      const char *extra)
+{
+	char label[48];
+
+	if (!cur)
+		return;
+	task_label(o, cur, label, sizeof(label));
+	slice(o, label, cur, start, t, extra);
+}
+
+/* A block's literal, or "wait" when the blocking call named none. */
+static const char *what(uint64_t lit)
+{
+	return lit ? (const char *)(uintptr_t)lit : "wait";
+}
+
+/* The arguments of a block: task, object, wait, waiter. */
+static void block_args(char *buf, size_t size, uint64_t task, const struct ev *e)
+{
+	snprintf(buf, size, "\"task\":%llu,\"on\":\"0x%llx\",\"wait\":\"%s\",\"waiter\":\"0x%llx\"",
+		 (unsigned long long)task, (unsigned long long)e->b,
+		 what(e->a), (unsigned long long)e->c);
+}
+
+/* One lane's events, in order (see "Writing" above). */
+static void write_lane(struct out *o, const struct ev *e, size_t n)
+{
+	uint64_t cur = 0;
+	double start = 0, blocked = -1;
+	char args[200];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		double t = e[i].us;
+
+		switch (e[i].kind & 0xff) {
+		case TR_RUN:
+			end_slice(o, cur, start, t, "");
+			cur = e[i].a;
+			start = t;
+			if (e[i].b)
+				flow(o, "f", "wake", e[i].b, t);
+			else
+				flow(o, "f", "spawn", cur, t);
+			break;
+		case TR_STOP:
+			if (e[i].c) {
+				snprintf(args, sizeof(args),
+					 ",\"blocked_on\":\"0x%llx\",\"wait\":\"%s\"",
+					 (unsigned long long)e[i].b, what(e[i].a));
+				end_slice(o, cur, start, t, args);
+				block_args(args, sizeof(args), cur, &e[i]);
+				instant(o, "block", t, args);
+			} else {
+				end_slice(o, cur, start, t, "");
+			}
+			cur = 0;
+			break;
+		case TR_WAKE:
+			flow(o, "s", "wake", e[i].a, t);
+			break;
+		case TR_SPAWN:
+			snprintf(args, sizeof(args), "\"task\":%llu,\"by\":%llu",
+				 (unsigned long long)e[i].a, (unsigned long long)cur);
+			instant(o, "spawn", t, args);
+			flow(o, "s", "spawn", e[i].a, t);
+			break;
+		case TR_STEAL:
+			snprintf(args, sizeof(args), "\"task\":%llu,\"from\":%llu",
+				 (unsigned long long)e[i].a, (unsigned long long)e[i].b);
+			instant(o, "steal", t, args);
+			break;
+		case TR_PARK:
+			instant(o, e[i].a ? "park" : "unpark", t, "");
+			if (!e[i].a)
+				flow(o, "f", "wake", e[i].b, t);
+			break;
+		case TR_SLEEP:
+			block_args(args, sizeof(args), cur, &e[i]);
+			instant(o, "block", t, args);
+			if (!cur)
+				blocked = t;
+			break;
+		case TR_WOKE:
+			if (blocked >= 0) {
+				ev_begin(o, "X", "blocked", blocked);
+				fprintf(o->f, ",\"dur\":%.3f,\"cat\":\"wait\",\"args\":{}}",
+					t - blocked);
+				blocked = -1;
+			}
+			flow(o, "f", "wake", e[i].a, t);
+			break;
+		}
+	}
+	if (n) /* still running at the flush */
+		end_slice(o, cur, start, e[n - 1].us, ",\"open\":true");
+}
+
+struct snap {
+	size_t nl;
+	struct ev **evs;
+	size_t *len;
+	uint64_t dropped;
+};
+
+static void snap_free(struct snap *sn, struct names *nm)
+{
+	size_t i;
+
+	for (i = 0; sn->evs && i < sn->nl; i++)
+		free(sn->evs[i]);
+	free(sn->evs);
+	free(sn->len);
+	free(nm->id);
+	free(nm->name);
+}
+
+/* Copy every lane, give the records times, and index the task names. */
+static int take_snap(struct lane *all, struct snap *sn, struct names *nm)
+{
+	uint64_t clock1 = trace_clock(), ns1 = kn_now(), dropped;
+	double scale = clock1 > clock0 ? (double)(ns1 - ns0) / (double)(clock1 - clock0) : 1;
+	size_t i, k, spawns = 0;
+	struct lane *l;
+
+	for (l = all; l; l = l->next)
+		sn->nl++;
+	sn->evs = calloc(sn->nl + 1, sizeof(*sn->evs));
+	sn->len = calloc(sn->nl + 1, sizeof(*sn->len));
+	if (!sn->evs || !sn->len)
+		return ENOMEM;
+	for (l = all, i = 0; l; l = l->next, i++) {
+		sn->evs[i] = malloc(sizeof(**sn->evs) * TRACE_RING);
+		if (!sn->evs[i])
+			return ENOMEM;
+		sn->len[i] = snapshot(l, sn->evs[i], &dropped);
+		sn->dropped += dropped;
+		give_times(sn->evs[i], sn->len[i], scale);
+		for (k = 0; k < sn->len[i]; k++)
+			spawns += (sn->evs[i][k].kind & 0xff) == TR_SPAWN;
+	}
+	for (nm->cap = 64; nm->cap < 2 * spawns; nm->cap *= 2)
+		;
+	nm->id = calloc(nm->cap, sizeof(*nm->id));
+	nm->name = calloc(nm->cap, sizeof(*nm->name));
+	if (!nm->id || !nm->name)
+		return ENOMEM;
+	for (i = 0; i < sn->nl; i++)
+		for (k = 0; k < sn->len[i]; k++)
+			if ((sn->evs[i][k].kind & 0xff) == TR_SPAWN)
+				names_put(nm, sn->evs[i][k].a, sn->evs[i][k].b,
+					  sn->evs[i][k].c);
+	return 0;
+}
+
+static int write_trace(FILE *f)
+{
+	struct lane *l, *all = at_load_acquire(&lanes);
+	struct out o = { f, (int)getpid(), 0, true, NULL };
+	struct names nm = { 0 };
+	struct snap sn = { 0 };
+	int err = take_snap(all, &sn, &nm);
+	size_t i;
+
+	if (err) {
+		snap_free(&sn, &nm);
+		return err;
+	}
+	o.nm = &nm;
+	fprintf(f, "{\"traceEvents\":[\n");
+	ev_begin(&o, "M", "process_name", 0);
+	fprintf(f, ",\"args\":{\"name\":\"kanal\"}}");
+	for (l = all, i = 0; l; l = l->next, i++) {
+		o.tid = l->tid;
+		ev_begin(&o, "M", "thread_name", 0);
+		fprintf(f, ",\"args\":{\"name\":");
+		put_str(f, l->name);
+		fprintf(f, "}}");
+		write_lane(&o, sn.evs[i], sn.len[i]);
+	}
+	fprintf(f, "\n],\"displayTimeUnit\":\"ns\",\"otherData\":{\"dropped_events\":%llu,"
+		"\"lanes\":%zu}}\n",
+		(unsigned long long)(sn.dropped + at_load_relaxed(&lost)), sn.nl);
+	snap_free(&sn, &nm);
+	return 0;
+}
+
+int kn_trace_flush(void)
+{
+	char child[PATH_MAX];
+	const char *path = trace_path;
+	FILE *f;
+	int err;
+
+	if (!at_load_relaxed(&trace_on))
+		return ENOTSUP;
+	pthread_mutex_lock(&flush_lock);
+	if (getpid() != trace_pid) { /* a child of fork: a file of its own */
+		snprintf(child, sizeof(child), "%s.%d", trace_path, (int)getpid());
+		path = child;
+	}
+	f = fopen(path, "w");
+	if (!f) {
+		err = errno;
+	} else {
+		err = write_trace(f);
+		if (fclose(f) != 0 && !err)
+			err = errno;
+	}
+	pthread_mutex_unlock(&flush_lock);
+	return err;
+}
+
+static void flush_at_exit(void)
+{
+	int err = kn_trace_flush();
+
+	if (err)
+		fprintf(stderr, "kanal: KANAL_TRACE=%s: %s\n", trace_path, strerror(err));
+}
+
+/* Before main (and before constructors without a priority, a test's that
+ * runs a traced program among them): read KANAL_TRACE once. */
+__attribute__((constructor(200))) static void trace_init(void)
+{
+	const char *path = getenv("KANAL_TRACE");
+
+	if (!path || !*path)
+		return;
+	trace_path = strdup(path);
+	if (!trace_path)
+		return;
+	trace_pid = getpid();
+	clock0 = trace_clock();
+	ns0 = kn_now();
+	atexit(flush_at_exit);
+	at_store_relaxed(&trace_on, true);
+}

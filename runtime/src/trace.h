@@ -1,0 +1,68 @@
+/*
+ * trace.h - the execution trace (internal; KANAL_TRACE, kn_trace_flush).
+ *
+ * With the environment variable KANAL_TRACE=file set when the program
+ * starts, the layers record what the scheduler does, each thread into a
+ * ring of its own (trace.c: no shared write, bounded memory), and the
+ * trace is written to file as Chrome trace-event JSON at exit or on
+ * kn_trace_flush (kanal/pool.h).
+ *
+ * Zero cost when off: every hook is TRACE(call), one predictable branch on
+ * trace_on, a global set once before main (trace.c's constructor) and
+ * never again; the call and its arguments are evaluated only behind it.
+ * The hooks sit where the scheduler changes what a thread does, and the
+ * wake hook only where a sleeping or suspended waiter is woken (waiter.h):
+ * a hand-off to a waiter that is still awake records nothing.
+ *
+ * Synchronization table
+ *
+ *   call             may run concurrently with   barrier / cost
+ *   trace_* hooks    everything                  none: relaxed stores into
+ *                                                the thread's own ring, one
+ *                                                release store of its head;
+ *                                                a clock read every
+ *                                                TRACE_CLOCK_EVERY records
+ *                                                (and on the slow ones)
+ *   kn_trace_flush   everything                  a mutex (one writer); reads
+ *                                                the rings while they fill
+ */
+#ifndef KN_TRACE_H
+#define KN_TRACE_H
+
+#include "platform.h"
+
+/* Set once, before main, when KANAL_TRACE names a file. */
+extern _Atomic bool trace_on;
+
+#define TRACE(call)                                                            \
+	do {                                                                   \
+		if (unlikely(at_load_relaxed(&trace_on)))                      \
+			call;                                                  \
+	} while (0)
+
+/* A task was spawned from this thread (name: NULL or the caller's string,
+ * copied in part). */
+void trace_spawn(uint64_t id, const char *name);
+/* This thread now runs task id (0: no task: the one it ran stopped or
+ * blocked). resumed: the waiter it blocked on, when id resumes from a
+ * suspension (the end of its wake's arrow); NULL for a start. */
+void trace_run(uint64_t id, const void *resumed);
+/* The task running here is about to suspend, blocked on obj (what: a
+ * literal naming the wait), to be woken through waiter w: kept for the
+ * record of its stop, trace_run(0, ...). All NULL: it did not suspend
+ * after all. */
+void trace_block(const void *obj, const char *what, const void *w);
+/* This thread goes to sleep in the waiter layer, blocked as above (a task
+ * that could not suspend, or a thread that is not a worker); trace_woke
+ * when it woke up. */
+void trace_sleep(const void *obj, const char *what, const void *w);
+void trace_woke(const void *w);
+/* This thread woke the owner of waiter w (asleep or suspended). */
+void trace_wake(const void *w);
+/* This worker took task id from worker victim's deque. */
+void trace_steal(uint64_t id, unsigned victim);
+/* This worker goes to sleep with nothing to do, on waiter w (park true),
+ * or woke (false): the waiter layer's records of the sleep are left out. */
+void trace_park(const void *w, bool park);
+
+#endif
