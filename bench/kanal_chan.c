@@ -8,8 +8,10 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <kanal/chan.h>
+#include <kanal/pool.h>
 
 #include "bench.h"
 #include "chan_workloads.h"
@@ -74,6 +76,16 @@ BENCH_GO(chan_mpmc_4p4c) { cw_mpmc(&kq_go_ops, 4, 1024, a, r); }
 BENCH_GO(chan_mpmc_4p4c_cap1) { cw_mpmc(&kq_go_ops, 4, 1, a, r); }
 BENCH_GO(chan_mpmc_4p4c_cap0) { cw_mpmc(&kq_go_ops, 4, 0, a, r); }
 BENCH_GO(chan_pingpong_unbuffered) { cw_pingpong(&kq_go_ops, a, r); }
+
+/* kanal_go's body with the execution trace on (run.py sets KANAL_TRACE for
+ * impls named *_traced): its cost is the difference to kanal_go. The flush,
+ * after the timed region, says whether the trace was on. */
+BENCH_GO_AS(chan_pingpong_unbuffered, kanal_go_traced)
+{
+	cw_pingpong(&kq_go_ops, a, r);
+	if (kn_trace_flush() != 0 && (!r->check || !strcmp(r->check, "ok")))
+		r->check = "not traced: run it with KANAL_TRACE=file";
+}
 
 /* ---- select_2_recv ------------------------------------------------------- */
 

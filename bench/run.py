@@ -21,6 +21,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,7 +148,7 @@ def targeted():
 
 # Column order of every table: kanal first (on threads, then Go-shaped as
 # kn_go tasks), then the baselines.
-IMPL_ORDER = ["kanal", "kanal_go", "kanal_batched", "kanal_go_batched", "pthread", "epoll",
+IMPL_ORDER = ["kanal", "kanal_go", "kanal_go_traced", "kanal_batched", "kanal_go_batched", "pthread", "epoll",
               "sem_t", "go", "ck", "crossbeam", "tbb"]
 
 OPTIONAL_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "syscalls_per_op", "allocs_per_op",
@@ -249,14 +250,23 @@ class Binary:
         return self.known is None or (workload, impl) in self.known
 
 
-def child_env():
+def child_env(impl=None):
     env = dict(os.environ)
     # Go must size its runtime from the affinity mask, as the C side does.
     env.pop("GOMAXPROCS", None)
+    # An impl named *_traced runs with the execution trace on (kn_trace_flush
+    # in kanal/pool.h); the file is written at its exit and removed after.
+    env.pop("KANAL_TRACE", None)
+    if impl and impl.endswith("_traced"):
+        env["KANAL_TRACE"] = trace_file()
     return env
 
 
-def run_one(cmd, cpu, timeout):
+def trace_file():
+    return os.path.join(tempfile.gettempdir(), "kn-bench-trace-%d.json" % os.getpid())
+
+
+def run_one(cmd, cpu, timeout, impl=None):
     """Run one process; returns (status, result-or-message), status one of
     "ok", "skip" (exit 2: the pair is unknown), "fail"."""
     preexec = None
@@ -267,7 +277,7 @@ def run_one(cmd, cpu, timeout):
             preexec = lambda: os.sched_setaffinity(0, {cpu})
     try:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=child_env(), preexec_fn=preexec,
+                             text=True, env=child_env(impl), preexec_fn=preexec,
                              start_new_session=True)
     except OSError as e:
         return "fail", "cannot start: %s" % e
@@ -450,8 +460,10 @@ def run_step(step, args, progress):
             t0 = time.monotonic()
             status, res = run_one([b.path, "--workload", w.name, "--impl", impl,
                                    "--items", str(items)], pin,
-                                  timeout_for(impl, args))
+                                  timeout_for(impl, args), impl)
             wall = time.monotonic() - t0
+            if impl.endswith("_traced") and os.path.exists(trace_file()):
+                os.unlink(trace_file())
             if status == "ok":
                 res["wall_s"] = wall
                 samples[impl].append(res)

@@ -69,6 +69,7 @@ static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
 	t->id = task_next_id();
 	t->name = name;
 	t->stack = NULL;
+	TRACE(trace_spawn(t->id, name));
 	at_store_relaxed(&t->state, TASK_DETACHED);
 	at_store_relaxed(&t->thief, -1);
 }

@@ -152,6 +152,7 @@ bool worker_suspend(void *arg, struct waiter *wt)
 {
 	struct worker *w = arg;
 	struct fiber *to = tasks_turn(w) ? NULL : take_ready(w);
+	const void *direct = to ? wt : NULL; /* straight to another task */
 
 	if (to)
 		w->streak = 0;
@@ -165,9 +166,9 @@ bool worker_suspend(void *arg, struct waiter *wt)
 
 	wt->fib = w->cur;
 	at_store_relaxed(&w->nblocked, at_load_relaxed(&w->nblocked) + 1);
-	set_cur_task(w, NULL);
+	set_cur_task(w, NULL, direct);
 	switch_to(w, to, wt, false);
-	set_cur_task(w, mine);
+	set_cur_task(w, mine, wt);
 	return true;
 }
 

@@ -47,6 +47,7 @@ kn_pool *pool_default(void);
 #include "deque.h"
 #include "fiber.h"
 #include "timer.h"
+#include "trace.h"
 
 /* The declarations below bind inside the library, so calls between the
  * pool's files are direct, as when they were static in one file. */
@@ -184,9 +185,12 @@ void stop_threads(kn_pool *p);
 
 /* ---- everywhere in pool*.c ---------------------------------------------- */
 
-/* Make t (NULL: none) this thread's current task, and show it to kn_dump. */
-static inline void set_cur_task(struct worker *w, struct kn_task *t)
+/* Make t (NULL: none) this thread's current task, and show it to kn_dump
+ * and the trace (wt: as trace_run's). */
+static inline void set_cur_task(struct worker *w, struct kn_task *t,
+				const void *wt)
 {
+	TRACE(trace_run(t ? t->id : 0, wt));
 	pool_cur_task = t;
 	at_store_relaxed(&w->running_id, t ? t->id : 0);
 	at_store_relaxed(&w->running_name, t ? t->name : NULL);
@@ -390,6 +394,7 @@ static inline struct kn_task *steal_from(struct worker *w, struct worker *v,
 	switch (deque_steal(&v->dq, &x, left ? LEAVE_FEW : 0)) {
 	case STEAL_OK:
 		stat_inc(&w->n_steal);
+		TRACE(trace_steal(dq_task(x)->id, v->index));
 		return took(w, dq_task(x));
 	case STEAL_RETRY:
 		*retry = true;
@@ -436,9 +441,9 @@ static inline void run_task_here(struct worker *w, struct kn_task *t)
 {
 	struct kn_task *outer = pool_cur_task; /* a join that helps runs t inside */
 
-	set_cur_task(w, t);
+	set_cur_task(w, t, NULL);
 	t->fn(t->arg);
-	set_cur_task(w, outer);
+	set_cur_task(w, outer, NULL);
 	stat_inc(&w->n_run);
 	task_done(t, TASK_DONE);
 }

@@ -292,9 +292,11 @@ static uint32_t sleep_thread(struct worker *w, struct waiter *wt)
 	uint32_t v;
 
 	waiter_set_block_hook(NULL);
+	TRACE(trace_park(wt, true));
 	v = netpoll_park(wt); /* the thread that sleeps in epoll, if one is due */
 	if (v == SEL_WAITING)
 		v = waiter_park(wt, KN_FOREVER, NULL);
+	TRACE(trace_park(wt, false));
 	waiter_set_block_hook(&w->hook);
 	return v;
 }

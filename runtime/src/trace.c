@@ -5,25 +5,34 @@
  * Algorithm
  *
  * Recording. Each thread that records gets a lane on its first record: a
- * ring of TRACE_RING records (trace_rec, 48 bytes) that only it writes,
+ * ring of TRACE_RING records (trace_rec, one cache line) that only it writes,
  * never freed (a lane outlives its thread, so a trace shows pools freed
  * before the exit), linked onto a global list with one CAS. A record is a
  * kind, a clock value and three words whose meaning the kind gives (see
  * enum below). So a hook costs a thread-local load and a few stores into
- * a line the thread owns; no record touches a shared line. At most
+ * a line the thread owns; no record touches a shared line. A task that
+ * blocks and the one its worker switches to share one record (the stop is
+ * held back until the next run; anything else recorded first records it
+ * on its own): a fiber switch is one record, a channel round trip between
+ * two tasks of a worker four (two switches, two wakes). At most
  * TRACE_LANES lanes exist: a thread beyond them records nothing and counts
  * its records in a shared counter (the one shared write, on that path
  * only). A full ring overwrites its oldest records: the trace keeps the
  * last TRACE_RING records of every thread, and the JSON says how many
  * were dropped.
  *
- * Clock. Reading the clock costs more than the rest of a record (tens of
- * nanoseconds on a virtual machine, for a fiber switch that costs about
- * a hundred), so a record reads it only every TRACE_CLOCK_EVERY records
- * of its lane, and always on the slow ones (a spawn, a task start or end
- * on the loop, a sleep, a park, a steal: each costs far more than a clock
- * read); the writer gives the others the times of their lane's clocked
- * neighbours, interpolated by position. The clock is the CPU's counter
+ * Clock. Reading the clock costs more than the rest of a record (10 ns
+ * for rdtsc on the virtual machines we measure on, a fiber switch about
+ * 50), so on a busy lane a record reads it only every TRACE_CLOCK_EVERY
+ * records, and the slow ones always do (a task's first start, an end, a
+ * sleep, a park, a steal: each costs far more than a clock read); the
+ * writer gives the others times interpolated by position between their
+ * lane's clocked neighbours. Busy means that the records since the last
+ * read came faster than one a microsecond; otherwise the next record reads
+ * the clock too (take_clock). So interpolation spans at most one busy
+ * stretch of TRACE_CLOCK_EVERY records: a task that computes for long
+ * right after a burst of switches may have that time spread over the
+ * burst's slices, until the next read. The clock is the CPU's counter
  * (rdtsc, cntvct), scaled to CLOCK_MONOTONIC nanoseconds between the
  * start and the flush, or CLOCK_MONOTONIC itself where there is none.
  *
@@ -75,14 +84,16 @@
 
 #define TRACE_RING_LOG2 13
 #define TRACE_RING (1u << TRACE_RING_LOG2) /* records per thread */
-#define TRACE_CLOCK_EVERY 8                /* records between clock reads */
+#define TRACE_CLOCK_EVERY 16 /* records between clock reads, busy */
 #define TRACE_LANES 256
 #define TRACE_NAME 16 /* bytes of a task name kept */
 
-/* Record kinds; the words a, b, c: */
+/* Record kinds; the words a.. e: */
 enum {
 	TR_RUN = 1,    /* a: task id, b: the waiter it resumed through (0:
-			* its first run) */
+			* its first run); with TR_AFTER_STOP, the task before
+			* stopped just before: c, d, e as a stop's a, b, c,
+			* and f: a waiter it woke before (0: none) */
 	TR_STOP,       /* the task running stopped; a: the literal naming
 			* what it blocked on, b: that object, c: the waiter
 			* it blocks with (all 0: it ended or yielded) */
@@ -93,18 +104,24 @@ enum {
 	TR_SLEEP,      /* a: what, b: on, c: waiter (a thread's sleep) */
 	TR_WOKE,       /* a: the waiter it woke through */
 };
+#define TR_KIND 0xffu
 #define TR_CLOCKED 0x100u
+#define TR_AFTER_STOP 0x200u
+#define TR_STAMP_SHIFT 12 /* stamp: (position + 1) << 12 | kind */
 
+/* One cache line. */
 struct trace_rec {
 	_Atomic uint64_t stamp;
-	_Atomic uint64_t kind, clock, a, b, c;
+	_Atomic uint64_t clock, a, b, c, d, e, f;
 };
 
 struct lane {
 	struct lane *next; /* set before publication, then fixed */
 	struct trace_rec *ring;
 	_Atomic uint64_t head; /* records written (release) */
-	uint64_t clocked;      /* owner: position of its last clocked record */
+	/* The owner's: its last clocked record (position, clock value) and
+	 * how many records go between clock reads now. */
+	uint64_t clocked, last_clock, every;
 	int tid;
 	char name[32];
 };
@@ -114,6 +131,7 @@ _Atomic bool trace_on;
 static char *trace_path;
 static pid_t trace_pid;
 static uint64_t clock0, ns0;             /* the start, for scaling */
+static uint64_t fast_ticks;              /* clock ticks in a microsecond, about */
 static _Atomic(struct lane *) lanes;
 static _Atomic uint32_t nlanes;
 static _Atomic uint64_t lost;            /* records of threads past TRACE_LANES */
@@ -122,10 +140,13 @@ static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local struct lane *my_lane;
 static _Thread_local bool laneless;
 static _Thread_local bool parking; /* between trace_park's calls */
-/* The block the running task is about to suspend on (trace_block). */
+/* The block the running task is about to suspend on (trace_block), and a
+ * stop that blocked, not yet recorded (see trace_run). */
 static _Thread_local struct {
 	const void *obj, *w;
 	const char *what;
+	const void *woke;
+	bool stopped;
 } pending;
 
 static inline uint64_t trace_clock(void)
@@ -139,6 +160,22 @@ static inline uint64_t trace_clock(void)
 	return v;
 #else
 	return kn_now();
+#endif
+}
+
+/* Ticks of trace_clock in about a microsecond: a TSC runs at 1 to 4 GHz,
+ * the ARM counter says its rate. */
+static uint64_t clock_ticks_us(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return 2000;
+#elif defined(__aarch64__)
+	uint64_t hz;
+
+	__asm__ __volatile__("mrs %0, cntfrq_el0" : "=r"(hz));
+	return hz / 1000000 ? hz / 1000000 : 1;
+#else
+	return 1000;
 #endif
 }
 
@@ -160,7 +197,8 @@ static struct lane *lane_new(void)
 	}
 	memset(l->ring, 0, sizeof(*l->ring) * TRACE_RING);
 	at_store_relaxed(&l->head, 0);
-	l->clocked = 0;
+	l->clocked = l->last_clock = 0;
+	l->every = 1;
 	l->tid = (int)syscall(SYS_gettid);
 	if (pthread_getname_np(pthread_self(), l->name, sizeof(l->name)) != 0)
 		snprintf(l->name, sizeof(l->name), "thread %d", l->tid);
@@ -171,7 +209,7 @@ static struct lane *lane_new(void)
 	return l;
 }
 
-static struct lane *lane(void)
+static inline __attribute__((always_inline)) struct lane *lane(void)
 {
 	if (likely(my_lane != NULL))
 		return my_lane;
@@ -182,8 +220,32 @@ static struct lane *lane(void)
 	return my_lane;
 }
 
-/* Append a record; slow: read the clock whatever the count. */
-static void put(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c)
+/* Does the record at pos read the clock? Slow ones do; the others every
+ * l->every records, which adapts: when the records since the last read
+ * came faster than one a microsecond (a busy lane: fiber switches) the
+ * next read is TRACE_CLOCK_EVERY records on, else at the next record. So a
+ * lane that records seldom has every record clocked, and interpolation
+ * errs only over the records of one busy stretch. */
+static inline __attribute__((always_inline)) bool take_clock(struct lane *l, uint64_t pos, bool slow, uint64_t *clock)
+{
+	uint64_t now;
+
+	if (!slow && pos - l->clocked < l->every && pos)
+		return false;
+	now = trace_clock();
+	l->every = now - l->last_clock < (pos - l->clocked) * fast_ticks ?
+		   TRACE_CLOCK_EVERY : 1;
+	l->clocked = pos;
+	l->last_clock = now;
+	*clock = now;
+	return true;
+}
+
+/* Append a record (see "Reading while the rings fill"); inlined into each
+ * hook, so that a hook is one call. */
+static inline __attribute__((always_inline)) void
+put_rec(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c,
+	uint64_t d, uint64_t e, uint64_t f)
 {
 	struct lane *l = lane();
 	uint64_t pos, clock = 0;
@@ -194,20 +256,44 @@ static void put(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c)
 		return;
 	}
 	pos = at_load_relaxed(&l->head);
-	if (slow || pos == 0 || pos - l->clocked >= TRACE_CLOCK_EVERY) {
-		clock = trace_clock();
+	if (take_clock(l, pos, slow, &clock))
 		kind |= TR_CLOCKED;
-		l->clocked = pos;
-	}
 	r = &l->ring[pos & (TRACE_RING - 1)];
 	at_store_relaxed(&r->stamp, 0);
-	at_store_release(&r->kind, kind);
 	at_store_release(&r->clock, clock);
 	at_store_release(&r->a, a);
 	at_store_release(&r->b, b);
 	at_store_release(&r->c, c);
-	at_store_release(&r->stamp, pos + 1);
+	at_store_release(&r->d, d);
+	at_store_release(&r->e, e);
+	at_store_release(&r->f, f);
+	at_store_release(&r->stamp, (pos + 1) << TR_STAMP_SHIFT | kind);
 	at_store_release(&l->head, pos + 1);
+}
+
+/* Held back for the next switch's record (see "Recording"): a wake on a
+ * busy lane and a stop followed by a switch straight to another fiber.
+ * Anything else recorded first records them on their own, in the order
+ * they happened (the wake came first). */
+static void held_now(void)
+{
+	if (unlikely(pending.woke)) {
+		put_rec(TR_WAKE, false, (uintptr_t)pending.woke, 0, 0, 0, 0, 0);
+		pending.woke = NULL;
+	}
+	if (unlikely(pending.stopped)) {
+		pending.stopped = false;
+		put_rec(TR_STOP, true, (uintptr_t)pending.what, (uintptr_t)pending.obj,
+			(uintptr_t)pending.w, 0, 0, 0);
+		pending.w = NULL;
+	}
+}
+
+static inline __attribute__((always_inline)) void
+put(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c)
+{
+	held_now();
+	put_rec(kind, slow, a, b, c, 0, 0, 0);
 }
 
 void trace_spawn(uint64_t id, const char *name)
@@ -219,17 +305,23 @@ void trace_spawn(uint64_t id, const char *name)
 	put(TR_SPAWN, false, id, w[0], w[1]);
 }
 
-void trace_run(uint64_t id, const void *resumed)
+void trace_run(uint64_t id, const void *w)
 {
-	/* A start off the loop (not a resumption) and an end are slow; a
-	 * switch between two fibers is not. */
-	if (id)
-		put(TR_RUN, !resumed, id, (uintptr_t)resumed, 0);
-	else if (pending.w)
-		put(TR_STOP, false, (uintptr_t)pending.what, (uintptr_t)pending.obj,
+	if (id && pending.stopped) { /* a switch: one record, not slow */
+		pending.stopped = false;
+		put_rec(TR_RUN | TR_AFTER_STOP, false, id, (uintptr_t)w,
+			(uintptr_t)pending.what, (uintptr_t)pending.obj,
+			(uintptr_t)pending.w, (uintptr_t)pending.woke);
+		pending.woke = NULL;
+	} else if (id) { /* from the loop, which may have waited: slow */
+		put(TR_RUN, true, id, (uintptr_t)w, 0);
+	} else if (w) { /* a switch begins: held back */
+		pending.stopped = true;
+		return;
+	} else { /* the loop comes next */
+		put(TR_STOP, true, (uintptr_t)pending.what, (uintptr_t)pending.obj,
 		    (uintptr_t)pending.w);
-	else
-		put(TR_STOP, true, 0, 0, 0);
+	}
 	pending.w = NULL;
 }
 
@@ -254,7 +346,10 @@ void trace_woke(const void *w)
 
 void trace_wake(const void *w)
 {
-	put(TR_WAKE, false, (uintptr_t)w, 0, 0);
+	if (my_lane && my_lane->every > 1 && !pending.woke)
+		pending.woke = w; /* busy: for the next switch's record */
+	else
+		put(TR_WAKE, false, (uintptr_t)w, 0, 0);
 }
 
 void trace_steal(uint64_t id, unsigned victim)
@@ -264,8 +359,8 @@ void trace_steal(uint64_t id, unsigned victim)
 
 void trace_park(const void *w, bool park)
 {
-	parking = park;
 	put(TR_PARK, true, park, (uintptr_t)w, 0);
+	parking = park;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -274,7 +369,7 @@ struct ev {
 	uint32_t kind;
 	uint64_t clock; /* raw; 0 if not clocked */
 	double us;      /* since the start */
-	uint64_t a, b, c;
+	uint64_t a, b, c, d, e, f;
 };
 
 /* The valid records of l, oldest first, with their clock values still raw
@@ -288,15 +383,18 @@ static size_t snapshot(struct lane *l, struct ev *out, uint64_t *dropped)
 		struct trace_rec *r = &l->ring[pos & (TRACE_RING - 1)];
 		struct ev e;
 
-		if (at_load_acquire(&r->stamp) != pos + 1)
+		s = at_load_acquire(&r->stamp);
+		if (s >> TR_STAMP_SHIFT != pos + 1)
 			continue;
-		e.kind = (uint32_t)at_load_acquire(&r->kind);
+		e.kind = (uint32_t)(s & ((1u << TR_STAMP_SHIFT) - 1));
 		e.clock = at_load_acquire(&r->clock);
 		e.a = at_load_acquire(&r->a);
 		e.b = at_load_acquire(&r->b);
 		e.c = at_load_acquire(&r->c);
-		s = at_load_acquire(&r->stamp);
-		if (s == pos + 1)
+		e.d = at_load_acquire(&r->d);
+		e.e = at_load_acquire(&r->e);
+		e.f = at_load_acquire(&r->f);
+		if (at_load_acquire(&r->stamp) == s)
 			out[n++] = e;
 	}
 	*dropped = head - n;
@@ -438,11 +536,30 @@ static const char *what(uint64_t lit)
 }
 
 /* The arguments of a block: task, object, wait, waiter. */
-static void block_args(char *buf, size_t size, uint64_t task, const struct ev *e)
+static void block_args(char *buf, size_t size, uint64_t task, uint64_t lit,
+		       uint64_t obj, uint64_t w)
 {
 	snprintf(buf, size, "\"task\":%llu,\"on\":\"0x%llx\",\"wait\":\"%s\",\"waiter\":\"0x%llx\"",
-		 (unsigned long long)task, (unsigned long long)e->b,
-		 what(e->a), (unsigned long long)e->c);
+		 (unsigned long long)task, (unsigned long long)obj, what(lit),
+		 (unsigned long long)w);
+}
+
+/* The lane's task stops at t, blocked (w != 0) or not: its slice, and the
+ * block. */
+static void stop(struct out *o, uint64_t cur, double start, double t,
+		 uint64_t lit, uint64_t obj, uint64_t w)
+{
+	char args[200];
+
+	if (!w) {
+		end_slice(o, cur, start, t, "");
+		return;
+	}
+	snprintf(args, sizeof(args), ",\"blocked_on\":\"0x%llx\",\"wait\":\"%s\"",
+		 (unsigned long long)obj, what(lit));
+	end_slice(o, cur, start, t, args);
+	block_args(args, sizeof(args), cur, lit, obj, w);
+	instant(o, "block", t, args);
 }
 
 /* One lane's events, in order (see "Writing" above). */
@@ -456,9 +573,14 @@ static void write_lane(struct out *o, const struct ev *e, size_t n)
 	for (i = 0; i < n; i++) {
 		double t = e[i].us;
 
-		switch (e[i].kind & 0xff) {
+		switch (e[i].kind & TR_KIND) {
 		case TR_RUN:
-			end_slice(o, cur, start, t, "");
+			if (e[i].f) /* a wake held back: just before the stop */
+				flow(o, "s", "wake", e[i].f, t > start ? t - 0.001 : t);
+			if (e[i].kind & TR_AFTER_STOP)
+				stop(o, cur, start, t, e[i].c, e[i].d, e[i].e);
+			else
+				end_slice(o, cur, start, t, "");
 			cur = e[i].a;
 			start = t;
 			if (e[i].b)
@@ -467,16 +589,7 @@ static void write_lane(struct out *o, const struct ev *e, size_t n)
 				flow(o, "f", "spawn", cur, t);
 			break;
 		case TR_STOP:
-			if (e[i].c) {
-				snprintf(args, sizeof(args),
-					 ",\"blocked_on\":\"0x%llx\",\"wait\":\"%s\"",
-					 (unsigned long long)e[i].b, what(e[i].a));
-				end_slice(o, cur, start, t, args);
-				block_args(args, sizeof(args), cur, &e[i]);
-				instant(o, "block", t, args);
-			} else {
-				end_slice(o, cur, start, t, "");
-			}
+			stop(o, cur, start, t, e[i].a, e[i].b, e[i].c);
 			cur = 0;
 			break;
 		case TR_WAKE:
@@ -499,7 +612,7 @@ static void write_lane(struct out *o, const struct ev *e, size_t n)
 				flow(o, "f", "wake", e[i].b, t);
 			break;
 		case TR_SLEEP:
-			block_args(args, sizeof(args), cur, &e[i]);
+			block_args(args, sizeof(args), cur, e[i].a, e[i].b, e[i].c);
 			instant(o, "block", t, args);
 			if (!cur)
 				blocked = t;
@@ -560,7 +673,7 @@ static int take_snap(struct lane *all, struct snap *sn, struct names *nm)
 		sn->dropped += dropped;
 		give_times(sn->evs[i], sn->len[i], scale);
 		for (k = 0; k < sn->len[i]; k++)
-			spawns += (sn->evs[i][k].kind & 0xff) == TR_SPAWN;
+			spawns += (sn->evs[i][k].kind & TR_KIND) == TR_SPAWN;
 	}
 	for (nm->cap = 64; nm->cap < 2 * spawns; nm->cap *= 2)
 		;
@@ -570,7 +683,7 @@ static int take_snap(struct lane *all, struct snap *sn, struct names *nm)
 		return ENOMEM;
 	for (i = 0; i < sn->nl; i++)
 		for (k = 0; k < sn->len[i]; k++)
-			if ((sn->evs[i][k].kind & 0xff) == TR_SPAWN)
+			if ((sn->evs[i][k].kind & TR_KIND) == TR_SPAWN)
 				names_put(nm, sn->evs[i][k].a, sn->evs[i][k].b,
 					  sn->evs[i][k].c);
 	return 0;
@@ -655,6 +768,7 @@ __attribute__((constructor(200))) static void trace_init(void)
 		return;
 	trace_pid = getpid();
 	clock0 = trace_clock();
+	fast_ticks = clock_ticks_us();
 	ns0 = kn_now();
 	atexit(flush_at_exit);
 	at_store_relaxed(&trace_on, true);

@@ -43,10 +43,12 @@ extern _Atomic bool trace_on;
 /* A task was spawned from this thread (name: NULL or the caller's string,
  * copied in part). */
 void trace_spawn(uint64_t id, const char *name);
-/* This thread now runs task id (0: no task: the one it ran stopped or
- * blocked). resumed: the waiter it blocked on, when id resumes from a
- * suspension (the end of its wake's arrow); NULL for a start. */
-void trace_run(uint64_t id, const void *resumed);
+/* This thread now runs task id, resuming through waiter w (the end of its
+ * wake's arrow; NULL: its first run). id 0: the task it ran stopped
+ * (ended, yielded or blocked); w not NULL then says that the thread
+ * switches straight to another task's fiber (whose resumption records
+ * both), NULL that the worker loop comes next. */
+void trace_run(uint64_t id, const void *w);
 /* The task running here is about to suspend, blocked on obj (what: a
  * literal naming the wait), to be woken through waiter w: kept for the
  * record of its stop, trace_run(0, ...). All NULL: it did not suspend
