@@ -89,6 +89,9 @@ TARGETS = [
     Target(14, "chan_pingpong_unbuffered", "steady state (second half of the "
            "round trips): 0 system calls per suspend/resume pair", kind="zero",
            metric="steady_syscalls_per_op", impl="kanal_go"),
+    Target(16, "chan_pingpong_unbuffered", "traced (KANAL_TRACE) within 10% of "
+           "untraced: kanal_go_traced/kanal_go throughput >= 0.91", peer="kanal_go",
+           need=0.91, impl="kanal_go_traced"),
     Target(16, "mutex_uncontended", "time <= pthread's (throughput ratio >= 1)",
            peer="pthread", need=1),
     Target(16, "mutex_8_contended", "throughput >= go", peer="go", need=1,

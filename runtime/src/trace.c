@@ -23,18 +23,22 @@
  *
  * Clock. Reading the clock costs more than the rest of a record (10 ns
  * for rdtsc on the virtual machines we measure on, a fiber switch about
- * 50), so on a busy lane a record reads it only every TRACE_CLOCK_EVERY
- * records, and the slow ones always do (a task's first start, an end, a
- * sleep, a park, a steal: each costs far more than a clock read); the
- * writer gives the others times interpolated by position between their
- * lane's clocked neighbours. Busy means that the records since the last
- * read came faster than one a microsecond; otherwise the next record reads
- * the clock too (take_clock). So interpolation spans at most one busy
- * stretch of TRACE_CLOCK_EVERY records: a task that computes for long
- * right after a burst of switches may have that time spread over the
- * burst's slices, until the next read. The clock is the CPU's counter
- * (rdtsc, cntvct), scaled to CLOCK_MONOTONIC nanoseconds between the
- * start and the flush, or CLOCK_MONOTONIC itself where there is none.
+ * 50), so a switch record on a busy lane reads it only every
+ * TRACE_CLOCK_EVERY records; every other record reads it (each stands
+ * for something that costs far more: a spawn, a start from the loop, an
+ * end, a sleep, a park, a steal). Busy means that the records since the
+ * last read came faster than one a microsecond; otherwise the next switch
+ * reads the clock too (take_clock). A wake on a busy lane is held back
+ * and rides in the next switch's record (a sender that wakes its partner
+ * and then blocks: one record for both). The writer gives unclocked
+ * records times interpolated by position between their lane's clocked
+ * neighbours (after the last one: its time). So the times of a busy
+ * stretch of switches are exact every TRACE_CLOCK_EVERY records and
+ * interpolated in between; a task that computes for long right after a
+ * burst of switches may have that time spread over the burst's slices.
+ * The clock is the CPU's counter (rdtsc, cntvct), scaled to
+ * CLOCK_MONOTONIC nanoseconds between the start and the flush, or
+ * CLOCK_MONOTONIC itself where there is none.
  *
  * Reading while the rings fill (a flush at any time, the exit while
  * workers run). Each record has a stamp, a per-slot sequence lock: the
@@ -220,12 +224,10 @@ static inline __attribute__((always_inline)) struct lane *lane(void)
 	return my_lane;
 }
 
-/* Does the record at pos read the clock? Slow ones do; the others every
- * l->every records, which adapts: when the records since the last read
- * came faster than one a microsecond (a busy lane: fiber switches) the
- * next read is TRACE_CLOCK_EVERY records on, else at the next record. So a
- * lane that records seldom has every record clocked, and interpolation
- * errs only over the records of one busy stretch. */
+/* Does the record at pos read the clock? Slow ones (all but switches) do;
+ * a switch every l->every records, which adapts: when the records since
+ * the last read came faster than one a microsecond (a busy lane) the next
+ * read is TRACE_CLOCK_EVERY records on, else at the next record. */
 static inline __attribute__((always_inline)) bool take_clock(struct lane *l, uint64_t pos, bool slow, uint64_t *clock)
 {
 	uint64_t now;
@@ -289,11 +291,12 @@ static void held_now(void)
 	}
 }
 
+/* Every record but a switch's reads the clock. */
 static inline __attribute__((always_inline)) void
-put(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c)
+put(uint32_t kind, uint64_t a, uint64_t b, uint64_t c)
 {
 	held_now();
-	put_rec(kind, slow, a, b, c, 0, 0, 0);
+	put_rec(kind, true, a, b, c, 0, 0, 0);
 }
 
 void trace_spawn(uint64_t id, const char *name)
@@ -302,7 +305,7 @@ void trace_spawn(uint64_t id, const char *name)
 
 	if (name)
 		memcpy(w, name, strnlen(name, sizeof(w)));
-	put(TR_SPAWN, false, id, w[0], w[1]);
+	put(TR_SPAWN, id, w[0], w[1]);
 }
 
 void trace_run(uint64_t id, const void *w)
@@ -314,12 +317,12 @@ void trace_run(uint64_t id, const void *w)
 			(uintptr_t)pending.w, (uintptr_t)pending.woke);
 		pending.woke = NULL;
 	} else if (id) { /* from the loop, which may have waited: slow */
-		put(TR_RUN, true, id, (uintptr_t)w, 0);
+		put(TR_RUN, id, (uintptr_t)w, 0);
 	} else if (w) { /* a switch begins: held back */
 		pending.stopped = true;
 		return;
 	} else { /* the loop comes next */
-		put(TR_STOP, true, (uintptr_t)pending.what, (uintptr_t)pending.obj,
+		put(TR_STOP, (uintptr_t)pending.what, (uintptr_t)pending.obj,
 		    (uintptr_t)pending.w);
 	}
 	pending.w = NULL;
@@ -335,13 +338,13 @@ void trace_block(const void *obj, const char *what, const void *w)
 void trace_sleep(const void *obj, const char *what, const void *w)
 {
 	if (!parking)
-		put(TR_SLEEP, true, (uintptr_t)what, (uintptr_t)obj, (uintptr_t)w);
+		put(TR_SLEEP, (uintptr_t)what, (uintptr_t)obj, (uintptr_t)w);
 }
 
 void trace_woke(const void *w)
 {
 	if (!parking)
-		put(TR_WOKE, true, (uintptr_t)w, 0, 0);
+		put(TR_WOKE, (uintptr_t)w, 0, 0);
 }
 
 void trace_wake(const void *w)
@@ -349,17 +352,17 @@ void trace_wake(const void *w)
 	if (my_lane && my_lane->every > 1 && !pending.woke)
 		pending.woke = w; /* busy: for the next switch's record */
 	else
-		put(TR_WAKE, false, (uintptr_t)w, 0, 0);
+		put(TR_WAKE, (uintptr_t)w, 0, 0);
 }
 
 void trace_steal(uint64_t id, unsigned victim)
 {
-	put(TR_STEAL, true, id, victim, 0);
+	put(TR_STEAL, id, victim, 0);
 }
 
 void trace_park(const void *w, bool park)
 {
-	put(TR_PARK, true, park, (uintptr_t)w, 0);
+	put(TR_PARK, park, (uintptr_t)w, 0);
 	parking = park;
 }
 
