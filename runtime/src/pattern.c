@@ -498,10 +498,19 @@ struct foreach {
 	void *arg;
 };
 
-/* One of the k runners: takes indices in turn until none is left. */
+/*
+ * One of the k runners: takes indices in turn until none is left. n, fn
+ * and arg are read once, before the loop: they share next's line, which
+ * the other runners' increments take away, so reading them after each
+ * increment (the calls in between stop the compiler from keeping them)
+ * missed on that line a second time per index.
+ */
 static int foreach_run(kn_ctx *ctx, void *arg)
 {
 	struct foreach *fe = arg;
+	const size_t n = fe->n;
+	int (*const fn)(kn_ctx *ctx, size_t i, void *arg) = fe->fn;
+	void *const fn_arg = fe->arg;
 	size_t i;
 	int err;
 
@@ -509,9 +518,9 @@ static int foreach_run(kn_ctx *ctx, void *arg)
 		if (kn_ctx_done(ctx))
 			return interrupted(ctx, ECANCELED);
 		i = at_add_relaxed(&fe->next, 1);
-		if (i >= fe->n)
+		if (i >= n)
 			return 0;
-		err = fe->fn(ctx, i, fe->arg);
+		err = fn(ctx, i, fn_arg);
 		if (err)
 			return err;
 	}
