@@ -17,7 +17,8 @@
  * worker's remote stack (a CAS; the worker takes the stack whole with one
  * exchange) and wakes the worker through its wakeq if it sleeps. The loop
  * and a blocking task resume runnable fibers, taking turns with queued
- * tasks (tasks_turn); a loop fiber that resumes one becomes a spare
+ * tasks (tasks_turn), with the next one's frames prefetched while one
+ * runs (prefetch_frames); a loop fiber that resumes one becomes a spare
  * (beyond LOOPS_KEEP its stack goes back to the cache). A task starts beside blocked fibers
  * only with a spare in reserve (invariant 7), so that no task sleeps on a
  * thread whose other fibers it may be waiting for. Fibers never move
@@ -75,6 +76,26 @@ void fiber_ready(struct fiber *f)
 	waitq_notify_one(&w->wakeq);
 }
 
+/* The frames a suspended fiber returns through first when it resumes: a
+ * burst of wake-ups (a context cancelled, a channel closed) resumes
+ * fibers whose stacks left the cache long ago, and the switch's pops and
+ * the returns through those frames were half the CPU time of
+ * ctx_cancel_fanout's wake-ups. So while one such fiber runs, the lines
+ * of the next are on their way (the hardware prefetcher follows the rest
+ * upwards). f is on the ready list: not running, its sp saved (invariant
+ * 6). */
+#define PREFETCH_BYTES 1024
+
+static void prefetch_frames(const struct fiber *f)
+{
+	const char *p = f->sp, *end = p + PREFETCH_BYTES;
+
+	if (end > (const char *)f)
+		end = (const char *)f;
+	for (; p < end; p += KN_CACHE_LINE)
+		__builtin_prefetch(p, 1, 3);
+}
+
 /* The oldest runnable blocked fiber, or NULL. The remote stack is taken
  * whole (no ABA) and reversed into arrival order. */
 struct fiber *take_ready(struct worker *w)
@@ -97,6 +118,8 @@ struct fiber *take_ready(struct worker *w)
 		w->ready = f->next;
 		if (!w->ready)
 			w->ready_tail = NULL;
+		else
+			prefetch_frames(w->ready);
 		at_store_relaxed(&w->nblocked, at_load_relaxed(&w->nblocked) - 1);
 	}
 	return f;
