@@ -294,6 +294,11 @@ bool netpoll_poll(void)
 	return at_load_acquire(&NP.waiters) && harvest(0) > 0;
 }
 
+bool netpoll_waiting(void)
+{
+	return at_load_relaxed(&NP.waiters) != 0;
+}
+
 /* w's decision once any hand-off in progress is published. */
 static uint32_t settle(struct waiter *w, uint32_t v)
 {

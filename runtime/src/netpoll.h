@@ -12,6 +12,7 @@
  *   pd_close        pd_wait on fd                   no       epoll_ctl + notify_all
  *   netpoll_poll    everything                      no       one relaxed load when no
  *                                                            task waits; else epoll_wait(0)
+ *   netpoll_waiting everything                      no       one relaxed load
  *   netpoll_park    everything                      yes      epoll_wait(-1) for one
  *                                                            thread at a time
  */
@@ -50,6 +51,9 @@ void pd_close(int fd);
 /* For the pool: wake the waiters of every ready fd without blocking. True
  * if any fd was ready. */
 bool netpoll_poll(void);
+
+/* For the pool: do tasks wait for fds (a hint: one relaxed load)? */
+bool netpoll_waiting(void);
 
 /* For the pool: an idle worker's sleep on w (registered on its idle
  * queues) as the process's one thread blocked in epoll_wait, if tasks wait

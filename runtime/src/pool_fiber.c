@@ -24,7 +24,8 @@
  * thread whose other fibers it may be waiting for. Fibers never move
  * between workers: a task resumes on its own thread. A worker with blocked
  * fibers polls for them briefly before searching (poll_ready), since their
- * partners often answer within microseconds; it sleeps registered on both
+ * partners often answer within microseconds (not while tasks wait for fds:
+ * pool_worker.c); it sleeps registered on both
  * idleq and its wakeq. nblocked counts blocked and runnable fibers: the
  * pool is idle only when it is 0 on every worker, and a stopping worker
  * waits for it to reach 0 (a blocked task holds shutdown as a blocked

@@ -385,13 +385,18 @@ static inline struct kn_task *dq_pop(struct worker *w)
 }
 
 /* left: NULL to take any task, else where to say that a few were left to
- * their owner (see search). */
+ * their owner (see search). Not to an owner that already holds LEAVE_FEW
+ * more suspended fibers than the thief: they resume only there, so a
+ * spawner whose children block and stay (a server's accept loop and its
+ * connections) would otherwise keep all of them on its own core. */
 static inline struct kn_task *steal_from(struct worker *w, struct worker *v,
 				  bool *retry, bool *left)
 {
+	bool leave = left && at_load_relaxed(&v->nblocked) <=
+			     at_load_relaxed(&w->nblocked) + LEAVE_FEW;
 	void *x;
 
-	switch (deque_steal(&v->dq, &x, left ? LEAVE_FEW : 0)) {
+	switch (deque_steal(&v->dq, &x, leave ? LEAVE_FEW : 0)) {
 	case STEAL_OK:
 		stat_inc(&w->n_steal);
 		TRACE(trace_steal(dq_task(x)->id, v->index));

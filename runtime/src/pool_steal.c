@@ -103,9 +103,12 @@ static struct kn_task *scan(struct worker *w, bool *left)
  * polling meanwhile (poll_ready) between looks at their deques. An owner
  * slower than that runs tasks long enough to be worth another core, and
  * its tasks are stolen. Joinable tasks (fork-join: tagged in the deque)
- * and deeper deques (data parallelism) are stolen from at once. Go's
- * runnext slot plays this part for one goroutine, and Go can move a
- * goroutine later; kanal cannot.
+ * and deeper deques (data parallelism) are stolen from at once, and so
+ * are the tasks of an owner holding LEAVE_FEW more suspended fibers than
+ * the thief (steal_from): a spawner whose children block and stay, as a
+ * server's accept loop and its connections, would otherwise keep them all
+ * on its core for good. Go's runnext slot plays this part for one
+ * goroutine, and Go can move a goroutine later; kanal cannot.
  */
 static uint64_t others_progress(struct worker *w)
 {

@@ -28,7 +28,9 @@
  *
  * Tasks waiting for fds (netpoll.c). A worker about to search polls
  * epoll once without blocking (and a busy one every INJECTOR_EVERY
- * tasks); a worker going to sleep while tasks wait for fds sleeps in
+ * tasks); while such tasks exist it does not first wait for its blocked
+ * fibers (poll_ready), since only a harvest readies a task waiting for an
+ * fd, and that wait would put it off; a worker going to sleep while tasks wait for fds sleeps in
  * epoll_wait instead of its futex if no other thread does (netpoll_park):
  * its waiter is the same, so every wake-up path (a kick, a fiber made
  * runnable) reaches it.
@@ -439,10 +441,14 @@ struct kn_task *next_task(struct worker *w)
 			w->streak += has_ready(w);
 			return t;
 		}
-		if (at_load_relaxed(&w->nblocked) && poll_ready(w))
-			continue;
 		if (netpoll_poll())
 			continue; /* tasks waiting for fds are runnable */
+		/* Only a harvest of epoll readies a task waiting for an fd,
+		 * not a partner on another worker: with such tasks about,
+		 * waiting for fibers here would only put off that harvest
+		 * (this worker polls, or blocks in epoll_wait as it parks). */
+		if (at_load_relaxed(&w->nblocked) && !netpoll_waiting() && poll_ready(w))
+			continue;
 		searching = st_running(at_load_relaxed(&p->state)) <= p->target &&
 			    start_search(p);
 		if (searching) {
