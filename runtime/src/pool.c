@@ -289,14 +289,11 @@ int kn_task_join(kn_task *t)
  * re-check. */
 static bool fibers_blocked(kn_pool *p)
 {
-	unsigned i, n = at_load_acquire(&p->nstarted);
 	struct worker *w;
 
-	for (i = 0; i < n; i++) {
-		w = at_load_acquire(&p->slots[i]);
-		if (w && at_load_seq_cst(&w->nblocked))
+	pool_for_each_worker(p, w)
+		if (at_load_seq_cst(&w->nblocked))
 			return true;
-	}
 	return false;
 }
 
@@ -435,7 +432,7 @@ static void registry_remove(kn_pool *p)
 static void dump_pool(FILE *out, kn_pool *p)
 {
 	struct kn_pool_stats st;
-	unsigned i;
+	struct worker *w;
 
 	kn_pool_stats(p, &st);
 	fprintf(out, "pool \"%s\" (%p): %u workers, %u threads, %lld queued from outside; "
@@ -445,16 +442,11 @@ static void dump_pool(FILE *out, kn_pool *p)
 		(unsigned long long)st.steals, (unsigned long long)st.parks,
 		(unsigned long long)st.switches, (unsigned long long)st.spares_started,
 		(unsigned long long)st.stack_bytes);
-	for (i = 0; i < st.threads; i++) {
-		struct worker *w = at_load_acquire(&p->slots[i]);
-		uint64_t id;
-		const char *name;
+	pool_for_each_worker(p, w) {
+		uint64_t id = at_load_relaxed(&w->running_id);
+		const char *name = at_load_relaxed(&w->running_name);
 
-		if (!w)
-			continue;
-		id = at_load_relaxed(&w->running_id);
-		name = at_load_relaxed(&w->running_name);
-		fprintf(out, "  worker %u: ", i);
+		fprintf(out, "  worker %u: ", w->index);
 		if (id)
 			fprintf(out, "running task %llu \"%s\"", (unsigned long long)id,
 				name ? name : "");
@@ -589,17 +581,13 @@ fail:
 
 int kn_pool_stats(kn_pool *p, struct kn_pool_stats *st)
 {
-	unsigned i, n;
 	struct worker *w;
 
 	if (!pool_live(p) || !st)
 		return EINVAL;
 	memset(st, 0, sizeof(*st));
-	n = at_load_acquire(&p->nstarted);
-	for (i = 0; i < n; i++) {
-		w = at_load_acquire(&p->slots[i]);
-		if (!w)
-			continue;
+	st->threads = at_load_acquire(&p->nstarted);
+	pool_for_each_worker(p, w) {
 		st->tasks_run += at_load_relaxed(&w->n_run);
 		st->steals += at_load_relaxed(&w->n_steal);
 		st->parks += at_load_relaxed(&w->n_park);
@@ -611,7 +599,6 @@ int kn_pool_stats(kn_pool *p, struct kn_pool_stats *st)
 		st->stack_failures = at_load_relaxed(&p->stacks.failures);
 	}
 	st->workers = (unsigned)p->target;
-	st->threads = n;
 	return 0;
 }
 

@@ -185,6 +185,15 @@ void stop_threads(kn_pool *p);
 
 /* ---- everywhere in pool*.c ---------------------------------------------- */
 
+/* for (each worker of p started when the scan began that has published
+ * itself) the statement after it, with w that worker (acquire: its fields
+ * are initialised; a worker not yet published is skipped). */
+#define pool_for_each_worker(p, w)                                          \
+	for (unsigned kn_i_ = 0, kn_n_ = at_load_acquire(&(p)->nstarted);    \
+	     kn_i_ < kn_n_; kn_i_++)                                         \
+		if (((w) = at_load_acquire(&(p)->slots[kn_i_])) == NULL) {   \
+		} else
+
 /* Make t (NULL: none) this thread's current task, and show it to kn_dump
  * and the trace (wt: as trace_run's). */
 static inline void set_cur_task(struct worker *w, struct kn_task *t,

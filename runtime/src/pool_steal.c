@@ -112,16 +112,12 @@ static struct kn_task *scan(struct worker *w, bool *left)
  */
 static uint64_t others_progress(struct worker *w)
 {
-	kn_pool *p = w->pool;
-	unsigned i, n = at_load_acquire(&p->nstarted);
 	struct worker *v;
 	uint64_t sum = 0;
 
-	for (i = 0; i < n; i++) {
-		v = at_load_acquire(&p->slots[i]);
-		if (v && v != w)
+	pool_for_each_worker(w->pool, v)
+		if (v != w)
 			sum += at_load_relaxed(&v->n_run) + at_load_relaxed(&v->n_switch);
-	}
 	return sum;
 }
 

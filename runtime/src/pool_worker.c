@@ -94,16 +94,13 @@ static void *worker_main(void *arg);
  * no-lost-wake-up protocol. */
 static bool pool_has_work(kn_pool *p)
 {
-	unsigned i, n = at_load_acquire(&p->nstarted);
 	struct worker *w;
 
 	if (at_load_seq_cst(&p->pending) > 0)
 		return true;
-	for (i = 0; i < n; i++) {
-		w = at_load_acquire(&p->slots[i]);
-		if (w && !deque_empty(&w->dq))
+	pool_for_each_worker(p, w)
+		if (!deque_empty(&w->dq))
 			return true;
-	}
 	return false;
 }
 
@@ -140,18 +137,17 @@ int worker_start(kn_pool *p, unsigned idx)
 	return 0;
 }
 
-/* A spare thread, if blocked tasks hold so many threads that fewer than N
- * remain (idle ones included: those are woken, not replaced) and the cap
- * allows. It starts running: it will search. */
+static void arm_retry(kn_pool *p);
+
 /*
- * Start a spare worker if the pool is short of running threads. Requests
- * are combined: each one marks spare_wanted, and whoever holds threads_lock
+ * Start a spare thread if blocked tasks hold so many threads that fewer
+ * than N remain (idle ones included: those are woken, not replaced) and
+ * the cap allows; it starts running: it will search. Requests are
+ * combined: each one marks spare_wanted, and whoever holds threads_lock
  * (through pthread_create, during which the new thread may itself block
  * and ask for another) loops until no request arrived meanwhile. So a
  * request that finds the lock taken is never dropped.
  */
-static void arm_retry(kn_pool *p);
-
 void start_spare(kn_pool *p)
 {
 	uint64_t s;
