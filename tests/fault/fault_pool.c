@@ -4,7 +4,9 @@
  * kn_pool_spawn and kn_pool_spawn_task from outside (the task record) and
  * from inside a task (the record, and the deque's growth past its first
  * 256 slots), fiber stacks (a ring of tasks on one worker, each blocking in
- * turn), kn_group_new (the group, its context), kn_group_go. Thread
+ * turn), tasks spawned with a stack of their own (kn_pool_spawn_opts: the
+ * class, its arena, the record), kn_group_new (the group, its
+ * context), kn_group_go. Thread
  * starts fail in fault_thread.c. See sweep.h.
  */
 #include <stdatomic.h>
@@ -181,6 +183,26 @@ static int ring_scenario(void *arg)
  * finishes, and the pool counts the suspension that had no stack. */
 #define BLOCKERS 100
 
+/* A channel of longs of capacity cap and a pool of options o: 0, or the
+ * errno of the one that could not be made (then neither is left). */
+static int chan_and_pool(size_t cap, const struct kn_pool_opts *o,
+			 kn_chan **ch, kn_pool **p)
+{
+	int err;
+
+	errno = 0;
+	*ch = kn_chan_new(sizeof(long), cap);
+	if (!*ch)
+		return errno;
+	*p = kn_pool_new(o);
+	if (!*p) {
+		err = errno;
+		kn_chan_free(*ch);
+		return err;
+	}
+	return 0;
+}
+
 struct blockers {
 	kn_chan *ch;
 	atomic_long done;
@@ -202,18 +224,12 @@ static int blocked_scenario(void *arg)
 	struct kn_pool_stats st;
 	long spawned = 0, i;
 	kn_pool *p;
+	int err;
 
 	(void)arg;
-	errno = 0;
-	b.ch = kn_chan_new(sizeof(long), 0);
-	if (!b.ch) {
-		CHECK_NOMEM(errno);
-		return 0;
-	}
-	p = kn_pool_new(&o);
-	if (!p) {
-		CHECK_NOMEM(errno);
-		kn_chan_free(b.ch);
+	err = chan_and_pool(0, &o, &b.ch, &p);
+	if (err) {
+		CHECK_NOMEM(err);
 		return 0;
 	}
 	for (i = 0; i < BLOCKERS; i++)
@@ -230,6 +246,62 @@ static int blocked_scenario(void *arg)
 	CHECK(st.stack_failures <= (uint64_t)kn_fault_failures());
 	kn_pool_free(p);
 	kn_chan_free(b.ch);
+	return 0;
+}
+
+/* Tasks with 1 MiB stacks of their own on a pool of 64 KiB ones, each
+ * using 200 KiB of it and receiving once (a buffered channel: it may block
+ * or not). A spawn fails with ENOMEM or runs; every spawned task ends. */
+#define OWN_TASKS 4
+
+struct own {
+	kn_chan *ch;
+	atomic_long ran;
+};
+
+static __attribute__((noinline)) long dig(long kib)
+{
+	volatile char frame[1024];
+
+	frame[0] = (char)kib;
+	return kib > 0 ? dig(kib - 1) + frame[0] : 0;
+}
+
+static void own_task(void *arg)
+{
+	struct own *o = arg;
+	long v;
+
+	if (dig(200) >= 0 && kn_chan_recv(o->ch, &v) == 0)
+		atomic_fetch_add(&o->ran, 1);
+}
+
+static int own_stack_scenario(void *arg)
+{
+	struct kn_pool_opts po = { .workers = 1, .stack_size = 64 * 1024 };
+	struct kn_spawn_opts so = { .stack_size = 1 << 20 };
+	struct own o = { 0 };
+	long spawned = 0, i;
+	kn_pool *p;
+	int r;
+
+	(void)arg;
+	r = chan_and_pool(OWN_TASKS, &po, &o.ch, &p);
+	if (r) {
+		CHECK_NOMEM(r);
+		return 0;
+	}
+	for (i = 0; i < OWN_TASKS; i++) {
+		r = kn_pool_spawn_opts(p, &so, own_task, &o);
+		CHECK(r == 0 || r == ENOMEM);
+		spawned += r == 0;
+	}
+	for (i = 0; i < spawned; i++)
+		CHECK(kn_chan_send(o.ch, &i) == 0);
+	CHECK(kn_pool_wait_idle(p) == 0);
+	CHECK(atomic_load(&o.ran) == spawned);
+	kn_pool_free(p);
+	kn_chan_free(o.ch);
 	return 0;
 }
 
@@ -302,6 +374,8 @@ int main(void)
 	bad |= sweep("pool: fiber stacks, a ring of blocking tasks", ring_scenario, NULL);
 	bad |= sweep("pool: 100 tasks blocked on one worker (a second arena)",
 		     blocked_scenario, NULL);
+	bad |= sweep("pool: tasks with stacks of their own (kn_spawn_opts)",
+		     own_stack_scenario, NULL);
 	ga.pool = kn_pool_new(&o);
 	if (!ga.pool) {
 		perror("kn_pool_new");
