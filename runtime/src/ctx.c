@@ -58,7 +58,8 @@
  *     cause is written; cause and msg never change afterwards.
  *  2. A cctx is in its tparent's children list (linked) only while it is
  *     not cancelled; linked and the list change under the tparent's lock.
- *     After marking, a cctx has no children and no after_funcs linked.
+ *     After marking, a cctx has no children, and no after_func joins
+ *     its list (the marker's finish runs those linked, if any were).
  *  3. refs counts: 1 while users > 0, one per child (any kind), one per
  *     pending timer entry, one per armed after_func, and temporary ones of
  *     cancellers. A context is freed at refs == 0 and then drops its
@@ -108,6 +109,8 @@ struct cctx {
 	char *own_msg;          /* msg, when this context was the one cancelled */
 	struct cctx *children;
 	kn_ctx_stop *afters;
+	bool afters_due;        /* afters was not empty when marked (read
+				 * by the marker after, without the lock) */
 	/* Under tparent->lock: */
 	struct cctx *prev, *next;
 	bool linked;
@@ -215,6 +218,7 @@ static bool mark(struct cctx *c, const struct cause *k, struct cctx **work)
 	c->msg = k->msg;
 	c->own_msg = k->own;
 	at_store_seq_cst(&c->cs.err, k->err);
+	c->afters_due = c->afters != NULL;
 	while ((ch = c->children) != NULL) {
 		c->children = ch->next;
 		ch->linked = false;
@@ -282,7 +286,11 @@ static void finish(struct cctx *c, bool detached)
 		unlink_from_parent(c);
 	if (c->timed && timer_remove(&c->timer))
 		ctx_put(&c->base);
-	run_afters(c);
+	/* Once err is set nothing joins afters (kn_ctx_after_func runs fn
+	 * at once), so none linked when marked means none to run: a cancel
+	 * of many children without after_funcs takes no lock for them. */
+	if (c->afters_due)
+		run_afters(c);
 }
 
 /* Cancel c and its subtree: 0, or EALREADY. */
