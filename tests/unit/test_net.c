@@ -498,3 +498,59 @@ Test(net, regular_files_are_always_ready)
 	cr_assert_eq(n, 4);
 	cr_assert_eq(kn_fd_close(fd), 0);
 }
+
+/* A short read of a TCP socket empties it, so the next read without a
+ * deadline waits for data before trying (netpoll.c, "Drained"). A
+ * readiness wait in between consumes the edge of new data without reading
+ * it: the read after it must find the data, never wait with it there. */
+struct drained {
+	int fd;
+	_Atomic int phase, done;
+	size_t n[2];
+	int err[3];
+	char b[2][64];
+};
+
+static void drained_task(void *arg)
+{
+	struct drained *d = arg;
+
+	d->err[0] = kn_read(d->fd, d->b[0], sizeof(d->b[0]), &d->n[0]);
+	at_store_seq_cst(&d->phase, 1);
+	d->err[1] = kn_fd_wait(d->fd, KN_READ, KN_FOREVER);
+	at_store_seq_cst(&d->phase, 2);
+	d->err[2] = kn_read(d->fd, d->b[1], sizeof(d->b[1]), &d->n[1]);
+	at_store_seq_cst(&d->done, 1);
+}
+
+Test(net, a_readiness_wait_between_reads_loses_no_data)
+{
+	int port, err, ln = listener(&port), c = dial(port, &err);
+	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
+	struct drained d = { 0 };
+	struct pdesc *pd;
+	uint32_t seq;
+
+	cr_assert_eq(err, 0);
+	cr_assert_eq(kn_accept(ln, NULL, NULL, &d.fd), 0);
+	cr_assert_eq(kn_write(c, "ab", 2, NULL), 0);
+	cr_assert_eq(kn_pool_spawn(p, drained_task, &d), 0);
+	while (at_load_seq_cst(&d.phase) < 1)
+		nap_ms(1);
+	wait_queued(d.fd, PD_READ, 1, &d.done); /* in kn_fd_wait */
+	cr_assert_eq(kn_write(c, "cd", 2, NULL), 0);
+	cr_assert_eq(pd_get(d.fd, &pd, &seq), 0);
+	while (!at_load_seq_cst(&d.done))
+		if (at_load_seq_cst(&d.phase) == 2 && at_load_seq_cst(&pd->q[PD_READ].n) > 0)
+			cr_assert_fail("the read waits with data there");
+		else
+			nap_ms(1);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert(d.err[0] == 0 && d.err[1] == 0 && d.err[2] == 0);
+	cr_assert(d.n[0] == 2 && !memcmp(d.b[0], "ab", 2));
+	cr_assert(d.n[1] == 2 && !memcmp(d.b[1], "cd", 2));
+	kn_pool_free(p);
+	kn_fd_close(d.fd);
+	kn_fd_close(c);
+	kn_fd_close(ln);
+}
