@@ -574,6 +574,24 @@ static inline int32_t rw_departing(uint64_t v)
 	return (int32_t)(uint32_t)v;
 }
 
+/* Before a rwmutex waiter registers: whom it waits for (the writer, the
+ * readers in) usually runs on another CPU and is out within a
+ * microsecond, less than a registration and a wake cost. A bounded spin;
+ * none on one CPU. True if ready(arg) came true. */
+static bool rw_spin(bool (*ready)(void *), void *arg)
+{
+	struct backoff b = { 0 };
+
+	if (kn_ncpu() == 1)
+		return false;
+	while (b.step < BACKOFF_SPIN_LIMIT) {
+		backoff_spin(&b);
+		if (ready(arg))
+			return true;
+	}
+	return false;
+}
+
 /* A reader held up by the writer of generation gen. */
 struct rw_reader {
 	struct rwmutex *rw;
@@ -612,6 +630,8 @@ static int rw_reader_wait(struct rwmutex *rw, uint32_t gen, uint64_t deadline,
 	struct rw_reader r = { rw, gen };
 	struct waitq *q[1] = { &rw->readers };
 
+	if (rw_spin(rw_reader_let_in, &r))
+		return 0;
 	while (!rw_reader_let_in(&r)) {
 		if (deadline_passed(deadline) || (ctx && ctx_done(ctx))) {
 			if (!rw_reader_withdraw(rw, gen))
@@ -681,6 +701,8 @@ static int rw_writer_wait(struct rwmutex *rw, uint64_t deadline, kn_ctx *ctx)
 {
 	struct waitq *q[1] = { &rw->writer };
 
+	if (rw_spin(rw_readers_gone, rw))
+		return 0;
 	while (!rw_readers_gone(rw)) {
 		if (deadline_passed(deadline) || (ctx && ctx_done(ctx))) {
 			rw_release(rw);
@@ -787,8 +809,10 @@ int kn_rwmutex_try_lock(kn_rwmutex *krw)
 	return EAGAIN;
 }
 
-/* The load before the sub catches a runlock with no reader in without
- * letting the sub borrow from WRITER. */
+/* One sub: a load before it would make the contended path fetch the
+ * line twice. A runlock with no reader in borrows from WRITER (or the
+ * generation) until it undoes its sub; calls racing with that misuse may
+ * see it. */
 int kn_rwmutex_runlock(kn_rwmutex *krw)
 {
 	struct rwmutex *rw = rwmutex_of(krw);
@@ -796,11 +820,12 @@ int kn_rwmutex_runlock(kn_rwmutex *krw)
 
 	if (unlikely(!rw))
 		return EINVAL;
-	if (unlikely(RW_COUNT(at_load_relaxed(&rw->state)) == 0)) {
+	s = at_sub_release(&rw->state, RW_READER);
+	if (unlikely(RW_COUNT(s) == 0)) {
+		at_add_relaxed(&rw->state, RW_READER);
 		kn_misuse("kn_rwmutex_runlock of a rwmutex no reader holds", rw);
 		return EINVAL;
 	}
-	s = at_sub_release(&rw->state, RW_READER);
 	if (unlikely(s & RW_WRITER))
 		rw_reader_depart(rw, RW_GEN(s));
 	return 0;

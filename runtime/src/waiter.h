@@ -338,7 +338,10 @@ uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *a
  * idle sleeps without its block hook and may sleep in epoll_wait
  * (pool_worker.c, netpoll.c). commit and park get the same arg. Inline, so
  * that a caller's commit and park compile into its wait; waitq_wait is
- * this with waiter_park.
+ * this with waiter_park. park never decides w with SEL_CASE0 + i itself:
+ * that decision is a notifier's, through the node on qs[i], which the
+ * notifier unlinked (waiter.c invariant 4), so the woken waiter takes no
+ * lock to remove it.
  */
 static inline uint32_t waitq_wait_by(struct waitq *const qs[], unsigned n,
 				     bool (*commit)(void *arg),
@@ -360,7 +363,8 @@ static inline uint32_t waitq_wait_by(struct waitq *const qs[], unsigned n,
 		waiter_decide(&w, SEL_ABORT);
 	v = park(&w, arg);
 	for (i = 0; i < n; i++)
-		waitq_remove(qs[i], &nodes[i]);
+		if (v != SEL_CASE0 + i)
+			waitq_remove(qs[i], &nodes[i]);
 	return v;
 }
 
