@@ -1,6 +1,6 @@
 /*
  * sync.c - task-aware mutex, rwmutex, condition variable and once.
- * Model: tests/model/mutex.pml (run by tests/model/check).
+ * Models: tests/model/mutex.pml, rwmutex.pml (run by tests/model/check).
  *
  * Every wait goes through the waiter layer (waiter.h): a pool task is
  * suspended as a fiber, a plain thread parks on its futex. Each object is
