@@ -137,19 +137,32 @@ KN_API int kn_mutex_lock_ctx(kn_mutex *m, kn_ctx *ctx);
  * kn_sem of 1. */
 KN_API int kn_mutex_unlock(kn_mutex *m);
 
+/* As kn_mutex_init, kn_mutex_destroy (EBUSY: a reader or writer holds or
+ * waits). */
 KN_API int kn_rwmutex_init(kn_rwmutex *rw);
 KN_API int kn_rwmutex_destroy(kn_rwmutex *rw);
-/* Shared (read) side. */
+
+/* Shared (read) side. A reader gets in at once unless a writer holds or
+ * waits for the lock; then it waits for that writer's unlock (or gives
+ * up: the deadline, ctx; try_rlock: EAGAIN at once). */
 KN_API int kn_rwmutex_rlock(kn_rwmutex *rw);
 KN_API int kn_rwmutex_try_rlock(kn_rwmutex *rw);
 KN_API int kn_rwmutex_rlock_until(kn_rwmutex *rw, uint64_t deadline);
 KN_API int kn_rwmutex_rlock_ctx(kn_rwmutex *rw, kn_ctx *ctx);
+/* Leave; the last reader a waiting writer waits for lets it in. EINVAL if
+ * no reader holds rw. */
 KN_API int kn_rwmutex_runlock(kn_rwmutex *rw);
-/* Exclusive (write) side. */
+
+/* Exclusive (write) side: wait for the writers before this one, then bar
+ * new readers and wait for the readers in. A writer that gives up (the
+ * deadline, ctx) lets in the readers it held up. try_lock: only if nobody
+ * holds rw now (and no writer is on its way in), else EAGAIN. */
 KN_API int kn_rwmutex_lock(kn_rwmutex *rw);
 KN_API int kn_rwmutex_try_lock(kn_rwmutex *rw);
 KN_API int kn_rwmutex_lock_until(kn_rwmutex *rw, uint64_t deadline);
 KN_API int kn_rwmutex_lock_ctx(kn_rwmutex *rw, kn_ctx *ctx);
+/* Let in every reader held up, then the next writer. EINVAL if no writer
+ * holds rw. */
 KN_API int kn_rwmutex_unlock(kn_rwmutex *rw);
 
 KN_API int kn_cond_init(kn_cond *c);
