@@ -144,14 +144,7 @@ static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local struct lane *my_lane;
 static _Thread_local bool laneless;
 static _Thread_local bool parking; /* between trace_park's calls */
-/* The block the running task is about to suspend on (trace_block), and a
- * stop that blocked, not yet recorded (see trace_run). */
-static _Thread_local struct {
-	const void *obj, *w;
-	const char *what;
-	const void *woke;
-	bool stopped;
-} pending;
+_Thread_local struct trace_held trace_held;
 
 static inline uint64_t trace_clock(void)
 {
@@ -237,6 +230,7 @@ static inline __attribute__((always_inline)) bool take_clock(struct lane *l, uin
 	now = trace_clock();
 	l->every = now - l->last_clock < (pos - l->clocked) * fast_ticks ?
 		   TRACE_CLOCK_EVERY : 1;
+	trace_held.busy = l->every > 1;
 	l->clocked = pos;
 	l->last_clock = now;
 	*clock = now;
@@ -279,15 +273,15 @@ put_rec(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c,
  * they happened (the wake came first). */
 static void held_now(void)
 {
-	if (unlikely(pending.woke)) {
-		put_rec(TR_WAKE, false, (uintptr_t)pending.woke, 0, 0, 0, 0, 0);
-		pending.woke = NULL;
+	if (unlikely(trace_held.woke)) {
+		put_rec(TR_WAKE, false, (uintptr_t)trace_held.woke, 0, 0, 0, 0, 0);
+		trace_held.woke = NULL;
 	}
-	if (unlikely(pending.stopped)) {
-		pending.stopped = false;
-		put_rec(TR_STOP, true, (uintptr_t)pending.what, (uintptr_t)pending.obj,
-			(uintptr_t)pending.w, 0, 0, 0);
-		pending.w = NULL;
+	if (unlikely(trace_held.stopped)) {
+		trace_held.stopped = false;
+		put_rec(TR_STOP, true, (uintptr_t)trace_held.what, (uintptr_t)trace_held.obj,
+			(uintptr_t)trace_held.w, 0, 0, 0);
+		trace_held.w = NULL;
 	}
 }
 
@@ -308,31 +302,21 @@ void trace_spawn(uint64_t id, const char *name)
 	put(TR_SPAWN, id, w[0], w[1]);
 }
 
-void trace_run(uint64_t id, const void *w)
+void trace_run_record(uint64_t id, const void *w)
 {
-	if (id && pending.stopped) { /* a switch: one record, not slow */
-		pending.stopped = false;
+	if (id && trace_held.stopped) { /* a switch: one record, not slow */
+		trace_held.stopped = false;
 		put_rec(TR_RUN | TR_AFTER_STOP, false, id, (uintptr_t)w,
-			(uintptr_t)pending.what, (uintptr_t)pending.obj,
-			(uintptr_t)pending.w, (uintptr_t)pending.woke);
-		pending.woke = NULL;
+			(uintptr_t)trace_held.what, (uintptr_t)trace_held.obj,
+			(uintptr_t)trace_held.w, (uintptr_t)trace_held.woke);
+		trace_held.woke = NULL;
 	} else if (id) { /* from the loop, which may have waited: slow */
 		put(TR_RUN, id, (uintptr_t)w, 0);
-	} else if (w) { /* a switch begins: held back */
-		pending.stopped = true;
-		return;
-	} else { /* the loop comes next */
-		put(TR_STOP, (uintptr_t)pending.what, (uintptr_t)pending.obj,
-		    (uintptr_t)pending.w);
+	} else { /* the loop comes next (a switch is held back: trace.h) */
+		put(TR_STOP, (uintptr_t)trace_held.what, (uintptr_t)trace_held.obj,
+		    (uintptr_t)trace_held.w);
 	}
-	pending.w = NULL;
-}
-
-void trace_block(const void *obj, const char *what, const void *w)
-{
-	pending.obj = obj;
-	pending.what = what;
-	pending.w = w;
+	trace_held.w = NULL;
 }
 
 void trace_sleep(const void *obj, const char *what, const void *w)
@@ -347,12 +331,9 @@ void trace_woke(const void *w)
 		put(TR_WOKE, (uintptr_t)w, 0, 0);
 }
 
-void trace_wake(const void *w)
+void trace_wake_record(const void *w)
 {
-	if (my_lane && my_lane->every > 1 && !pending.woke)
-		pending.woke = w; /* busy: for the next switch's record */
-	else
-		put(TR_WAKE, (uintptr_t)w, 0, 0);
+	put(TR_WAKE, (uintptr_t)w, 0, 0);
 }
 
 void trace_steal(uint64_t id, unsigned victim)

@@ -43,24 +43,59 @@ extern _Atomic bool trace_on;
 /* A task was spawned from this thread (name: NULL or the caller's string,
  * copied in part). */
 void trace_spawn(uint64_t id, const char *name);
+/*
+ * What a thread holds back for its next record (trace.c, "Recording"):
+ * the block of the task about to suspend, a stop followed by a switch
+ * straight to another fiber, and, on a busy lane, a wake. The hooks on a
+ * fiber switch's path are inline and touch only this.
+ */
+struct trace_held {
+	const void *obj, *w; /* the block: what on, the waiter */
+	const char *what;
+	const void *woke;    /* a wake held back, or NULL */
+	bool stopped;        /* a stop held back */
+	bool busy;           /* the lane records fast: hold wakes */
+};
+extern _Thread_local struct trace_held trace_held;
+
 /* This thread now runs task id, resuming through waiter w (the end of its
  * wake's arrow; NULL: its first run). id 0: the task it ran stopped
  * (ended, yielded or blocked); w not NULL then says that the thread
  * switches straight to another task's fiber (whose resumption records
- * both), NULL that the worker loop comes next. */
-void trace_run(uint64_t id, const void *w);
+ * both: held back), NULL that the worker loop comes next. */
+void trace_run_record(uint64_t id, const void *w);
+static inline void trace_run(uint64_t id, const void *w)
+{
+	if (!id && w)
+		trace_held.stopped = true;
+	else
+		trace_run_record(id, w);
+}
+
 /* The task running here is about to suspend, blocked on obj (what: a
  * literal naming the wait), to be woken through waiter w: kept for the
  * record of its stop, trace_run(0, ...). All NULL: it did not suspend
  * after all. */
-void trace_block(const void *obj, const char *what, const void *w);
+static inline void trace_block(const void *obj, const char *what, const void *w)
+{
+	trace_held.obj = obj;
+	trace_held.what = what;
+	trace_held.w = w;
+}
 /* This thread goes to sleep in the waiter layer, blocked as above (a task
  * that could not suspend, or a thread that is not a worker); trace_woke
  * when it woke up. */
 void trace_sleep(const void *obj, const char *what, const void *w);
 void trace_woke(const void *w);
 /* This thread woke the owner of waiter w (asleep or suspended). */
-void trace_wake(const void *w);
+void trace_wake_record(const void *w);
+static inline void trace_wake(const void *w)
+{
+	if (trace_held.busy && !trace_held.woke)
+		trace_held.woke = w; /* for the next switch's record */
+	else
+		trace_wake_record(w);
+}
 /* This worker took task id from worker victim's deque. */
 void trace_steal(uint64_t id, unsigned victim);
 /* This worker goes to sleep with nothing to do, on waiter w (park true),
