@@ -127,7 +127,10 @@
  *            try_lock w, then CAS WRITER on only while the count is 0.
  *
  * Uncontended, rlock and runlock are one RMW each; lock and unlock are
- * w's CAS and one RMW of the state (and a store of the wait word).
+ * w's CAS and one RMW of the state (and a store of the wait word). A
+ * reader held up and a writer waiting for readers look at their condition
+ * for a bounded spin before they register (none on one CPU): whom they
+ * wait for usually runs on another CPU and is out within a microsecond.
  *
  * Linearization: a reader's rlock at its add when WRITER was clear, else
  * at the releasing add that ended its generation; a failed rlock at its
