@@ -115,11 +115,14 @@ int pool_submit(kn_pool *p, struct kn_task *t, void (*fn)(void *), void *arg,
 
 /* Give t the stack its options ask for: none beyond the pool's (the fast
  * path), or one of a larger class, taken now so that a spawn that cannot
- * have it fails (ENOMEM) instead of the task. */
+ * have it fails (ENOMEM) instead of the task. Not in a child of fork: a
+ * class's lock may have been held across the fork (submit says ECHILD). */
 static int own_stack(kn_pool *p, struct kn_task *t, size_t size)
 {
 	if (size <= p->stack_size)
 		return 0;
+	if (unlikely(inherited(p)))
+		return ECHILD;
 	t->stack = stack_take_larger(&p->stacks, size);
 	return t->stack ? 0 : ENOMEM;
 }

@@ -116,6 +116,10 @@ static void child_main(void *arg)
 
 	/* The parent's pool: an error, never a hang. */
 	CHILD_CHECK(1, kn_pool_spawn(pa->pool, count_task, (void *)&n) == ECHILD);
+	/* With a larger stack_size (a stack of its own) too. */
+	CHILD_CHECK(13, kn_pool_spawn_opts(pa->pool, &(struct kn_spawn_opts){
+					   .stack_size = 4 << 20 },
+				   count_task, (void *)&n) == ECHILD);
 	errno = 0;
 	CHILD_CHECK(2, !kn_pool_spawn_task(pa->pool, count_task, (void *)&n) && errno == ECHILD);
 	CHILD_CHECK(3, kn_task_join(pa->held) == ECHILD);

@@ -319,7 +319,8 @@ struct kn_spawn_opts {
  * kn_go, or a stack_size above KN_POOL_MAX_STACK, or a nonzero stack_size
  * on a pool without fibers (no_fibers: tasks run on the threads' own
  * stacks); ENOMEM: no memory for the record or for a stack of that size
- * (counted in stack_failures); EPIPE, ECHILD as kn_pool_spawn.
+ * (counted in stack_failures); EPIPE, ECHILD as kn_pool_spawn (ECHILD
+ * before any stack is taken).
  */
 KN_API int kn_pool_spawn_opts(kn_pool *pool, const struct kn_spawn_opts *opts,
 			      void (*fn)(void *), void *arg);
