@@ -360,7 +360,10 @@ struct wait_case {
  * a lone operation share one. */
 #define CASE_ALIGNED __attribute__((aligned(KN_CACHE_LINE)))
 
-_Static_assert(offsetof(struct wait_case, w) + sizeof(struct waiter) <= KN_CACHE_LINE,
+/* A partner reads the waiter's sel and fib; its on (what it waits on,
+ * read only by its owner's thread) may spill into the next line, the
+ * owner's op's. */
+_Static_assert(offsetof(struct wait_case, w) + offsetof(struct waiter, on) <= KN_CACHE_LINE,
 	       "a node, its value and its waiter share one line");
 
 /* Where a partner finds (send) or leaves (receive) a rendezvous case's
@@ -637,6 +640,16 @@ static void pass_on(struct wait_case *wc, uint32_t sel)
 		waitq_notify_one(chan_queue(ch, wc[TOKEN_CASE(sel)].op.kind));
 }
 
+/* What a wait on these cases waits on (kn_dump): a lone operation's
+ * channel and direction, or a select (its first case's channel). */
+static uint64_t wait_on_cases(const struct wait_case *wc, size_t n)
+{
+	unsigned kind = n > 1 ? WAIT_SELECT :
+			wc[0].op.kind == KN_SEND ? WAIT_SEND : WAIT_RECV;
+
+	return WAIT_ON(kind, wc[0].op.ch);
+}
+
 static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 		      struct zlocks *z, unsigned flags, uint64_t deadline,
 		      kn_ctx *ctx, size_t *fired)
@@ -677,7 +690,7 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 			if (r != EAGAIN)
 				return r;
 		}
-		waiter_init(w);
+		waiter_init(w, wait_on_cases(wc, n));
 		/* Cancellation first: watched before any partner can
 		 * find a node (waiter.h). */
 		waiter_watch_ctx(w, ctx, &cw);

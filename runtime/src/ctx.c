@@ -517,7 +517,7 @@ int kn_ctx_wait(kn_ctx *ctx, uint64_t deadline)
 		return 0;
 	if (deadline_left(deadline) == 0)
 		return ETIMEDOUT;
-	waiter_init(&w);
+	waiter_init(&w, WAIT_ON(WAIT_CTX, ctx));
 	/* The waiter layer joins ctx's queue and re-checks it after joining. */
 	return waiter_park(&w, deadline, ctx) == SEL_CANCEL ? 0 : ETIMEDOUT;
 }

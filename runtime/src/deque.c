@@ -216,3 +216,15 @@ int64_t deque_len(struct deque *d)
 
 	return b > t ? b - t : 0;
 }
+
+/* Rings are kept until deque_destroy (Reclamation), so any ring read here
+ * is still mapped, whichever one is current by now. */
+int64_t deque_peek(struct deque *d, void **items, int64_t max)
+{
+	int64_t t = at_load_acquire(&d->top), b = at_load_acquire(&d->bottom), i;
+	struct deque_ring *r = at_load_acquire(&d->ring);
+
+	for (i = 0; i < max && t + i < b; i++)
+		items[i] = at_load_relaxed(&r->slot[(t + i) & r->mask]);
+	return i;
+}

@@ -69,5 +69,9 @@ enum steal_result deque_steal(struct deque *d, void **x, int64_t leave);
 bool deque_empty(struct deque *d);
 /* Items queued, roughly (a snapshot for kn_dump; any thread). */
 int64_t deque_len(struct deque *d);
+/* Up to max of the oldest items into items[] (a snapshot for the stall
+ * report, any thread: an item may have been taken meanwhile, and is
+ * then only stale); how many. */
+int64_t deque_peek(struct deque *d, void **items, int64_t max);
 
 #endif

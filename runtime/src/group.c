@@ -138,7 +138,8 @@ static int take_slot(kn_group *g, bool wait)
 			return 0;
 		if (!wait)
 			return EAGAIN;
-		if (waitq_wait(q, 1, slot_free, g, KN_FOREVER, g->ctx) == SEL_CANCEL)
+		if (waitq_wait(q, 1, slot_free, g, KN_FOREVER, g->ctx,
+			       WAIT_ON(WAIT_GROUP, g)) == SEL_CANCEL)
 			return ECANCELED;
 	}
 }

@@ -521,9 +521,9 @@ static inline uint32_t fd_park(struct waiter *w, void *arg)
 		f->err = errno;
 		return SEL_ABORT;
 	}
-	waiter_hold_thread(true);
+	waiter_hold_thread(w, true);
 	v = park_thread(w, k, f->fd, f->mask, f->deadline, f->ctx);
-	waiter_hold_thread(false);
+	waiter_hold_thread(w, false);
 	return v;
 }
 
@@ -541,7 +541,7 @@ int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
 	for (d = PD_READ; d <= PD_WRITE; d++)
 		if (mask & 1 << d)
 			q[n++] = &pd->q[d];
-	v = waitq_wait_by(q, n, fd_commit, fd_park, &f);
+	v = waitq_wait_by(q, n, fd_commit, fd_park, &f, WAIT_ON(WAIT_FD, (uintptr_t)fd));
 	if (at_load_seq_cst(&pd->seq) != seq)
 		return EBADF;
 	if (f.err)

@@ -8,7 +8,9 @@
  * them.
  *
  * Time: absolute CLOCK_MONOTONIC nanoseconds (kn_now()), the unit of every
- * deadline in kanal.
+ * deadline in kanal. kn_now_coarse() is the same clock at the kernel's
+ * tick (a few ms; a read of the vDSO page, no counter): for "since when"
+ * records on hot paths, never for deadlines.
  *
  * Futex: only the waiter layer (waiter.h/.c) may call sys_futex_wait/wake;
  * every other blocking call parks through the waiter.
@@ -166,6 +168,7 @@ static inline void prefetch_write(const void *p)
 
 /* CPUs this process may run on (affinity mask), cached after first call. */
 int kn_ncpu(void);
+uint64_t kn_now_coarse(void);
 
 /* ---- backoff ------------------------------------------------------------ *
  * Bounded exponential spinning, then yielding the CPU: a thread that waits

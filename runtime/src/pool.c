@@ -49,9 +49,6 @@
 
 _Atomic unsigned pool_fork_gen;
 
-static void registry_add(kn_pool *p);
-static void registry_remove(kn_pool *p);
-
 static bool on_own_worker(kn_pool *p)
 {
 	return pool_self && pool_self->pool == p;
@@ -66,10 +63,11 @@ static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
 	t->arg = arg;
 	t->drop = drop;
 	t->pool = p;
-	t->id = task_next_id();
-	t->name = name;
+	at_store_relaxed(&t->diag.id, task_next_id());
+	at_store_relaxed(&t->diag.name, name);
+	at_store_relaxed(&t->diag.pool, p);
 	t->stack = NULL;
-	TRACE(trace_spawn(t->id, name));
+	TRACE(trace_spawn(at_load_relaxed(&t->diag.id), name));
 	at_store_relaxed(&t->state, TASK_DETACHED);
 	at_store_relaxed(&t->thief, -1);
 }
@@ -172,20 +170,24 @@ int kn_pool_spawn(kn_pool *p, void (*fn)(void *), void *arg)
 
 uint64_t kn_task_id(void)
 {
-	return pool_cur_task ? pool_cur_task->id : 0;
+	return pool_cur_task ? at_load_relaxed(&pool_cur_task->diag.id) : 0;
 }
 
 const char *kn_task_name(void)
 {
-	return !pool_cur_task ? NULL : pool_cur_task->name ? pool_cur_task->name : "";
+	const char *name;
+
+	if (!pool_cur_task)
+		return NULL;
+	name = at_load_relaxed(&pool_cur_task->diag.name);
+	return name ? name : "";
 }
 
 int kn_task_set_name(const char *name)
 {
 	if (!pool_cur_task)
 		return EINVAL;
-	pool_cur_task->name = name;
-	at_store_relaxed(&pool_self->running_name, name);
+	at_store_relaxed(&pool_cur_task->diag.name, name);
 	return 0;
 }
 
@@ -267,7 +269,7 @@ static uint32_t wait_task(struct kn_task *t)
 		st = at_load_acquire(&t->state);
 		if (st != TASK_PENDING)
 			return st;
-		waitq_wait(q, 1, task_ended, t, KN_FOREVER, NULL);
+		waitq_wait(q, 1, task_ended, t, KN_FOREVER, NULL, WAIT_ON(WAIT_JOIN, t));
 	}
 }
 
@@ -321,7 +323,8 @@ int kn_pool_wait_idle(kn_pool *p)
 	if (inherited(p))
 		return ECHILD;
 	q[0] = &p->idle_waiters; /* only now: p may have been NULL */
-	while (waitq_wait(q, 1, pool_idle, p, KN_FOREVER, NULL) != SEL_ABORT)
+	while (waitq_wait(q, 1, pool_idle, p, KN_FOREVER, NULL,
+			  WAIT_ON(WAIT_POOL_IDLE, p)) != SEL_ABORT)
 		;
 	return 0;
 }
@@ -400,79 +403,9 @@ void kn_pool_free(kn_pool *p)
 		return; /* inherited: its threads cannot be joined here */
 	if (!at_load_acquire(&p->closing))
 		kn_pool_shutdown(p, true, NULL);
-	registry_remove(p);
+	diag_pool_free(p);
 	p->magic = KN_MAGIC_DEAD;
 	pool_release(p);
-}
-
-/* ---- the registry of live pools (kn_dump) ---------------------------------- */
-
-static struct lock registry_lock = LOCK_INIT;
-static kn_pool *registry;
-
-static void registry_add(kn_pool *p)
-{
-	lock_acquire(&registry_lock);
-	p->dump_next = registry;
-	registry = p;
-	lock_release(&registry_lock);
-}
-
-static void registry_remove(kn_pool *p)
-{
-	kn_pool **at;
-
-	lock_acquire(&registry_lock);
-	for (at = &registry; *at; at = &(*at)->dump_next) {
-		if (*at == p) {
-			*at = p->dump_next;
-			break;
-		}
-	}
-	lock_release(&registry_lock);
-}
-
-static void dump_pool(FILE *out, kn_pool *p)
-{
-	struct kn_pool_stats st;
-	struct worker *w;
-
-	kn_pool_stats(p, &st);
-	fprintf(out, "pool \"%s\" (%p): %u workers, %u threads, %lld queued from outside; "
-		"%llu tasks run, %llu steals, %llu parks, %llu switches, %llu spares "
-		"started, %llu stack bytes\n", p->name, (void *)p, st.workers, st.threads,
-		(long long)at_load_relaxed(&p->pending), (unsigned long long)st.tasks_run,
-		(unsigned long long)st.steals, (unsigned long long)st.parks,
-		(unsigned long long)st.switches, (unsigned long long)st.spares_started,
-		(unsigned long long)st.stack_bytes);
-	pool_for_each_worker(p, w) {
-		uint64_t id = at_load_relaxed(&w->running_id);
-		const char *name = at_load_relaxed(&w->running_name);
-
-		fprintf(out, "  worker %u: ", w->index);
-		if (id)
-			fprintf(out, "running task %llu \"%s\"", (unsigned long long)id,
-				name ? name : "");
-		else
-			fprintf(out, "no task running");
-		fprintf(out, ", %lld queued, %llu suspended (blocked or runnable)\n",
-			(long long)deque_len(&w->dq),
-			(unsigned long long)at_load_relaxed(&w->nblocked));
-	}
-}
-
-int kn_dump(FILE *out)
-{
-	kn_pool *p;
-
-	if (!out)
-		return EINVAL;
-	lock_acquire(&registry_lock);
-	for (p = registry; p; p = p->dump_next)
-		dump_pool(out, p);
-	lock_release(&registry_lock);
-	fflush(out);
-	return 0;
 }
 
 /* ---- fork ---------------------------------------------------------------- */
@@ -501,7 +434,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-	registry_lock = (struct lock)LOCK_INIT;
+	diag_fork_child();
 	pthread_mutex_init(&default_lock, NULL);
 	at_store_relaxed(&default_pool, NULL);
 	at_store_relaxed(&pool_fork_gen, at_load_relaxed(&pool_fork_gen) + 1);
@@ -565,7 +498,7 @@ kn_pool *kn_pool_new(const struct kn_pool_opts *opts)
 	}
 	lock_release(&p->threads_lock);
 	if (i == n) {
-		registry_add(p);
+		diag_pool_new(p);
 		return p;
 	}
 	stop_threads(p);

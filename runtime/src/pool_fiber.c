@@ -191,7 +191,9 @@ bool worker_suspend(void *arg, struct waiter *wt)
 	wt->fib = w->cur;
 	at_store_relaxed(&w->nblocked, at_load_relaxed(&w->nblocked) + 1);
 	set_cur_task(w, NULL, direct);
+	diag_block(mine, wt);
 	switch_to(w, to, wt, false);
+	diag_unblock(mine);
 	set_cur_task(w, mine, wt);
 	return true;
 }

@@ -94,9 +94,14 @@ struct worker {
 	struct block_hook hook;
 	/* Written by the worker only, read by kn_pool_stats. */
 	_Atomic uint64_t n_run, n_steal, n_park, n_switch;
-	/* The task running now (id 0: none), for kn_dump; the worker only. */
-	_Atomic uint64_t running_id;
-	_Atomic(const char *) running_name;
+	/* The task running now (NULL: none), for kn_dump and the stall
+	 * report; written by the worker only. */
+	_Atomic(struct kn_task *) running;
+	/* The stall report (pool_diag.c), the timer thread only: the
+	 * worker's progress (n_run + n_switch) when it last changed, when
+	 * that was, and whether this stall was reported. */
+	uint64_t stall_mark, stall_since;
+	bool stall_said;
 
 	/* Fibers (pool_fiber.c); the worker's thread only, except
 	 * where noted. */
@@ -177,6 +182,12 @@ bool worker_others_ready(void *arg);
 /* pool_steal.c */
 struct kn_task *inj_take(struct worker *w);
 struct kn_task *search(struct worker *w);
+/* pool_diag.c */
+void diag_pool_new(kn_pool *p);
+void diag_pool_free(kn_pool *p);
+void diag_fork_child(void);
+void diag_arm(void);
+extern _Atomic uint32_t diag_armed;
 /* pool_worker.c */
 int worker_start(kn_pool *p, unsigned idx);
 void start_spare(kn_pool *p);
@@ -199,10 +210,39 @@ void stop_threads(kn_pool *p);
 static inline void set_cur_task(struct worker *w, struct kn_task *t,
 				const void *wt)
 {
-	TRACE(trace_run(t ? t->id : 0, wt));
+	TRACE(trace_run(t ? at_load_relaxed(&t->diag.id) : 0, wt));
 	pool_cur_task = t;
-	at_store_relaxed(&w->running_id, t ? t->id : 0);
-	at_store_relaxed(&w->running_name, t ? t->name : NULL);
+	at_store_release(&w->running, t); /* its record with it (kn_dump) */
+}
+
+/*
+ * A task (t: pool_cur_task, NULL if none) suspends or sleeps in a wait
+ * on w->on: the block hook's record of it for kn_dump (two stores and a
+ * read of the coarse clock). The blocking path pays this; no other path
+ * does.
+ */
+static inline void diag_block(struct kn_task *t, const struct waiter *w)
+{
+	if (!t)
+		return;
+	at_store_relaxed(&t->diag.since, kn_now_coarse());
+	at_store_relaxed(&t->diag.on, w->on);
+}
+
+static inline void diag_unblock(struct kn_task *t)
+{
+	if (t)
+		at_store_relaxed(&t->diag.on, 0);
+}
+
+/* A worker about to sleep (idle, or for its fibers) with fibers blocked
+ * here, after its seq_cst RMW of the state word, arms the deadlock check
+ * if it is not (the arming argument, pool_diag.c). A fiber's suspension
+ * never arms it: a deadlock needs the worker to sleep after. */
+static inline void diag_sleeps(struct worker *w)
+{
+	if (at_load_relaxed(&w->nblocked) && !at_load_seq_cst(&diag_armed))
+		diag_arm();
 }
 
 /* Made before a fork that made this process: its threads are the
@@ -408,7 +448,7 @@ static inline struct kn_task *steal_from(struct worker *w, struct worker *v,
 	switch (deque_steal(&v->dq, &x, leave ? LEAVE_FEW : 0)) {
 	case STEAL_OK:
 		stat_inc(&w->n_steal);
-		TRACE(trace_steal(dq_task(x)->id, v->index));
+		TRACE(trace_steal(at_load_relaxed(&dq_task(x)->diag.id), v->index));
 		return took(w, dq_task(x));
 	case STEAL_RETRY:
 		*retry = true;
@@ -445,6 +485,7 @@ static inline void task_done(struct kn_task *t, uint32_t how)
 		task_free(t);
 		return;
 	}
+	at_store_relaxed(&t->diag.id, 0); /* kn_dump: ended */
 	at_store_seq_cst(&t->state, how);
 	waitq_notify_all(&t->joinq);
 	task_put(t);

@@ -84,7 +84,7 @@
 #define DEQUE_LOG2 8           /* 256 tasks before a deque first grows */
 #define INJECTOR_EVERY 61      /* tasks between looks at the injector first */
 
-static void worker_block(void *arg);
+static void worker_block(void *arg, const struct waiter *wt);
 static void worker_unblock(void *arg);
 static void *worker_main(void *arg);
 
@@ -313,8 +313,10 @@ static inline bool fibers_commit(void *arg)
 static inline uint32_t fibers_park(struct waiter *wt, void *arg)
 {
 	struct worker *w = arg;
-	uint32_t v = sleep_thread(w, wt);
+	uint32_t v;
 
+	diag_sleeps(w);
+	v = sleep_thread(w, wt);
 	at_sub_seq_cst(&w->pool->state, ST_BLOCKED_ONE);
 	return v;
 }
@@ -326,7 +328,7 @@ static void sleep_for_fibers(struct worker *w)
 {
 	struct waitq *const q[] = { &w->wakeq };
 
-	waitq_wait_by(q, 1, fibers_commit, fibers_park, w);
+	waitq_wait_by(q, 1, fibers_commit, fibers_park, w, WAIT_ON(WAIT_INTERNAL, w->pool));
 }
 
 struct parking {
@@ -383,6 +385,7 @@ static inline uint32_t park_sleep(struct waiter *wt, void *arg)
 	if (waiter_peek(wt) != SEL_WAITING)
 		return SEL_ABORT;
 	stat_inc(&w->n_park);
+	diag_sleeps(w);
 	return sleep_thread(w, wt);
 }
 
@@ -393,7 +396,8 @@ static bool park(struct worker *w, bool searching)
 	kn_pool *p = w->pool;
 	struct waitq *const q[] = { &p->idleq, &w->wakeq };
 	struct parking pk = { w, ST_IDLE_ONE - (searching ? ST_SEARCH_ONE : 0), 0 };
-	uint32_t v = waitq_wait_by(q, 2, park_commit, park_sleep, &pk);
+	uint32_t v = waitq_wait_by(q, 2, park_commit, park_sleep, &pk,
+				   WAIT_ON(WAIT_INTERNAL, p));
 
 	at_sub_seq_cst(&p->state, ST_IDLE_ONE);
 	return v != SEL_ABORT;
@@ -468,17 +472,23 @@ struct kn_task *next_task(struct worker *w)
 	}
 }
 
-static void worker_block(void *arg)
+/* A task sleeps on its thread (no fiber switch): seq_cst after the
+ * state RMW, the other half of diag_sleeps' argument. */
+static void worker_block(void *arg, const struct waiter *wt)
 {
 	struct worker *w = arg;
 
 	count_blocked(w->pool);
+	diag_block(pool_cur_task, wt);
+	if (pool_cur_task && !at_load_seq_cst(&diag_armed))
+		diag_arm();
 }
 
 static void worker_unblock(void *arg)
 {
 	struct worker *w = arg;
 
+	diag_unblock(pool_cur_task);
 	at_sub_seq_cst(&w->pool->state, ST_BLOCKED_ONE);
 }
 

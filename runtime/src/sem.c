@@ -221,7 +221,7 @@ static int acquire_slow(kn_sem *s, uint64_t n, uint64_t deadline, kn_ctx *ctx)
 	uint32_t sel;
 	bool taken;
 
-	waiter_init(&w);
+	waiter_init(&w, WAIT_ON(WAIT_SEM, s));
 	node.data = &r;
 	/* Cancellation first: watched before a release can serve node. */
 	waiter_watch_ctx(&w, ctx, &cw);

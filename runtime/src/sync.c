@@ -391,7 +391,7 @@ static int mutex_lock_slow(struct mutex *m, uint64_t deadline, kn_ctx *ctx)
 		starving = l.woken && kn_now() - l.since > STARVE_NS;
 		if (!l.since)
 			l.since = kn_now();
-		waiter_init(&l.w);
+		waiter_init(&l.w, WAIT_ON(WAIT_MUTEX, m));
 		/* Written out, not waitq_wait: an unlock may hand the mutex
 		 * to the node (HANDED) and unlinks it, and registering and
 		 * re-checking are one step under the queue lock. Why no
@@ -641,7 +641,8 @@ static int rw_reader_wait(struct rwmutex *rw, uint32_t gen, uint64_t deadline,
 				return 0;
 			return deadline_passed(deadline) ? ETIMEDOUT : ECANCELED;
 		}
-		waitq_wait(q, 1, rw_reader_let_in, &r, deadline, ctx);
+		waitq_wait(q, 1, rw_reader_let_in, &r, deadline, ctx,
+			   WAIT_ON(WAIT_RWMUTEX, rw));
 	}
 	return 0;
 }
@@ -711,7 +712,8 @@ static int rw_writer_wait(struct rwmutex *rw, uint64_t deadline, kn_ctx *ctx)
 			rw_release(rw);
 			return deadline_passed(deadline) ? ETIMEDOUT : ECANCELED;
 		}
-		waitq_wait(q, 1, rw_readers_gone, rw, deadline, ctx);
+		waitq_wait(q, 1, rw_readers_gone, rw, deadline, ctx,
+			   WAIT_ON(WAIT_RWMUTEX, rw));
 	}
 	return 0;
 }
@@ -908,7 +910,7 @@ static int cond_wait(kn_cond *kc, kn_mutex *m, uint64_t deadline, kn_ctx *ctx)
 	if (deadline_passed(deadline))
 		return ETIMEDOUT;
 	q[0] = &c->q;
-	sel = waitq_wait(q, 1, cond_unlock, m, deadline, ctx);
+	sel = waitq_wait(q, 1, cond_unlock, m, deadline, ctx, WAIT_ON(WAIT_COND, c));
 	kn_mutex_lock(m);
 	return sel == SEL_CASE0 ? 0 : wait_error(sel);
 }
@@ -978,7 +980,7 @@ static void once_wait(struct once *o)
 	struct waitq *q[1] = { &o->q };
 
 	while (!once_done(o))
-		waitq_wait(q, 1, once_done, o, KN_FOREVER, NULL);
+		waitq_wait(q, 1, once_done, o, KN_FOREVER, NULL, WAIT_ON(WAIT_ONCE, o));
 }
 
 int kn_once_do(kn_once *ko, void (*fn)(void *), void *arg)

@@ -34,10 +34,12 @@
 
 #include "tsan.h"
 
-/* Two cache lines, allocated line-aligned: no false sharing between the
- * records of different threads. */
-_Static_assert(sizeof(struct kn_task) <= 2 * KN_CACHE_LINE,
-	       "task records are two cache lines");
+/* Three cache lines, allocated line-aligned: no false sharing between the
+ * records of different threads. A spawn writes the first two and the
+ * identity at the start of the third (task_diag); the rest of the third
+ * is written only when the task blocks. */
+_Static_assert(sizeof(struct kn_task) <= 3 * KN_CACHE_LINE,
+	       "task records are three cache lines");
 
 #define TASK_CACHE_MAX 256
 #define TASK_CACHE_BATCH 128
@@ -111,6 +113,29 @@ static bool refill(void)
 	return true;
 }
 
+static struct kn_task *_Atomic all_tasks;
+
+/* A new record joins the list of every record (a CAS push, release: its
+ * cleared diag goes with it). */
+static void publish(struct kn_task *t)
+{
+	struct kn_task *head = at_load_relaxed(&all_tasks);
+
+	at_store_relaxed(&t->diag.id, 0);
+	at_store_relaxed(&t->diag.name, NULL);
+	at_store_relaxed(&t->diag.pool, NULL);
+	at_store_relaxed(&t->diag.on, 0);
+	at_store_relaxed(&t->diag.since, 0);
+	do
+		t->diag.all = head;
+	while (!at_cas_release(&all_tasks, &head, t));
+}
+
+struct kn_task *task_all(void)
+{
+	return at_load_acquire(&all_tasks);
+}
+
 struct kn_task *task_alloc(void)
 {
 	struct kn_task *t = cache.head;
@@ -130,6 +155,8 @@ struct kn_task *task_alloc(void)
 	t = kn_alloc_aligned(KN_CACHE_LINE, sizeof(*t));
 	if (!t)
 		errno = ENOMEM;
+	else
+		publish(t);
 	return t;
 }
 
@@ -138,6 +165,7 @@ void task_free(struct kn_task *t)
 	struct kn_task *head, *last;
 	uint32_t i;
 
+	at_store_relaxed(&t->diag.id, 0); /* kn_dump: no task here now */
 	if (unlikely(!cache.keyed))
 		arm_exit();
 	if (!cache.head)

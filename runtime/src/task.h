@@ -36,6 +36,24 @@
 /* Room for an internal caller's data in the record (3 pointers). */
 #define TASK_PAYLOAD 24
 
+/*
+ * What kn_dump and the reports (pool_diag.c) see of a task, readable by
+ * any thread at any time: the pool writes it with relaxed stores (at the
+ * spawn, and where the task blocks, beside the fiber switch), the readers
+ * take each field as it is. A record is never freed, so a read of one
+ * being reused is stale, never unsafe; all is set once, before the record
+ * is published.
+ */
+struct task_diag {
+	_Atomic uint64_t id;          /* kn_task_id; 0: no live task here */
+	_Atomic(const char *) name;   /* the caller's string, or NULL */
+	_Atomic(kn_pool *) pool;
+	_Atomic uint64_t on;          /* WAIT_ON of its wait while it is
+					 suspended or asleep; 0 otherwise */
+	_Atomic uint64_t since;       /* when that wait began (kn_now_coarse) */
+	struct kn_task *all;          /* the record made before this one */
+};
+
 /* state: a joinable task goes PENDING -> DONE or DROPPED; a task spawned
  * without a handle stays DETACHED. */
 enum {
@@ -50,16 +68,9 @@ struct kn_task {
 		struct cds_wfcq_node inj;  /* queued in a pool's injector */
 		struct cds_lfs_node stack; /* a batch on the shared free stack */
 	} link;
-	union {
-		struct { /* while free (task.c) */
-			struct kn_task *next; /* free lists and batches */
-			struct kn_task *tail; /* the last record of the batch this one heads */
-		};
-		struct { /* while spawned: identity (kn_task_id, kn_task_name) */
-			uint64_t id;
-			const char *name;     /* the caller's string, or NULL */
-		};
-	};
+	/* While free (task.c). */
+	struct kn_task *next; /* free lists and batches */
+	struct kn_task *tail; /* the last record of the batch this one heads */
 	uint32_t nbatch;      /* records in the batch this one heads (free) */
 	_Atomic int32_t thief; /* worker that took it from a shared queue, -1 */
 
@@ -76,7 +87,13 @@ struct kn_task {
 	struct waitq joinq;
 
 	_Alignas(void *) unsigned char payload[TASK_PAYLOAD];
+
+	struct task_diag diag;
 };
+
+/* Every record ever made, newest first, linked through diag.all: kn_dump
+ * walks it (records are never freed). */
+struct kn_task *task_all(void);
 
 /* A record from this thread's cache (or new); NULL with errno ENOMEM.
  * Its fields are left as they were: the caller sets every one it uses. */

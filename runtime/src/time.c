@@ -44,7 +44,7 @@ static int sleep_on(uint64_t deadline, kn_ctx *ctx)
 {
 	struct waiter w;
 
-	waiter_init(&w);
+	waiter_init(&w, WAIT_ON(WAIT_SLEEP, NULL));
 	return waiter_park(&w, deadline, ctx) == SEL_CANCEL ? ECANCELED : 0;
 }
 

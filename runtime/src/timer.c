@@ -168,7 +168,8 @@ static void *timer_main(void *unused)
 	for (;;) {
 		uint64_t next = fire_due();
 
-		waitq_wait(q, 1, release_heap, NULL, next, NULL);
+		waitq_wait(q, 1, release_heap, NULL, next, NULL,
+			   WAIT_ON(WAIT_INTERNAL, NULL));
 		lock_acquire(&T.lock);
 	}
 	return NULL;
@@ -236,6 +237,17 @@ static int start_thread(void)
 	if (!T.fork_handled)
 		T.fork_handled = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
 	return 0;
+}
+
+bool timer_others_pending(const struct timer_entry *e)
+{
+	bool others;
+
+	lock_acquire(&T.lock);
+	/* The root is the only entry when it has no child. */
+	others = T.root && (T.root != e || T.root->child);
+	lock_release(&T.lock);
+	return others;
 }
 
 /* A suspended fiber's deadline: the timer thread decides the waiter. The

@@ -21,6 +21,7 @@
  *                                                        a wake only if the
  *                                                        entry is the earliest
  *   timer_remove    everything                   no      heap lock, O(log n)
+ *   timer_others_pending  everything             no      heap lock, O(1)
  */
 #ifndef KN_TIMER_H
 #define KN_TIMER_H
@@ -44,6 +45,10 @@ int timer_add(struct timer_entry *e, uint64_t when,
 /* Unschedule e: true if it was pending (fire will not run), false if it had
  * been taken out to fire (or its timer_add failed). */
 bool timer_remove(struct timer_entry *e);
+
+/* Is an entry other than e (NULL: any) pending? A snapshot under the
+ * heap lock, for the deadlock report (pool_diag.c). */
+bool timer_others_pending(const struct timer_entry *e);
 
 struct block_hook;
 struct waiter;

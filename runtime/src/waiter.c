@@ -262,6 +262,23 @@ bool waiter_decide(struct waiter *w, uint32_t token)
 	return true;
 }
 
+const char *wait_kind_name(unsigned kind)
+{
+	static const char *const names[WAIT_KINDS] = {
+		[WAIT_NONE] = "nothing", [WAIT_INTERNAL] = "kanal",
+		[WAIT_SEND] = "chan send", [WAIT_RECV] = "chan recv",
+		[WAIT_SELECT] = "select", [WAIT_SEM] = "semaphore",
+		[WAIT_MUTEX] = "mutex", [WAIT_RWMUTEX] = "rwmutex",
+		[WAIT_COND] = "cond", [WAIT_ONCE] = "once",
+		[WAIT_CTX] = "context", [WAIT_WAITGROUP] = "waitgroup",
+		[WAIT_GROUP] = "group", [WAIT_JOIN] = "join",
+		[WAIT_POOL_IDLE] = "pool idle", [WAIT_SLEEP] = "sleep",
+		[WAIT_FD] = "fd",
+	};
+
+	return kind < WAIT_KINDS ? names[kind] : "?";
+}
+
 void waiter_set_block_hook(const struct block_hook *hook)
 {
 	block_hook = hook;
@@ -283,6 +300,7 @@ bool waiter_yield(void)
 
 	if (!waiter_others_ready())
 		return false;
+	waiter_init(&w, WAIT_ON(WAIT_NONE, NULL));
 	at_store_relaxed(&w.sel, SEL_ABORT);
 	return block_hook->suspend(block_hook->arg, &w);
 }
@@ -318,7 +336,8 @@ static uint32_t switch_for_decision(struct waiter *w, uint64_t deadline)
 
 	if (v != SEL_WAITING || !hook || !hook->suspend)
 		return v;
-	TRACE(trace_block(NULL, NULL, w));
+	TRACE(trace_block((const void *)wait_obj(w->on),
+				  wait_kind_name(wait_kind(w->on)), w));
 	if (deadline == KN_FOREVER)
 		switched = hook->suspend(hook->arg, w);
 	else
@@ -332,10 +351,40 @@ static uint32_t switch_for_decision(struct waiter *w, uint64_t deadline)
 	return v == SEL_CLAIMED ? SEL_WAITING : v;
 }
 
+static _Atomic uint64_t sleep_word;
+
+uint64_t waiter_sleep_word(void)
+{
+	return at_load_seq_cst(&sleep_word);
+}
+
+void waiter_sleep_forget(void)
+{
+	at_store_relaxed(&sleep_word, 0);
+}
+
+/* A sleep without a deadline begins (one of sleep_all, and of sleep_plain
+ * for a thread outside the pools waiting for something not kanal's own). */
+static uint64_t sleep_begin(const struct waiter *w, const struct block_hook *hook)
+{
+	uint64_t one = SLEEP_ONE;
+
+	if (!hook && wait_kind(w->on) != WAIT_INTERNAL)
+		one += SLEEP_PLAIN_ONE;
+	at_add_seq_cst(&sleep_word, one);
+	return one;
+}
+
+static void sleep_end(uint64_t one)
+{
+	at_add_seq_cst(&sleep_word, SLEEP_END_ONE - one);
+}
+
 static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 {
 	const struct block_hook *hook = block_hook;
 	bool blocked = false, slept = false;
+	uint64_t counted = 0;
 	uint32_t v = at_load_acquire(&w->sel);
 	struct backoff b = { 0 };
 
@@ -353,17 +402,22 @@ static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 		    !at_cas_acq_rel(&w->sel, &v, SEL_PARKED))
 			continue;
 		if (!slept) {
-			TRACE(trace_sleep(NULL, NULL, w));
+			TRACE(trace_sleep((const void *)wait_obj(w->on),
+				  wait_kind_name(wait_kind(w->on)), w));
 			slept = true;
 		}
 		if (hook && !blocked) {
-			hook->enter(hook->arg);
+			hook->enter(hook->arg, w);
 			blocked = true;
 		}
+		if (deadline == KN_FOREVER && !counted)
+			counted = sleep_begin(w, hook);
 		if (sys_futex_wait(&w->sel, SEL_PARKED, deadline) == ETIMEDOUT)
 			waiter_decide(w, SEL_TIMEOUT);
 		v = at_load_acquire(&w->sel);
 	}
+	if (counted)
+		sleep_end(counted);
 	if (blocked)
 		hook->leave(hook->arg);
 	if (slept)
@@ -421,12 +475,14 @@ uint32_t waiter_park_suspend(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
 	return v;
 }
 
-void waiter_hold_thread(bool start)
+void waiter_hold_thread(const struct waiter *w, bool start)
 {
 	const struct block_hook *hook = block_hook;
 
-	if (hook && (start ? hook->enter : hook->leave))
-		(start ? hook->enter : hook->leave)(hook->arg);
+	if (hook && start && hook->enter)
+		hook->enter(hook->arg, w);
+	else if (hook && !start && hook->leave)
+		hook->leave(hook->arg);
 }
 
 uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)
@@ -475,11 +531,11 @@ static inline uint32_t wait_park(struct waiter *w, void *arg)
  * this or waitq_wait_by: each push precedes commit's re-check, and each
  * node stays linked until the park has returned. */
 uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *arg),
-		    void *arg, uint64_t deadline, kn_ctx *ctx)
+		    void *arg, uint64_t deadline, kn_ctx *ctx, uint64_t on)
 {
 	struct wait_args a = { commit, arg, deadline, ctx };
 
-	return waitq_wait_by(qs, n, wait_commit, wait_park, &a);
+	return waitq_wait_by(qs, n, wait_commit, wait_park, &a, on);
 }
 
 /* ---- wait queue ------------------------------------------------------------ */

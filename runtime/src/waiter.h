@@ -4,7 +4,7 @@
  * Every blocking call in kanal (channel send/receive, select, semaphore
  * acquire, context wait, wait group, idle pool worker) blocks the same way:
  *
- *   struct waiter w;  waiter_init(&w);
+ *   struct waiter w;  waiter_init(&w, WAIT_ON(kind, object));
  *   struct wait_node n = WAIT_NODE(&w, token);
  *   waitq_push(q, &n);                  (register: seq_cst)
  *   if (condition became true meanwhile) waiter_decide(&w, SEL_ABORT);
@@ -73,14 +73,62 @@ enum {
 	SEL_CASE0 = 8,   /* case i (of a select, or the only case) fired */
 };
 
+/*
+ * What a wait waits on, for kn_dump and the deadlock report (pool_diag.c):
+ * a kind and the object's address in one word (WAIT_ON), which every
+ * blocking call hands to waiter_init or waitq_wait. It costs nothing
+ * until the wait suspends or sleeps: then the block hook copies it into
+ * the task's record (a store or two), or the sleep counts it (below).
+ */
+enum {
+	WAIT_NONE = 0,    /* not waiting (a yield) */
+	WAIT_INTERNAL,    /* kanal's own: an idle worker, the timer thread */
+	WAIT_SEND,        /* kn_chan_send: the channel */
+	WAIT_RECV,        /* kn_chan_recv: the channel */
+	WAIT_SELECT,      /* kn_select: its first case's channel */
+	WAIT_SEM,
+	WAIT_MUTEX,
+	WAIT_RWMUTEX,
+	WAIT_COND,
+	WAIT_ONCE,
+	WAIT_CTX,         /* kn_ctx_wait: the context */
+	WAIT_WAITGROUP,
+	WAIT_GROUP,       /* an error group's limit */
+	WAIT_JOIN,        /* kn_task_join: the task */
+	WAIT_POOL_IDLE,   /* kn_pool_wait_idle: the pool */
+	WAIT_SLEEP,       /* kn_sleep: no object */
+	WAIT_FD,          /* kn_read and the rest: the fd number */
+	WAIT_KINDS
+};
+
+#define WAIT_OBJ_BITS 56
+#define WAIT_ON(kind, obj) \
+	((uint64_t)(kind) << WAIT_OBJ_BITS | ((uint64_t)(uintptr_t)(obj) & \
+					       ((1ull << WAIT_OBJ_BITS) - 1)))
+
+static inline unsigned wait_kind(uint64_t on)
+{
+	return (unsigned)(on >> WAIT_OBJ_BITS);
+}
+
+static inline uintptr_t wait_obj(uint64_t on)
+{
+	return (uintptr_t)(on & ((1ull << WAIT_OBJ_BITS) - 1));
+}
+
+/* "chan recv", "mutex", ...: what kn_dump prints for a kind. */
+const char *wait_kind_name(unsigned kind);
+
 struct waiter {
 	_Atomic uint32_t sel;
 	struct fiber *fib; /* the owner, while SEL_SUSPENDED */
+	uint64_t on;       /* WAIT_ON: what the owner waits on */
 };
 
-static inline void waiter_init(struct waiter *w)
+static inline void waiter_init(struct waiter *w, uint64_t on)
 {
 	at_store_relaxed(&w->sel, SEL_WAITING);
+	w->on = on;
 }
 
 /* Decide w with token, if nobody did before. True if this call decided.
@@ -165,9 +213,39 @@ uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx);
  * not sleep its thread unseen. */
 uint32_t waiter_park_suspend(struct waiter *w, uint64_t deadline, kn_ctx *ctx);
 
-/* Around a thread's sleep outside waiter_park (true before, false after):
- * the block hook's enter / leave, so that a pool starts a spare worker. */
-void waiter_hold_thread(bool start);
+/* Around a thread's sleep on w outside waiter_park (true before, false
+ * after): the block hook's enter / leave, so that a pool starts a spare
+ * worker. */
+void waiter_hold_thread(const struct waiter *w, bool start);
+
+/*
+ * The sleep word, for the deadlock report (pool_diag.c): threads asleep
+ * in the waiter layer without a deadline (sleep_for_decision's futex
+ * sleep; a suspended fiber does not count, its thread goes on), in bits
+ * 0-15; those of them that wait outside every pool for something that is
+ * not kanal's own (a plain thread in a kanal call), in bits 16-31; and
+ * the sleeps of that kind that have ended, modulo 2^32, in bits 32-63.
+ * One RMW when such a sleep begins and one when it ends (both beside a
+ * futex call); nothing on any other path. A field that would overflow
+ * (65536 threads asleep) carries into the next: the report then does not
+ * fire (pool_diag.c).
+ */
+#define SLEEP_ONE ((uint64_t)1)
+#define SLEEP_PLAIN_ONE ((uint64_t)1 << 16)
+#define SLEEP_END_ONE ((uint64_t)1 << 32)
+uint64_t waiter_sleep_word(void);
+/* In a child of fork(): none of the sleepers it counted is here. */
+void waiter_sleep_forget(void);
+
+static inline unsigned sleep_all(uint64_t s)
+{
+	return (unsigned)(s & 0xffff);
+}
+
+static inline unsigned sleep_plain(uint64_t s)
+{
+	return (unsigned)((s >> 16) & 0xffff);
+}
 
 /*
  * How a thread blocks, per thread (NULL: it sleeps on the futex).
@@ -188,13 +266,14 @@ void waiter_hold_thread(bool start);
  * when it passes); it returns as suspend does, false too when it cannot
  * keep the deadline. NULL: waits with a deadline sleep the thread.
  *
- * enter/leave: a thread about to sleep calls enter(arg) first and
- * leave(arg) on waking: the pool starts a spare worker in between.
+ * enter/leave: a thread about to sleep calls enter(arg, w) first and
+ * leave(arg) on waking: the pool starts a spare worker in between (and
+ * notes what the task waits on, w->on).
  */
 struct block_hook {
 	bool (*suspend)(void *arg, struct waiter *w);
 	bool (*others_ready)(void *arg);
-	void (*enter)(void *arg);
+	void (*enter)(void *arg, const struct waiter *w);
 	void (*leave)(void *arg);
 	void *arg;
 	bool (*suspend_until)(const struct block_hook *hook, struct waiter *w,
@@ -323,20 +402,22 @@ struct wait_node *waitq_pick_locked(struct waitq *q);
  * with seq_cst loads (or under a lock its wakers take after changing it,
  * or releases such a lock held since the condition was read) and returns
  * true if the wait is not needed after all - then parks unless it did,
- * and unregisters every node. Returns the decision: SEL_ABORT (commit
+ * and unregisters every node; on (WAIT_ON) says what it waits for.
+ * Returns the decision: SEL_ABORT (commit
  * returned true), SEL_CASE0 + i (woken through qs[i]), SEL_TIMEOUT or
  * SEL_CANCEL. A wake says only "look again": the caller re-checks its
  * condition and may wait again. commit NULL: nothing to re-check.
  */
 uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *arg),
-		    void *arg, uint64_t deadline, kn_ctx *ctx);
+		    void *arg, uint64_t deadline, kn_ctx *ctx, uint64_t on);
 
 /*
  * waitq_wait's sequence with the park left to the caller: park(w, arg)
  * waits for w's decision in place of waiter_park (and returns what the
  * wait returns), for a thread that sleeps its own way: a pool worker going
  * idle sleeps without its block hook and may sleep in epoll_wait
- * (pool_worker.c, netpoll.c). commit and park get the same arg. Inline, so
+ * (pool_worker.c, netpoll.c). commit and park get the same arg; on is
+ * waitq_wait's. Inline, so
  * that a caller's commit and park compile into its wait; waitq_wait is
  * this with waiter_park. park never decides w with SEL_CASE0 + i itself:
  * that decision is a notifier's, through the node on qs[i], which the
@@ -346,7 +427,7 @@ uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *a
 static inline uint32_t waitq_wait_by(struct waitq *const qs[], unsigned n,
 				     bool (*commit)(void *arg),
 				     uint32_t (*park)(struct waiter *w, void *arg),
-				     void *arg)
+				     void *arg, uint64_t on)
 {
 	struct wait_node nodes[WAITQ_WAIT_MAX];
 	struct waiter w;
@@ -354,7 +435,7 @@ static inline uint32_t waitq_wait_by(struct waitq *const qs[], unsigned n,
 	unsigned i;
 
 	KN_ASSERT(n >= 1 && n <= WAITQ_WAIT_MAX, "waitq_wait: 1 to WAITQ_WAIT_MAX queues");
-	waiter_init(&w);
+	waiter_init(&w, on);
 	for (i = 0; i < n; i++) {
 		nodes[i] = WAIT_NODE(&w, SEL_CASE0 + i);
 		waitq_push(qs[i], &nodes[i]);

@@ -116,7 +116,8 @@ int wg_wait(struct wg *wg, uint64_t deadline, kn_ctx *ctx)
 			backoff_snooze(&b); /* invariant 3: let it finish */
 			continue;
 		}
-		v = waitq_wait(q, 1, wg_zero, wg, deadline, ctx);
+		v = waitq_wait(q, 1, wg_zero, wg, deadline, ctx,
+			       WAIT_ON(WAIT_WAITGROUP, wg));
 		if (v == SEL_TIMEOUT)
 			return ETIMEDOUT;
 		if (v == SEL_CANCEL)

@@ -69,8 +69,9 @@ static kn_chan *empty, *full;
 static atomic_int parked, fired;
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
-static void on_block(void *arg)
+static void on_block(void *arg, const struct waiter *wt)
 {
+	(void)wt;
 	struct blocked *b = arg;
 
 	if (!b->parked) {

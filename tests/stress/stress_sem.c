@@ -76,8 +76,9 @@ static uint64_t tick(struct shared *sh)
 }
 
 /* Block hook: our node is queued and we are going to sleep. */
-static void on_block(void *arg)
+static void on_block(void *arg, const struct waiter *wt)
 {
+	(void)wt;
 	struct worker *w = arg;
 
 	if (w->plain)

@@ -16,8 +16,9 @@
 
 #include "waiter.h"
 
-static inline void kt_count_sleep(void *arg)
+static inline void kt_count_sleep(void *arg, const struct waiter *w)
 {
+	(void)w;
 	at_add_seq_cst((_Atomic int *)arg, 1);
 }
 

@@ -36,7 +36,7 @@ Test(waitq_wait, a_true_recheck_withdraws, .init = setup)
 {
 	bool ready = true;
 
-	cr_assert_eq(waitq_wait(both, 2, registered_then, &ready, KN_FOREVER, NULL),
+	cr_assert_eq(waitq_wait(both, 2, registered_then, &ready, KN_FOREVER, NULL, 0),
 		     SEL_ABORT);
 	left_empty();
 }
@@ -45,7 +45,7 @@ Test(waitq_wait, a_passed_deadline_times_out, .init = setup)
 {
 	bool ready = false;
 
-	cr_assert_eq(waitq_wait(both, 2, registered_then, &ready, 0, NULL), SEL_TIMEOUT);
+	cr_assert_eq(waitq_wait(both, 2, registered_then, &ready, 0, NULL, 0), SEL_TIMEOUT);
 	left_empty();
 }
 
@@ -55,7 +55,7 @@ Test(waitq_wait, a_cancelled_context_cancels, .init = setup)
 
 	cr_assert_not_null(ctx);
 	kn_ctx_cancel(ctx, 0, NULL);
-	cr_assert_eq(waitq_wait(both, 2, NULL, NULL, KN_FOREVER, ctx), SEL_CANCEL);
+	cr_assert_eq(waitq_wait(both, 2, NULL, NULL, KN_FOREVER, ctx, 0), SEL_CANCEL);
 	left_empty();
 	kn_ctx_release(ctx);
 }
@@ -76,7 +76,7 @@ Test(waitq_wait, a_wake_through_a_queue_returns_its_token, .init = setup)
 	pthread_t t;
 
 	cr_assert_eq(pthread_create(&t, NULL, notify_b, NULL), 0);
-	cr_assert_eq(waitq_wait(both, 2, registered_then, &ready, KN_FOREVER, NULL),
+	cr_assert_eq(waitq_wait(both, 2, registered_then, &ready, KN_FOREVER, NULL, 0),
 		     SEL_CASE0 + 1);
 	pthread_join(t, NULL);
 	left_empty();

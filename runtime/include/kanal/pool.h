@@ -151,7 +151,9 @@
  *   kn_task_id/_name     everything                         no       one thread-local load
  *   kn_task_set_name     everything (own task only)         no       one store
  *   kn_dump              everything                         no       a global lock (kn_pool_free
- *                                                                    waits), stdio
+ *                                                                    waits), stdio, a walk of
+ *                                                                    every task record
+ *   kn_dump_on_signal    everything                         no       a pipe, a thread (first call)
  *   kn_trace_flush       everything                         no       a mutex, stdio; reads the
  *                                                                    rings as they fill
  *   kn_default_pool      everything                         no       one acquire load
@@ -328,14 +330,50 @@ KN_API int kn_go_opts(const struct kn_spawn_opts *opts, void (*fn)(void *),
 		      void *arg);
 
 /*
- * Print every live pool to out (what a hung program is doing): per pool
- * its name, counters (kn_pool_stats) and tasks queued from outside; per
- * worker the task it is running (id and name) or none, the tasks queued
- * on it, and its suspended tasks (blocked in kanal, or runnable and not
- * yet resumed). A snapshot: each figure is read on its own, without
- * stopping anything. May run at any time from any thread (not from a
- * signal handler: it uses stdio), concurrently with every call but the
- * kn_pool_free of a pool it prints, which waits for it. 0 or EINVAL.
+ * Seeing inside (Go's SIGQUIT dump, deadlock detector; Seastar's stall
+ * notice). kn_dump prints every live pool to out (what a hung program is
+ * doing): per pool its name, counters (kn_pool_stats) and tasks queued
+ * from outside; per worker the task it is running or none, the tasks
+ * queued on it and its suspended tasks; then every live task of the pool,
+ * one line each:
+ *
+ *   task 12 "parser": blocked on chan recv 0x5581c0a2e600 for 2008 ms
+ *   task 13 "": running on worker 1
+ *   task 14 "writer": runnable
+ *
+ * (blocked on: chan send, chan recv, select (its first case's channel),
+ * semaphore, mutex, rwmutex, cond, once, context, waitgroup, group, join,
+ * pool idle, sleep, fd N; the time is the coarse clock's, a few ms), and
+ * last the number of threads outside the pools asleep in kanal calls. A
+ * snapshot: it takes one global lock (the registry of pools, which
+ * kn_pool_free takes too, so a pool it prints stays) and reads every
+ * other figure with a relaxed load, stopping nothing; each line is true
+ * when read, and a task may have moved on since (one woken and not yet
+ * resumed still shows its wait). May run at any time from any thread
+ * (not from a signal handler: it uses stdio; see kn_dump_on_signal),
+ * concurrently with every call. 0 or EINVAL. What it costs the tasks: a
+ * task that blocks writes what it waits on and when into its record
+ * beside its fiber switch (two stores and a clock read of the vDSO page);
+ * calls that do not wait pay nothing.
+ *
+ * The deadlock report (on by default; KANAL_DEADLOCK=abort aborts after
+ * it, =off disables it; read at the first pool's creation): when a task
+ * is blocked and, for a second, every thread of the process has been
+ * asleep in a kanal wait without a deadline (no timer pending, no fd
+ * wait, no thread outside kanal, which might still call it), nothing can
+ * wake anyone: "kanal: deadlock: ..." and the dump go to stderr, once. A
+ * program that is merely slow (sleeping tasks, computing tasks, a thread
+ * about to send) never gets it; the proof is in runtime/src/pool_diag.c.
+ * It is checked on kanal's timer thread, armed by a worker that goes to
+ * sleep with tasks blocked on it: one look a second while tasks are
+ * blocked, none while nothing is, nothing on a task's suspension.
+ *
+ * The stall report (KANAL_STALL_MS=N, off by default, read at the first
+ * pool's creation): a task that runs N ms without blocking or yielding
+ * gets one line on stderr, "kanal: stall: task 7 "spinner" has run for
+ * 20 ms on worker 0 of pool "kn-go" without blocking or yielding; 2 tasks
+ * queued behind it (ids 1025, 1026), 0 suspended". Off, it costs nothing;
+ * on, the timer thread looks at every worker each N/4 ms.
  */
 KN_API int kn_dump(FILE *out);
 KN_API int kn_task_set_name(const char *name);
@@ -366,6 +404,19 @@ KN_API int kn_task_set_name(const char *name);
  * tracing is off; an errno value of opening or writing the file; ENOMEM.
  */
 KN_API int kn_trace_flush(void);
+
+/*
+ * Print kn_dump(stderr) whenever the process gets signal sig (Go's SIGQUIT
+ * goroutine dump), from then on; KANAL_DUMP_SIGNAL=SIGQUIT (a name, with
+ * or without "SIG", or a number) in the environment does the same at the
+ * first pool's creation. The handler only writes a byte to a pipe; a
+ * helper thread ("kn-dump", started by the first call) reads it and
+ * prints, so the signal may interrupt anything. It replaces sig's
+ * handler (and its default action, e.g. SIGQUIT's core dump). 0, EINVAL
+ * (not a signal that can be caught), or the errno of pipe, sigaction or
+ * the thread's start.
+ */
+KN_API int kn_dump_on_signal(int sig);
 
 /*
  * The default pool (kn_go's), made on first use; NULL with errno as kn_go.
