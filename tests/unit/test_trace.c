@@ -10,8 +10,8 @@
  * one worker the two take turns on the same thread, so each hand-off
  * blocks one of them until the other comes: the trace must show exactly
  * two spawns, slices of both tasks on the worker's lane (and nowhere
- * else), and a block whose waiter a wake ("s") and a resumption ("f") on
- * that lane name. The file must also be one JSON document (python3's json
+ * else), and a block on the channel (a send or a receive) whose waiter a
+ * wake ("s") and a resumption ("f") on that lane name. The file must also be one JSON document (python3's json
  * module reads it when python3 is there; the line checks below do not
  * depend on it).
  */
@@ -81,7 +81,7 @@ struct event {
 	int tid;
 	double ts;
 	unsigned long long task;
-	char id[24], waiter[24];
+	char id[24], waiter[24], wait[24];
 	char lane[32]; /* a thread_name's */
 };
 
@@ -125,6 +125,7 @@ static bool parse(const char *line, struct event *e)
 	str_field(line, "name", e->name, sizeof(e->name));
 	str_field(line, "id", e->id, sizeof(e->id));
 	str_field(line, "waiter", e->waiter, sizeof(e->waiter));
+	str_field(line, "wait", e->wait, sizeof(e->wait));
 	str_field(strstr(line, "\"args\":{") ? strstr(line, "\"args\":{") : "",
 		  "name", e->lane, sizeof(e->lane));
 	e->tid = (int)num_field(line, "tid");
@@ -222,6 +223,8 @@ Test(trace, events_match_program)
 	for (i = 0; i < n && !handoff; i++) {
 		if (strcmp(ev[i].name, "block") || ev[i].tid != worker || !ev[i].waiter[0])
 			continue;
+		cr_assert(!strcmp(ev[i].wait, "chan send") || !strcmp(ev[i].wait, "chan recv"),
+			  "a task blocked on \"%s\", not the channel", ev[i].wait);
 		for (j = 0; j < n && !handoff; j++) {
 			if (strcmp(ev[j].ph, "s") || strcmp(ev[j].id, ev[i].waiter))
 				continue;
