@@ -85,6 +85,7 @@
 
 #include "kanal/pool.h"
 #include "trace.h"
+#include "waiter.h"
 
 #define TRACE_RING_LOG2 13
 #define TRACE_RING (1u << TRACE_RING_LOG2) /* records per thread */
@@ -96,16 +97,16 @@
 enum {
 	TR_RUN = 1,    /* a: task id, b: the waiter it resumed through (0:
 			* its first run); with TR_AFTER_STOP, the task before
-			* stopped just before: c, d, e as a stop's a, b, c,
-			* and f: a waiter it woke before (0: none) */
-	TR_STOP,       /* the task running stopped; a: the literal naming
-			* what it blocked on, b: that object, c: the waiter
-			* it blocks with (all 0: it ended or yielded) */
+			* stopped just before: c, d as a stop's a, b, and e: a
+			* waiter it woke before (0: none) */
+	TR_STOP,       /* the task running stopped; a: what it blocked on
+			* (WAIT_ON, waiter.h), b: the waiter it blocks with
+			* (both 0: it ended or yielded) */
 	TR_WAKE,       /* a: the waiter woken */
 	TR_SPAWN,      /* a: task id, b, c: the first 16 bytes of its name */
 	TR_STEAL,      /* a: task id, b: the victim worker's index */
 	TR_PARK,       /* a: 1 park, 0 unpark; b: the waiter it sleeps on */
-	TR_SLEEP,      /* a: what, b: on, c: waiter (a thread's sleep) */
+	TR_SLEEP,      /* a thread's sleep; a, b: as a stop's */
 	TR_WOKE,       /* a: the waiter it woke through */
 };
 #define TR_KIND 0xffu
@@ -113,10 +114,10 @@ enum {
 #define TR_AFTER_STOP 0x200u
 #define TR_STAMP_SHIFT 12 /* stamp: (position + 1) << 12 | kind */
 
-/* One cache line. */
 struct trace_rec {
 	_Atomic uint64_t stamp;
-	_Atomic uint64_t clock, a, b, c, d, e, f;
+	_Atomic uint64_t clock, a, b, c, d, e;
+	uint64_t pad; /* a record a cache line */
 };
 
 struct lane {
@@ -241,7 +242,7 @@ static inline __attribute__((always_inline)) bool take_clock(struct lane *l, uin
  * hook, so that a hook is one call. */
 static inline __attribute__((always_inline)) void
 put_rec(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c,
-	uint64_t d, uint64_t e, uint64_t f)
+	uint64_t d, uint64_t e)
 {
 	struct lane *l = lane();
 	uint64_t pos, clock = 0;
@@ -262,7 +263,6 @@ put_rec(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c,
 	at_store_release(&r->c, c);
 	at_store_release(&r->d, d);
 	at_store_release(&r->e, e);
-	at_store_release(&r->f, f);
 	at_store_release(&r->stamp, (pos + 1) << TR_STAMP_SHIFT | kind);
 	at_store_release(&l->head, pos + 1);
 }
@@ -274,13 +274,12 @@ put_rec(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c,
 static void held_now(void)
 {
 	if (unlikely(trace_held.woke)) {
-		put_rec(TR_WAKE, false, (uintptr_t)trace_held.woke, 0, 0, 0, 0, 0);
+		put_rec(TR_WAKE, false, (uintptr_t)trace_held.woke, 0, 0, 0, 0);
 		trace_held.woke = NULL;
 	}
 	if (unlikely(trace_held.stopped)) {
 		trace_held.stopped = false;
-		put_rec(TR_STOP, true, (uintptr_t)trace_held.what, (uintptr_t)trace_held.obj,
-			(uintptr_t)trace_held.w, 0, 0, 0);
+		put_rec(TR_STOP, true, trace_held.on, (uintptr_t)trace_held.w, 0, 0, 0);
 		trace_held.w = NULL;
 	}
 }
@@ -290,7 +289,7 @@ static inline __attribute__((always_inline)) void
 put(uint32_t kind, uint64_t a, uint64_t b, uint64_t c)
 {
 	held_now();
-	put_rec(kind, true, a, b, c, 0, 0, 0);
+	put_rec(kind, true, a, b, c, 0, 0);
 }
 
 void trace_spawn(uint64_t id, const char *name)
@@ -306,23 +305,21 @@ void trace_run_record(uint64_t id, const void *w)
 {
 	if (id && trace_held.stopped) { /* a switch: one record, not slow */
 		trace_held.stopped = false;
-		put_rec(TR_RUN | TR_AFTER_STOP, false, id, (uintptr_t)w,
-			(uintptr_t)trace_held.what, (uintptr_t)trace_held.obj,
+		put_rec(TR_RUN | TR_AFTER_STOP, false, id, (uintptr_t)w, trace_held.on,
 			(uintptr_t)trace_held.w, (uintptr_t)trace_held.woke);
 		trace_held.woke = NULL;
 	} else if (id) { /* from the loop, which may have waited: slow */
 		put(TR_RUN, id, (uintptr_t)w, 0);
 	} else { /* the loop comes next (a switch is held back: trace.h) */
-		put(TR_STOP, (uintptr_t)trace_held.what, (uintptr_t)trace_held.obj,
-		    (uintptr_t)trace_held.w);
+		put(TR_STOP, trace_held.on, (uintptr_t)trace_held.w, 0);
 	}
 	trace_held.w = NULL;
 }
 
-void trace_sleep(const void *obj, const char *what, const void *w)
+void trace_sleep(uint64_t on, const void *w)
 {
 	if (!parking)
-		put(TR_SLEEP, (uintptr_t)what, (uintptr_t)obj, (uintptr_t)w);
+		put(TR_SLEEP, on, (uintptr_t)w, 0);
 }
 
 void trace_woke(const void *w)
@@ -353,7 +350,7 @@ struct ev {
 	uint32_t kind;
 	uint64_t clock; /* raw; 0 if not clocked */
 	double us;      /* since the start */
-	uint64_t a, b, c, d, e, f;
+	uint64_t a, b, c, d, e;
 };
 
 /* The valid records of l, oldest first, with their clock values still raw
@@ -377,7 +374,6 @@ static size_t snapshot(struct lane *l, struct ev *out, uint64_t *dropped)
 		e.c = at_load_acquire(&r->c);
 		e.d = at_load_acquire(&r->d);
 		e.e = at_load_acquire(&r->e);
-		e.f = at_load_acquire(&r->f);
 		if (at_load_acquire(&r->stamp) == s)
 			out[n++] = e;
 	}
@@ -513,25 +509,19 @@ static void end_slice(struct out *o, uint64_t cur, double start, double t,
 	slice(o, label, cur, start, t, extra);
 }
 
-/* A block's literal, or "wait" when the blocking call named none. */
-static const char *what(uint64_t lit)
-{
-	return lit ? (const char *)(uintptr_t)lit : "wait";
-}
-
 /* The arguments of a block: task, object, wait, waiter. */
-static void block_args(char *buf, size_t size, uint64_t task, uint64_t lit,
-		       uint64_t obj, uint64_t w)
+static void block_args(char *buf, size_t size, uint64_t task, uint64_t on,
+		       uint64_t w)
 {
 	snprintf(buf, size, "\"task\":%llu,\"on\":\"0x%llx\",\"wait\":\"%s\",\"waiter\":\"0x%llx\"",
-		 (unsigned long long)task, (unsigned long long)obj, what(lit),
-		 (unsigned long long)w);
+		 (unsigned long long)task, (unsigned long long)wait_obj(on),
+		 wait_kind_name(wait_kind(on)), (unsigned long long)w);
 }
 
 /* The lane's task stops at t, blocked (w != 0) or not: its slice, and the
  * block. */
 static void stop(struct out *o, uint64_t cur, double start, double t,
-		 uint64_t lit, uint64_t obj, uint64_t w)
+		 uint64_t on, uint64_t w)
 {
 	char args[200];
 
@@ -540,9 +530,9 @@ static void stop(struct out *o, uint64_t cur, double start, double t,
 		return;
 	}
 	snprintf(args, sizeof(args), ",\"blocked_on\":\"0x%llx\",\"wait\":\"%s\"",
-		 (unsigned long long)obj, what(lit));
+		 (unsigned long long)wait_obj(on), wait_kind_name(wait_kind(on)));
 	end_slice(o, cur, start, t, args);
-	block_args(args, sizeof(args), cur, lit, obj, w);
+	block_args(args, sizeof(args), cur, on, w);
 	instant(o, "block", t, args);
 }
 
@@ -559,10 +549,10 @@ static void write_lane(struct out *o, const struct ev *e, size_t n)
 
 		switch (e[i].kind & TR_KIND) {
 		case TR_RUN:
-			if (e[i].f) /* a wake held back: just before the stop */
-				flow(o, "s", "wake", e[i].f, t > start ? t - 0.001 : t);
+			if (e[i].e) /* a wake held back: just before the stop */
+				flow(o, "s", "wake", e[i].e, t > start ? t - 0.001 : t);
 			if (e[i].kind & TR_AFTER_STOP)
-				stop(o, cur, start, t, e[i].c, e[i].d, e[i].e);
+				stop(o, cur, start, t, e[i].c, e[i].d);
 			else
 				end_slice(o, cur, start, t, "");
 			cur = e[i].a;
@@ -573,7 +563,7 @@ static void write_lane(struct out *o, const struct ev *e, size_t n)
 				flow(o, "f", "spawn", cur, t);
 			break;
 		case TR_STOP:
-			stop(o, cur, start, t, e[i].a, e[i].b, e[i].c);
+			stop(o, cur, start, t, e[i].a, e[i].b);
 			cur = 0;
 			break;
 		case TR_WAKE:
@@ -596,7 +586,7 @@ static void write_lane(struct out *o, const struct ev *e, size_t n)
 				flow(o, "f", "wake", e[i].b, t);
 			break;
 		case TR_SLEEP:
-			block_args(args, sizeof(args), cur, e[i].a, e[i].b, e[i].c);
+			block_args(args, sizeof(args), cur, e[i].a, e[i].b);
 			instant(o, "block", t, args);
 			if (!cur)
 				blocked = t;

@@ -50,8 +50,8 @@ void trace_spawn(uint64_t id, const char *name);
  * fiber switch's path are inline and touch only this.
  */
 struct trace_held {
-	const void *obj, *w; /* the block: what on, the waiter */
-	const char *what;
+	uint64_t on;         /* the block: what on (WAIT_ON, waiter.h) */
+	const void *w;       /* and the waiter */
 	const void *woke;    /* a wake held back, or NULL */
 	bool stopped;        /* a stop held back */
 	bool busy;           /* the lane records fast: hold wakes */
@@ -72,20 +72,19 @@ static inline void trace_run(uint64_t id, const void *w)
 		trace_run_record(id, w);
 }
 
-/* The task running here is about to suspend, blocked on obj (what: a
- * literal naming the wait), to be woken through waiter w: kept for the
- * record of its stop, trace_run(0, ...). All NULL: it did not suspend
- * after all. */
-static inline void trace_block(const void *obj, const char *what, const void *w)
+/* The task running here is about to suspend, blocked on on (a WAIT_ON
+ * word: decoded only when the trace is written), to be woken through
+ * waiter w: kept for the record of its stop, trace_run(0, ...). w NULL:
+ * it did not suspend after all. */
+static inline void trace_block(uint64_t on, const void *w)
 {
-	trace_held.obj = obj;
-	trace_held.what = what;
+	trace_held.on = on;
 	trace_held.w = w;
 }
 /* This thread goes to sleep in the waiter layer, blocked as above (a task
  * that could not suspend, or a thread that is not a worker); trace_woke
  * when it woke up. */
-void trace_sleep(const void *obj, const char *what, const void *w);
+void trace_sleep(uint64_t on, const void *w);
 void trace_woke(const void *w);
 /* This thread woke the owner of waiter w (asleep or suspended). */
 void trace_wake_record(const void *w);

@@ -336,15 +336,14 @@ static uint32_t switch_for_decision(struct waiter *w, uint64_t deadline)
 
 	if (v != SEL_WAITING || !hook || !hook->suspend)
 		return v;
-	TRACE(trace_block((const void *)wait_obj(w->on),
-				  wait_kind_name(wait_kind(w->on)), w));
+	TRACE(trace_block(w->on, w));
 	if (deadline == KN_FOREVER)
 		switched = hook->suspend(hook->arg, w);
 	else
 		switched = hook->suspend_until &&
 			   hook->suspend_until(hook, w, deadline);
 	if (!switched) {
-		TRACE(trace_block(NULL, NULL, NULL));
+		TRACE(trace_block(0, NULL));
 		return v;
 	}
 	v = at_load_acquire(&w->sel);
@@ -402,8 +401,7 @@ static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 		    !at_cas_acq_rel(&w->sel, &v, SEL_PARKED))
 			continue;
 		if (!slept) {
-			TRACE(trace_sleep((const void *)wait_obj(w->on),
-				  wait_kind_name(wait_kind(w->on)), w));
+			TRACE(trace_sleep(w->on, w));
 			slept = true;
 		}
 		if (hook && !blocked) {
