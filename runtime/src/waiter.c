@@ -623,31 +623,35 @@ struct wait_node *waitq_pick_locked(struct waitq *q)
 	return suspended ? suspended : asleep;
 }
 
-bool waitq_notify_one_slow(struct waitq *q)
+struct wait_node *waitq_claim_one(struct waitq *q, uint32_t *prev)
 {
 	struct wait_node *n;
-	struct waiter *w = NULL;
-	uint32_t token = 0, prev = SEL_WAITING;
 
 	lock_acquire(&q->lock);
-	/* Claim, unlink, and only then publish: the owner may reuse or free
-	 * the node as soon as it sees the decision. A pick can lose its
-	 * claim to a racing decision: then pick again. */
+	/* Claim, then unlink: the owner may reuse or free the node as soon
+	 * as it sees a decision, and the claim is not one yet. A pick can
+	 * lose its claim to a racing decision: then pick again. */
 	while ((n = waitq_pick_locked(q)) != NULL) {
-		if (waiter_claim(n->w, &prev)) {
-			w = n->w;
-			token = n->token;
+		if (waiter_claim(n->w, prev)) {
 			waitq_unlink_locked(q, n);
 			break;
 		}
 	}
 	lock_release(&q->lock);
+	return n;
+}
+
+bool waitq_notify_one_slow(struct waitq *q)
+{
+	uint32_t prev = SEL_WAITING;
+	struct wait_node *n = waitq_claim_one(q, &prev);
+
 	/* Published outside the lock, so the woken thread does not at once
 	 * block on it; the futex word may be gone after the store (see the
 	 * essay). */
-	if (w)
-		waiter_publish(w, token, prev);
-	return w != NULL;
+	if (n)
+		waiter_publish(n->w, n->token, prev);
+	return n != NULL;
 }
 
 void waitq_notify_all(struct waitq *q)

@@ -350,6 +350,11 @@ void waitq_remove(struct waitq *q, struct wait_node *n);
  * awake (polling: no system call needed), else the oldest asleep. One
  * seq_cst load when the queue is empty. True if a waiter was decided. */
 bool waitq_notify_one_slow(struct waitq *q);
+/* Claim the waiter waitq_notify_one would decide and unlink its node, or
+ * NULL. The caller publishes the decision (waiter_publish with *prev);
+ * until then the node and its data stay valid, since the owner waits out
+ * SEL_CLAIMED. */
+struct wait_node *waitq_claim_one(struct waitq *q, uint32_t *prev);
 static inline bool waitq_notify_one(struct waitq *q)
 {
 	if (likely(at_load_seq_cst(&q->n) == 0))

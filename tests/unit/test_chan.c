@@ -651,6 +651,46 @@ Test(chan, until_timeouts_never_lose_or_duplicate)
 	}
 }
 
+/* Wait until the oldest sender queued on ch is asleep: past the re-check
+ * after which only a partner decides it. False if t returned instead. */
+static bool wait_sender_asleep(kn_chan *ch, struct kt_thread *t)
+{
+	bool asleep;
+
+	for (;;) {
+		waitq_lock(&ch->sendq);
+		asleep = ch->sendq.head &&
+			 at_load_acquire(&ch->sendq.head->w->sel) == SEL_PARKED;
+		waitq_unlock(&ch->sendq);
+		if (asleep)
+			return true;
+		if (kt_done(t))
+			return false;
+		kt_pause();
+	}
+}
+
+/* A receive that frees a slot of a full ring completes the oldest waiting
+ * send (chan.c, ring_hand_off): the sender's value is in the ring when the
+ * receive returns, before the sender has run again, and its call returns
+ * 0. */
+Test(chan, recv_from_full_ring_completes_a_waiting_send)
+{
+	kn_chan *ch = kt_chan(8, 1);
+	struct kt_thread t;
+	struct kt_op op = { ch, 7 };
+
+	kt_put(ch, 6);
+	kt_spawn(&t, kt_send, &op);
+	cr_assert(wait_sender_asleep(ch, &t), "sender did not block");
+	cr_expect_eq(kt_get(ch), 6);
+	cr_expect_eq(kn_chan_len(ch), 1, "the waiting send was not completed");
+	cr_expect_eq(kt_queued(ch, KN_SEND), 0);
+	cr_expect_eq(kt_join(&t), 0);
+	cr_expect_eq(kt_get(ch), 7);
+	kn_chan_free(ch);
+}
+
 /* ---- close --------------------------------------------------------------- */
 
 Test(chan, close_semantics)
