@@ -230,15 +230,14 @@ static bool chan_ready(kn_chan *ch, int kind)
 /* Make the fd show the current readiness. Syncs are combined: every
  * caller marks the state dirty; one at a time (busy) clears the mark, reads
  * readiness and fixes the counter, and loops while someone marked it again
- * meanwhile. So the last sync reads readiness after the last change. */
-static void fdsig_update(kn_chan *ch, int kind)
+ * meanwhile. So the last sync reads readiness after the last change. Out
+ * of line: fdsig_update, on every rendezvous operation, is one load. */
+static __attribute__((noinline)) void fdsig_sync(kn_chan *ch, int kind,
+						 struct fdsig *s)
 {
-	struct fdsig *s = at_load_acquire(&ch->fds[kind == KN_SEND]);
 	uint64_t one = 1;
 	bool ready;
 
-	if (likely(!s))
-		return;
 	at_store_seq_cst(&s->dirty, 1);
 	while (at_load_seq_cst(&s->dirty)) {
 		if (!lock_try(&s->busy))
@@ -257,7 +256,15 @@ static void fdsig_update(kn_chan *ch, int kind)
 	}
 }
 
-static void fd_update_both(kn_chan *ch)
+static inline void fdsig_update(kn_chan *ch, int kind)
+{
+	struct fdsig *s = at_load_acquire(&ch->fds[kind == KN_SEND]);
+
+	if (unlikely(s))
+		fdsig_sync(ch, kind, s);
+}
+
+static inline void fd_update_both(kn_chan *ch)
 {
 	fdsig_update(ch, KN_RECV);
 	fdsig_update(ch, KN_SEND);
