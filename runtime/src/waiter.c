@@ -425,10 +425,10 @@ static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 
 void waiter_watch_ctx(struct waiter *w, kn_ctx *ctx, struct ctx_watch *cw)
 {
-	cw->node = WAIT_NODE(w, SEL_CANCEL);
 	cw->q = ctx ? ctx_waitq(ctx) : NULL;
 	if (!cw->q)
-		return;
+		return; /* most waits: the node stays unwritten */
+	cw->node = WAIT_NODE(w, SEL_CANCEL);
 	waitq_push(cw->q, &cw->node);
 	/* The re-check of the no-lost-wake-up argument: a cancellation that
 	 * read the queue before the push has stored err before it. */
