@@ -35,9 +35,12 @@
 #include "tsan.h"
 
 /* Three cache lines, allocated line-aligned: no false sharing between the
- * records of different threads. A spawn writes the first two and the
- * identity at the start of the third (task_diag); the rest of the third
- * is written only when the task blocks. */
+ * records of different threads. A spawn writes the first two (the
+ * identity of task_diag included); the third holds what only a task that
+ * blocks (task_diag's wait) or a joinable one (joinq) writes. */
+_Static_assert(offsetof(struct kn_task, diag.on) >= 2 * KN_CACHE_LINE &&
+	       offsetof(struct kn_task, diag.pool) + sizeof(void *) <= 2 * KN_CACHE_LINE,
+	       "a spawn writes two lines");
 _Static_assert(sizeof(struct kn_task) <= 3 * KN_CACHE_LINE,
 	       "task records are three cache lines");
 

@@ -84,11 +84,14 @@ struct kn_task {
 	 * the last to let go frees the record. */
 	_Atomic uint32_t refs;
 	_Atomic uint32_t state;
-	struct waitq joinq;
 
 	_Alignas(void *) unsigned char payload[TASK_PAYLOAD];
 
+	/* diag's identity ends the second line, which a spawn writes anyway;
+	 * its wait and the join queue (joinable tasks only) are in the
+	 * third. */
 	struct task_diag diag;
+	struct waitq joinq;
 };
 
 /* Every record ever made, newest first, linked through diag.all: kn_dump
