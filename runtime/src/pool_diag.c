@@ -228,8 +228,10 @@ static void dump_pool(FILE *out, kn_pool *p, uint64_t now)
 		if (t)
 			fprintf(out, "running task %llu",
 				(unsigned long long)at_load_relaxed(&t->diag.id));
+		else if (at_load_relaxed(&w->asleep))
+			fprintf(out, "asleep");
 		else
-			fprintf(out, "no task running");
+			fprintf(out, "awake, no task running");
 		fprintf(out, ", %lld queued, %llu suspended (blocked or runnable)\n",
 			(long long)deque_len(&w->dq),
 			(unsigned long long)at_load_relaxed(&w->nblocked));

@@ -97,6 +97,9 @@ struct worker {
 	/* The task running now (NULL: none), for kn_dump and the stall
 	 * report; written by the worker only. */
 	_Atomic(struct kn_task *) running;
+	/* Asleep (idle, or waiting for its fibers), for kn_dump; written by
+	 * the worker around its sleep only. */
+	_Atomic uint32_t asleep;
 	/* The stall report (pool_diag.c), the timer thread only: the
 	 * worker's progress (n_run + n_switch) when it last changed, when
 	 * that was, and whether this stall was reported. */

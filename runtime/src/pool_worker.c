@@ -291,9 +291,11 @@ static uint32_t sleep_thread(struct worker *w, struct waiter *wt)
 
 	waiter_set_block_hook(NULL);
 	TRACE(trace_park(wt, true));
+	at_store_relaxed(&w->asleep, 1);
 	v = netpoll_park(wt); /* the thread that sleeps in epoll, if one is due */
 	if (v == SEL_WAITING)
 		v = waiter_park(wt, KN_FOREVER, NULL);
+	at_store_relaxed(&w->asleep, 0);
 	TRACE(trace_park(wt, false));
 	waiter_set_block_hook(&w->hook);
 	return v;

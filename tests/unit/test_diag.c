@@ -493,5 +493,17 @@ Test(dump, shows_a_running_task_and_its_worker, .timeout = 60)
 	free(text);
 	gate_open();
 	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	/* Idle, the worker goes to sleep (soon after the pool is idle). */
+	for (i = 0;; i++) {
+		bool asleep;
+
+		text = dump();
+		asleep = strstr(text, "worker 0: asleep") != NULL;
+		free(text);
+		if (asleep)
+			break;
+		cr_assert_lt(i, 10000, "the idle worker never showed as asleep");
+		nap_ms(1);
+	}
 	kn_pool_free(p);
 }

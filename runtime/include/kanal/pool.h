@@ -333,8 +333,9 @@ KN_API int kn_go_opts(const struct kn_spawn_opts *opts, void (*fn)(void *),
  * Seeing inside (Go's SIGQUIT dump, deadlock detector; Seastar's stall
  * notice). kn_dump prints every live pool to out (what a hung program is
  * doing): per pool its name, counters (kn_pool_stats) and tasks queued
- * from outside; per worker the task it is running or none, the tasks
- * queued on it and its suspended tasks; then every live task of the pool,
+ * from outside; per worker its state (running task N, asleep, or awake
+ * with no task: searching, or between tasks), the tasks queued on it and
+ * its suspended tasks; then every live task of the pool,
  * one line each:
  *
  *   task 12 "parser": blocked on chan recv 0x5581c0a2e600 for 2008 ms
