@@ -240,7 +240,7 @@ static __attribute__((noinline)) void fdsig_sync(kn_chan *ch, int kind,
 
 	at_store_seq_cst(&s->dirty, 1);
 	while (at_load_seq_cst(&s->dirty)) {
-		if (!lock_try(&s->busy))
+		if (!lock_try(&s->busy, LOCK_LEAF))
 			return; /* the holder will see dirty */
 		at_store_seq_cst(&s->dirty, 0);
 		ready = chan_ready(ch, kind);
@@ -283,7 +283,7 @@ int kn_chan_fd(kn_chan *ch, int op)
 	s = at_load_acquire(&ch->fds[k]);
 	if (s)
 		return s->fd;
-	lock_acquire(&ch->lock);
+	lock_acquire(&ch->lock, LOCK_CHAN);
 	s = at_load_acquire(&ch->fds[k]);
 	if (!s) {
 		s = kn_alloc(sizeof(*s));
@@ -467,7 +467,7 @@ static void zlocks_acquire(struct zlocks *z)
 	size_t i;
 
 	for (i = 0; i < z->n; i++)
-		lock_acquire(&z->ch[i]->lock);
+		lock_acquire(&z->ch[i]->lock, LOCK_CHAN);
 }
 
 /* Release all, except the channel whose lock a hand-off already dropped. */
@@ -620,7 +620,7 @@ static void unregister_all(struct wait_case *wc, size_t n, uint32_t sel)
 		if (o->ch->cap) {
 			waitq_remove(chan_queue(o->ch, o->kind), &wc[i].node);
 		} else {
-			lock_acquire(&o->ch->lock);
+			lock_acquire(&o->ch->lock, LOCK_CHAN);
 			if (wc[i].node.linked)
 				waitq_unlink_locked(chan_queue(o->ch, o->kind), &wc[i].node);
 			lock_release(&o->ch->lock);

@@ -112,7 +112,7 @@ static void decide_all_locked(struct waitq *q)
 
 int zero_close(kn_chan *ch)
 {
-	lock_acquire(&ch->lock);
+	lock_acquire(&ch->lock, LOCK_CHAN);
 	if (at_load_relaxed(&ch->closed)) {
 		lock_release(&ch->lock);
 		return EPIPE;

@@ -209,7 +209,7 @@ static bool mark(struct cctx *c, const struct cause *k, struct cctx **work)
 {
 	struct cctx *ch;
 
-	lock_acquire(&c->lock);
+	lock_acquire(&c->lock, LOCK_LEAF);
 	if (at_load_relaxed(&c->cs.err)) {
 		lock_release(&c->lock);
 		return false;
@@ -234,7 +234,7 @@ static void unlink_from_parent(struct cctx *c)
 {
 	struct cctx *p = c->tparent;
 
-	lock_acquire(&p->lock);
+	lock_acquire(&p->lock, LOCK_LEAF);
 	if (c->linked) {
 		if (c->prev)
 			c->prev->next = c->next;
@@ -257,7 +257,7 @@ static void run_afters(struct cctx *c)
 		void *arg;
 		bool fire;
 
-		lock_acquire(&c->lock);
+		lock_acquire(&c->lock, LOCK_LEAF);
 		s = c->afters;
 		if (!s) {
 			lock_release(&c->lock);
@@ -340,7 +340,7 @@ static void adopt(struct cctx *tp, struct cctx *c)
 {
 	uint32_t err;
 
-	lock_acquire(&tp->lock);
+	lock_acquire(&tp->lock, LOCK_LEAF);
 	err = at_load_relaxed(&tp->cs.err);
 	if (err) {
 		c->cause = tp->cause;
@@ -556,7 +556,7 @@ int kn_ctx_after_func(kn_ctx *ctx, void (*fn)(void *), void *arg,
 	at_store_relaxed(STOP_STATE(stop), STOP_ARMED);
 	if (!c)
 		return 0;
-	lock_acquire(&c->lock);
+	lock_acquire(&c->lock, LOCK_LEAF);
 	if (at_load_relaxed(&c->cs.err)) {
 		lock_release(&c->lock);
 		at_store_relaxed(STOP_STATE(stop), STOP_FIRED);
@@ -583,7 +583,7 @@ bool kn_ctx_stop_after_func(kn_ctx_stop *stop)
 	c = stop->ctx_;
 	if (!c)
 		return true;
-	lock_acquire(&c->lock);
+	lock_acquire(&c->lock, LOCK_LEAF);
 	if (stop->prev_ != stop) {
 		if (stop->prev_)
 			stop->prev_->next_ = stop->next_;

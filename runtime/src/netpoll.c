@@ -232,7 +232,7 @@ int pd_get(int fd, struct pdesc **out, uint32_t *seq)
 	if (!pd)
 		return ENOMEM;
 	if (!at_load_acquire(&pd->reg)) {
-		lock_acquire(&pd->lock);
+		lock_acquire(&pd->lock, LOCK_LEAF);
 		if (!at_load_relaxed(&pd->reg))
 			err = pd_register(pd, fd);
 		lock_release(&pd->lock);
@@ -249,7 +249,7 @@ void pd_close(int fd)
 
 	if (!pd)
 		return;
-	lock_acquire(&pd->lock);
+	lock_acquire(&pd->lock, LOCK_LEAF);
 	at_add_seq_cst(&pd->seq, 1);
 	if (at_load_relaxed(&pd->reg) && pd->pollable)
 		(void)epoll_ctl(NP.epfd, EPOLL_CTL_DEL, fd, NULL);

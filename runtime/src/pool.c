@@ -337,7 +337,7 @@ static void drop_injected(kn_pool *p)
 	struct kn_task *t;
 
 	while (at_load_seq_cst(&p->pending) > 0) {
-		lock_acquire(&p->inj_lock);
+		lock_acquire(&p->inj_lock, LOCK_LEAF);
 		node = __cds_wfcq_dequeue_nonblocking(&p->inj_head, &p->inj_tail);
 		lock_release(&p->inj_lock);
 		if (!node || node == CDS_WFCQ_WOULDBLOCK) {
@@ -490,7 +490,7 @@ kn_pool *kn_pool_new(const struct kn_pool_opts *opts)
 	/* All N count from the start, so that the first parks keep
 	 * threads >= idle (invariant 1). */
 	at_store_relaxed(&p->state, n * ST_THREADS_ONE);
-	lock_acquire(&p->threads_lock);
+	lock_acquire(&p->threads_lock, LOCK_THREADS);
 	for (i = 0; i < n; i++) {
 		err = worker_start(p, i);
 		if (err)

@@ -126,7 +126,7 @@ void diag_pool_new(kn_pool *p)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	pthread_once(&once, env_read);
-	lock_acquire(&registry_lock);
+	lock_acquire(&registry_lock, LOCK_REGISTRY);
 	p->dump_next = registry;
 	registry = p;
 	lock_release(&registry_lock);
@@ -137,7 +137,7 @@ void diag_pool_free(kn_pool *p)
 {
 	kn_pool **at;
 
-	lock_acquire(&registry_lock);
+	lock_acquire(&registry_lock, LOCK_REGISTRY);
 	for (at = &registry; *at; at = &(*at)->dump_next) {
 		if (*at == p) {
 			*at = p->dump_next;
@@ -246,7 +246,7 @@ int kn_dump(FILE *out)
 
 	if (!out)
 		return EINVAL;
-	lock_acquire(&registry_lock);
+	lock_acquire(&registry_lock, LOCK_REGISTRY);
 	for (p = registry; p; p = p->dump_next)
 		dump_pool(out, p, now);
 	lock_release(&registry_lock);
@@ -481,7 +481,7 @@ static void dl_fire(struct timer_entry *e)
 	if (dl_done)
 		return;
 	at_store_seq_cst(&diag_armed, 0);
-	lock_acquire(&registry_lock);
+	lock_acquire(&registry_lock, LOCK_REGISTRY);
 	blocked = dl_blocked(waiter_sleep_word(), &now.progress);
 	lock_release(&registry_lock);
 	/* The costly look (/proc) only with something blocked. */
@@ -551,7 +551,7 @@ static void stall_fire(struct timer_entry *e)
 	kn_pool *p;
 
 	(void)e;
-	lock_acquire(&registry_lock);
+	lock_acquire(&registry_lock, LOCK_REGISTRY);
 	for (p = registry; p; p = p->dump_next) {
 		if (inherited(p))
 			continue;

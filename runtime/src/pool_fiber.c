@@ -74,7 +74,7 @@ void fiber_ready(struct fiber *f)
 	do
 		f->next = head;
 	while (!at_cas_weak_seq_cst(&w->remote, &head, f));
-	waitq_notify_one(&w->wakeq);
+	WAITQ_AT_RANK(LOCK_WAKEQ, waitq_notify_one(&w->wakeq));
 }
 
 /* The frames a suspended fiber returns through first when it resumes: a

@@ -36,7 +36,7 @@ struct kn_task *inj_take(struct worker *w)
 	struct kn_task *first = NULL, *t;
 	int64_t n = at_load_relaxed(&p->pending), want, got = 0;
 
-	if (n <= 0 || !lock_try(&p->inj_lock))
+	if (n <= 0 || !lock_try(&p->inj_lock, LOCK_LEAF))
 		return NULL;
 	want = n / p->target + 1;
 	if (want > INJ_BATCH)

@@ -154,7 +154,7 @@ void start_spare(kn_pool *p)
 
 	at_store_seq_cst(&p->spare_wanted, 1);
 	while (at_load_seq_cst(&p->spare_wanted)) {
-		if (!lock_try(&p->threads_lock))
+		if (!lock_try(&p->threads_lock, LOCK_THREADS))
 			return; /* the holder will see spare_wanted */
 		at_store_seq_cst(&p->spare_wanted, 0);
 		s = at_load_seq_cst(&p->state);
@@ -205,7 +205,7 @@ static void retry_fire(struct timer_entry *e)
 	if (inherited(p))
 		return; /* a child's copy of the heap: no thread for it here */
 	kick_if_needed(p, at_load_seq_cst(&p->state));
-	lock_acquire(&p->threads_lock);
+	lock_acquire(&p->threads_lock, LOCK_THREADS);
 	again = p->retry_again && !at_load_relaxed(&p->stopping);
 	p->retry_again = false;
 	at_store_release(&p->retry_armed,
@@ -235,7 +235,7 @@ static void cancel_retry(kn_pool *p)
 	struct backoff b = { 0 };
 
 	for (;;) {
-		lock_acquire(&p->threads_lock);
+		lock_acquire(&p->threads_lock, LOCK_THREADS);
 		if (at_load_relaxed(&p->retry_armed) && timer_remove(&p->retry))
 			at_store_relaxed(&p->retry_armed, 0);
 		if (!at_load_relaxed(&p->retry_armed)) {
@@ -548,7 +548,7 @@ void stop_threads(kn_pool *p)
 	waitq_notify_all(&p->idleq);
 	/* No thread starts after this: start_spare checks stopping under
 	 * the lock. */
-	lock_acquire(&p->threads_lock);
+	lock_acquire(&p->threads_lock, LOCK_THREADS);
 	n = at_load_relaxed(&p->nstarted);
 	lock_release(&p->threads_lock);
 	cancel_retry(p);

@@ -98,7 +98,7 @@ static void timer_fire(struct timer_entry *e)
 	kn_timer *t = (kn_timer *)((char *)e - offsetof(kn_timer, e));
 	uint64_t now = kn_now();
 
-	lock_acquire(&t->lock);
+	lock_acquire(&t->lock, LOCK_TICKER);
 	if (t->armed) {
 		kn_chan_try_send(t->ch, &now); /* full: the tick is dropped */
 		if (t->period)
@@ -122,7 +122,7 @@ static void disarm(kn_timer *t)
 	while (t->owned && !timer_remove(&t->e)) {
 		lock_release(&t->lock);
 		backoff_snooze(&b);
-		lock_acquire(&t->lock);
+		lock_acquire(&t->lock, LOCK_TICKER);
 	}
 	t->owned = false;
 	kn_chan_try_recv(t->ch, &stale);
@@ -152,7 +152,7 @@ kn_timer *kn_timer_new(uint64_t delay, uint64_t period)
 		errno = ENOMEM;
 		return NULL;
 	}
-	lock_acquire(&t->lock);
+	lock_acquire(&t->lock, LOCK_TICKER);
 	err = arm(t, delay, period);
 	lock_release(&t->lock);
 	if (err) {
@@ -172,7 +172,7 @@ int kn_timer_stop(kn_timer *t)
 {
 	if (!t)
 		return EINVAL;
-	lock_acquire(&t->lock);
+	lock_acquire(&t->lock, LOCK_TICKER);
 	disarm(t);
 	lock_release(&t->lock);
 	return 0;
@@ -184,7 +184,7 @@ int kn_timer_reset(kn_timer *t, uint64_t delay, uint64_t period)
 
 	if (!t)
 		return EINVAL;
-	lock_acquire(&t->lock);
+	lock_acquire(&t->lock, LOCK_TICKER);
 	disarm(t);
 	err = arm(t, delay, period);
 	lock_release(&t->lock);

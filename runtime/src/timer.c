@@ -144,7 +144,7 @@ static uint64_t fire_due(void)
 		waiter_debug_no_park(NO_PARK);
 		e->fire(e);
 		waiter_debug_no_park(NULL);
-		lock_acquire(&T.lock);
+		lock_acquire(&T.lock, LOCK_TIMER);
 	}
 	return KN_FOREVER;
 }
@@ -164,13 +164,13 @@ static void *timer_main(void *unused)
 	struct waitq *const q[] = { &T.wake };
 
 	(void)unused;
-	lock_acquire(&T.lock);
+	lock_acquire(&T.lock, LOCK_TIMER);
 	for (;;) {
 		uint64_t next = fire_due();
 
 		waitq_wait(q, 1, release_heap, NULL, next, NULL,
 			   WAIT_ON(WAIT_INTERNAL, NULL));
-		lock_acquire(&T.lock);
+		lock_acquire(&T.lock, LOCK_TIMER);
 	}
 	return NULL;
 }
@@ -189,14 +189,14 @@ static int start_thread(void);
 /* The park hook of a child whose heap is not empty: start its thread. */
 static void start_orphaned(void)
 {
-	lock_acquire(&T.lock);
+	lock_acquire(&T.lock, LOCK_TIMER);
 	start_thread();
 	lock_release(&T.lock);
 }
 
 static void fork_prepare(void)
 {
-	lock_acquire(&T.lock);
+	lock_acquire(&T.lock, LOCK_TIMER);
 }
 
 static void fork_parent(void)
@@ -243,7 +243,7 @@ bool timer_others_pending(const struct timer_entry *e)
 {
 	bool others;
 
-	lock_acquire(&T.lock);
+	lock_acquire(&T.lock, LOCK_TIMER);
 	/* The root is the only entry when it has no child. */
 	others = T.root && (T.root != e || T.root->child);
 	lock_release(&T.lock);
@@ -295,7 +295,7 @@ int timer_add(struct timer_entry *e, uint64_t when,
 	e->when = when;
 	e->fire = fire;
 	e->child = e->next = e->prev = NULL;
-	lock_acquire(&T.lock);
+	lock_acquire(&T.lock, LOCK_TIMER);
 	r = start_thread();
 	e->queued = r == 0;
 	if (e->queued)
@@ -311,7 +311,7 @@ bool timer_remove(struct timer_entry *e)
 {
 	bool queued;
 
-	lock_acquire(&T.lock);
+	lock_acquire(&T.lock, LOCK_TIMER);
 	queued = e->queued;
 	if (queued)
 		heap_delete(e);

@@ -80,22 +80,88 @@
 
 static _Thread_local const struct block_hook *block_hook;
 
-/* ---- Debug: kanal calls from signal handlers -------------------------- */
+/* ---- the locks a thread holds; Debug: calls from signal handlers ------ */
+
+#ifdef KN_LOCKS_HELD
+/* The locks this thread holds (the first HELD_MAX of them, whether taken
+ * by lock_acquire or lock_try) and their ranks: for the lock order and
+ * the Debug build's signal-handler check below. */
+#define HELD_MAX 16
+static _Thread_local struct held {
+	struct lock *l;
+	enum lock_rank rank;
+} held[HELD_MAX];
+static _Thread_local unsigned nheld;
+
+void lock_held_add(struct lock *l, enum lock_rank rank)
+{
+	if (nheld < HELD_MAX)
+		held[nheld] = (struct held){ l, rank };
+	nheld++;
+}
+
+/* A lock not found was taken beyond HELD_MAX. */
+static void held_del(struct lock *l)
+{
+	unsigned i, n = nheld < HELD_MAX ? nheld : HELD_MAX;
+
+	for (i = 0; i < n; i++)
+		if (held[i].l == l) {
+			held[i] = held[n - 1];
+			if (nheld > HELD_MAX)
+				held[n - 1].l = NULL; /* the next add refills it */
+			nheld--;
+			return;
+		}
+	if (nheld > HELD_MAX)
+		nheld--;
+}
+#else
+#define held_del(l) ((void)0)
+#endif
+
+#ifdef KANAL_ASSERTS
+/* Before taking l: every lock this thread holds ranks lower, or is a
+ * channel's at a lower address when l is one too. */
+static void order_check(struct lock *l, enum lock_rank rank)
+{
+	unsigned i, n = nheld < HELD_MAX ? nheld : HELD_MAX;
+
+	for (i = 0; i < n; i++)
+		KN_ASSERT(held[i].rank < rank ||
+			  (rank == LOCK_CHAN && held[i].rank == LOCK_CHAN && held[i].l < l),
+			  "lock order: a kanal lock taken while one of its rank or "
+			  "higher is held (docs/ARCHITECTURE.md, \"Lock order\")");
+}
+
+static _Thread_local enum lock_rank queue_rank; /* 0: LOCK_WAITQ */
+
+enum lock_rank waitq_rank(void)
+{
+	return queue_rank ? queue_rank : LOCK_WAITQ;
+}
+
+enum lock_rank waitq_rank_set(enum lock_rank rank)
+{
+	enum lock_rank old = waitq_rank();
+
+	queue_rank = rank;
+	return old;
+}
+#else
+#define order_check(l, rank) ((void)0)
+#endif
 
 #ifdef KANAL_DEBUG_CHECKS
 /*
  * A signal handler that calls kanal while the code it interrupted is inside
  * kanal can deadlock: the interrupted call may hold a lock the handler's
- * call needs, and never runs again to drop it. A Debug build keeps the
- * locks each thread took with lock_acquire (the first HELD_MAX of them)
- * and aborts when a thread asks for one it holds; and it aborts when a
+ * call needs, and never runs again to drop it. A Debug build aborts when a
+ * thread asks for a lock it holds (held, above); and it aborts when a
  * plain thread waits inside one of its own waits, which only a handler
  * can do (a thread with a block hook runs other fibers while one waits,
  * so only threads without one are checked).
  */
-#define HELD_MAX 16
-static _Thread_local struct lock *held[HELD_MAX];
-static _Thread_local unsigned nheld;
 static _Thread_local bool parking;
 
 void kn_debug_fail(const char *what)
@@ -114,34 +180,10 @@ static void held_check(struct lock *l)
 	unsigned i;
 
 	for (i = 0; i < nheld && i < HELD_MAX; i++)
-		if (held[i] == l)
+		if (held[i].l == l)
 			kn_debug_fail("a thread asked for a kanal lock it holds: a kanal "
 				      "call from a signal handler that interrupted another "
 				      "(see kanal/chan.h, Signals)");
-}
-
-static void held_add(struct lock *l)
-{
-	if (nheld < HELD_MAX)
-		held[nheld] = l;
-	nheld++;
-}
-
-/* A lock not found was taken beyond HELD_MAX, or by lock_try. */
-static void held_del(struct lock *l)
-{
-	unsigned i, n = nheld < HELD_MAX ? nheld : HELD_MAX;
-
-	for (i = 0; i < n; i++)
-		if (held[i] == l) {
-			held[i] = held[n - 1];
-			if (nheld > HELD_MAX)
-				held[n - 1] = NULL; /* the next add refills it */
-			nheld--;
-			return;
-		}
-	if (nheld > HELD_MAX)
-		nheld--;
 }
 
 /* Set around the callbacks the timer thread fires (timer.c): a wait
@@ -178,8 +220,6 @@ static void park_end(bool plain)
 }
 #else
 #define held_check(l) ((void)0)
-#define held_add(l) ((void)0)
-#define held_del(l) ((void)0)
 #define park_begin() false
 #define park_end(plain) ((void)(plain))
 #define no_park_check(w) ((void)(w))
@@ -189,15 +229,28 @@ static void park_end(bool plain)
 
 static void lock_acquire_slow(struct lock *l);
 
-void lock_acquire(struct lock *l)
+static inline void lock_take(struct lock *l)
 {
 	uint32_t c = 0;
 
-	held_check(l);
 	if (unlikely(!at_cas_acquire(&l->word, &c, 1)))
 		lock_acquire_slow(l);
-	held_add(l);
 }
+
+#ifdef KN_LOCKS_HELD
+void lock_acquire_ranked(struct lock *l, enum lock_rank rank)
+{
+	held_check(l);
+	order_check(l, rank);
+	lock_take(l);
+	lock_held_add(l, rank);
+}
+#else
+void lock_acquire_unranked(struct lock *l)
+{
+	lock_take(l);
+}
+#endif
 
 static void lock_acquire_slow(struct lock *l)
 {
@@ -574,14 +627,14 @@ void waitq_unlink_locked(struct waitq *q, struct wait_node *n)
 
 void waitq_push(struct waitq *q, struct wait_node *n)
 {
-	lock_acquire(&q->lock);
+	lock_acquire(&q->lock, waitq_rank());
 	waitq_push_locked(q, n);
 	lock_release(&q->lock);
 }
 
 void waitq_remove(struct waitq *q, struct wait_node *n)
 {
-	lock_acquire(&q->lock);
+	lock_acquire(&q->lock, waitq_rank());
 	if (n->linked)
 		waitq_unlink_locked(q, n);
 	lock_release(&q->lock);
@@ -627,7 +680,7 @@ struct wait_node *waitq_claim_one(struct waitq *q, uint32_t *prev)
 {
 	struct wait_node *n;
 
-	lock_acquire(&q->lock);
+	lock_acquire(&q->lock, waitq_rank());
 	/* Claim, then unlink: the owner may reuse or free the node as soon
 	 * as it sees a decision, and the claim is not one yet. A pick can
 	 * lose its claim to a racing decision: then pick again. */
@@ -660,7 +713,7 @@ void waitq_notify_all(struct waitq *q)
 
 	if (at_load_seq_cst(&q->n) == 0)
 		return;
-	lock_acquire(&q->lock);
+	lock_acquire(&q->lock, waitq_rank());
 	while ((n = q->head) != NULL) {
 		waitq_unlink_locked(q, n); /* before deciding: invariant 4 */
 		waiter_decide(n->w, n->token);

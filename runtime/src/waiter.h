@@ -47,15 +47,72 @@ struct lock {
 };
 #define LOCK_INIT {0}
 
-void lock_acquire(struct lock *l);
+/*
+ * The lock order (docs/ARCHITECTURE.md, "Lock order"): a thread that holds
+ * locks takes only one of a higher rank, except rendezvous channel locks,
+ * which it takes in address order among themselves. Each acquisition names
+ * its lock's rank. A build with KANAL_ASSERTS checks the order: each
+ * thread keeps a stack of the locks it holds and their ranks (the Debug
+ * build's signal-handler check uses it too), and an acquisition out of
+ * order aborts at once instead of deadlocking some day. Elsewhere the rank
+ * is a constant the compiler drops. lock_try never waits, so it is not
+ * checked itself, but what it takes goes on the stack.
+ */
+enum lock_rank {
+	LOCK_CHAN = 1, /* a channel's (chan.c, chan_zero.c) */
+	LOCK_THREADS,  /* a pool's thread starts (pool_worker.c) */
+	LOCK_REGISTRY, /* the registry of pools (pool_diag.c): taken before
+			* the timer heap's */
+	LOCK_TICKER,   /* a kn_timer's (time.c): taken before the heap's */
+	LOCK_TIMER,    /* the timer heap (timer.c) */
+	LOCK_LEAF,     /* takes no other: a context's, an fd record's, a
+			* channel fd's busy flag, the pool injector's */
+	LOCK_WAITQ,    /* a wait queue's */
+	LOCK_WAKEQ,    /* a pool worker's wake queue: fiber_ready notifies
+			* it from inside other queues' wakes */
+};
+
+#if defined(KANAL_ASSERTS) || defined(KANAL_DEBUG_CHECKS)
+#define KN_LOCKS_HELD 1
+void lock_acquire_ranked(struct lock *l, enum lock_rank rank);
+void lock_held_add(struct lock *l, enum lock_rank rank);
+#define lock_acquire(l, rank) lock_acquire_ranked((l), (rank))
+#else
+void lock_acquire_unranked(struct lock *l);
+#define lock_acquire(l, rank) lock_acquire_unranked(l)
+#define lock_held_add(l, rank) ((void)0)
+#endif
 void lock_release(struct lock *l);
+
 /* Take the lock if it is free: one CAS, never waits. */
-static inline bool lock_try(struct lock *l)
+static inline bool lock_try(struct lock *l, enum lock_rank rank)
 {
 	uint32_t free_word = 0;
 
-	return at_cas_acquire(&l->word, &free_word, 1);
+	(void)rank; /* used where held locks are tracked */
+	if (!at_cas_acquire(&l->word, &free_word, 1))
+		return false;
+	lock_held_add(l, rank);
+	return true;
 }
+
+#ifdef KANAL_ASSERTS
+/* The rank of the queue locks this thread's waitq calls take (LOCK_WAITQ
+ * unless set); returns the one it replaces. */
+enum lock_rank waitq_rank_set(enum lock_rank rank);
+/* Run call with the queue locks it takes ranked rank. */
+#define WAITQ_AT_RANK(rank, call)                                           \
+	do {                                                                \
+		enum lock_rank kn_old_rank_ = waitq_rank_set(rank);         \
+		call;                                                       \
+		waitq_rank_set(kn_old_rank_);                               \
+	} while (0)
+/* The rank of the queue lock the next waitq call takes. */
+enum lock_rank waitq_rank(void);
+#else
+#define WAITQ_AT_RANK(rank, call) call
+#define waitq_rank() LOCK_WAITQ
+#endif
 
 /* ---- waiter -------------------------------------------------------------- */
 
@@ -375,7 +432,7 @@ static inline bool waitq_empty(struct waitq *q)
  * that lost the race for a mutex keeps its place, sync.c). */
 static inline void waitq_lock(struct waitq *q)
 {
-	lock_acquire(&q->lock);
+	lock_acquire(&q->lock, waitq_rank());
 }
 static inline void waitq_unlock(struct waitq *q)
 {

@@ -149,7 +149,7 @@ static void handler_takes_held_lock(void)
 {
 	sig_ch = kn_chan_new(sizeof(int64_t), 0);
 	handler_on();
-	lock_acquire(&sig_ch->lock); /* as a send in its try pass */
+	lock_acquire(&sig_ch->lock, LOCK_CHAN); /* as a send in its try pass */
 	raise(SIGUSR1);
 }
 
