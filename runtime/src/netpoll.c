@@ -16,8 +16,7 @@
  *   waiter:  push a node on q[dir] (seq_cst), then xchg(ready[dir], 0) and
  *            load seq (seq_cst): an edge or a close seen here withdraws
  *            (retry the call, or EBADF); else park through the waiter
- *            layer; after a wake, ready[dir] = 0 and retry the call (a
- *            timeout or a cancellation leaves ready[dir] as it is).
+ *            layer; after a wake, ready[dir] = 0 and retry the call.
  *   poller:  for an event whose data carries the record's current seq,
  *            store ready[dir] = 1 (seq_cst), then notify_all(q[dir]).
  *   close:   seq++ (seq_cst), epoll_ctl(DEL), then notify_all both
@@ -38,22 +37,6 @@
  * registers later sees the moved seq in its re-check. Events already taken
  * from epoll for the old fd carry the old seq and are dropped, so no
  * waiter of a new fd is woken for an old one and vice versa.
- *
- * Drained. A read that returns less than it asked of a TCP socket has
- * emptied it (the kernel copies every queued byte up to the length; not
- * so for datagrams, pipes with packets, or a peek), so the next read
- * without a deadline waits for an edge before its first try instead of
- * finding EAGAIN (Go pays that read; here it is a third of an echo
- * server's system calls). Sound because an edge is consumed only by a
- * waiter that tries the call after it (pd_wait leaves ready[dir] set
- * when it returns a timeout, cancellation or EBADF): data that arrives
- * after the emptying read raises an edge, which either is still to be
- * harvested, or sets ready[READ] (the waiter's re-check sees it), or was
- * consumed by another reader, whose read then takes the data. Reads are
- * counted (nread), and drained holds the count of the emptying read: a
- * read by anyone since, or a full one, cancels the skip. kn_fd_wait can
- * consume a read edge with no read after it, so the first read-readiness
- * wait on an incarnation turns the skip off for it (probed).
  *
  * Who polls. A suspended task is woken by whoever harvests epoll:
  *   - a pool worker about to park polls once without blocking
@@ -101,10 +84,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
-#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -194,13 +175,10 @@ static int pd_register(struct pdesc *pd, int fd)
 		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 		.data.u64 = (uint64_t)at_load_relaxed(&pd->seq) << 32 | (uint32_t)fd,
 	};
-	int fl = fcntl(fd, F_GETFL), proto = 0;
-	socklen_t len = sizeof(proto);
+	int fl = fcntl(fd, F_GETFL);
 
 	if (fl < 0)
 		return EBADF;
-	pd->tcp = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
-		  proto == IPPROTO_TCP;
 	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK))
 		return errno;
 	pd->pollable = true;
@@ -255,8 +233,6 @@ void pd_close(int fd)
 		(void)epoll_ctl(NP.epfd, EPOLL_CTL_DEL, fd, NULL);
 	at_store_relaxed(&pd->reg, 0);
 	at_store_relaxed(&pd->notsock, 0);
-	at_store_relaxed(&pd->probed, 0);
-	at_store_relaxed(&pd->drained, 0);
 	lock_release(&pd->lock);
 	for (d = PD_READ; d <= PD_WRITE; d++)
 		waitq_notify_all(&pd->q[d]);
@@ -542,17 +518,14 @@ int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
 		if (mask & 1 << d)
 			q[n++] = &pd->q[d];
 	v = waitq_wait_by(q, n, fd_commit, fd_park, &f, WAIT_ON(WAIT_FD, (uintptr_t)fd));
+	for (d = PD_READ; d <= PD_WRITE; d++)
+		if (mask & 1 << d)
+			at_store_seq_cst(&pd->ready[d], 0);
 	if (at_load_seq_cst(&pd->seq) != seq)
 		return EBADF;
 	if (f.err)
 		return f.err;
-	if (v == SEL_TIMEOUT || v == SEL_CANCEL)
-		return v == SEL_TIMEOUT ? ETIMEDOUT : ECANCELED;
-	/* Consumed: the caller tries again (see Drained). */
-	for (d = PD_READ; d <= PD_WRITE; d++)
-		if (mask & 1 << d)
-			at_store_seq_cst(&pd->ready[d], 0);
-	return 0;
+	return v == SEL_TIMEOUT ? ETIMEDOUT : v == SEL_CANCEL ? ECANCELED : 0;
 }
 
 /* ---- fork ---------------------------------------------------------------- */

@@ -10,9 +10,6 @@
  *   pd_wait         everything                      yes      waiter layer; a thread:
  *                                                            ppoll
  *   pd_close        pd_wait on fd                   no       epoll_ctl + notify_all
- *   pd_read_begin,  everything                      no       relaxed RMW / stores / loads
- *   _end, _drained,                                          on the record
- *   pd_probe
  *   netpoll_poll    everything                      no       one relaxed load when no
  *                                                            task waits; else epoll_wait(0)
  *   netpoll_waiting everything                      no       one relaxed load
@@ -21,8 +18,6 @@
  */
 #ifndef KN_NETPOLL_H
 #define KN_NETPOLL_H
-
-#include <sys/types.h>
 
 #include "waiter.h"
 
@@ -36,12 +31,6 @@ struct pdesc {
 	_Atomic uint32_t notsock;  /* writes use write(2), not send(2) */
 	_Atomic uint32_t ready[2]; /* an edge the waiters have not consumed */
 	struct waitq q[2];         /* waiting to read, to write */
-	/* Drained reads (netpoll.c, "Drained"): reads tried, the count of
-	 * the last one that emptied a TCP socket (0: none), and whether
-	 * this incarnation may skip a read on that ground. */
-	bool tcp;                  /* a short read empties it */
-	_Atomic uint32_t probed;   /* a read-readiness wait with no read after */
-	_Atomic uint32_t nread, drained;
 };
 
 /* The record of fd, registered (and fd made non-blocking) on first use;
@@ -50,43 +39,10 @@ struct pdesc {
 int pd_get(int fd, struct pdesc **pd, uint32_t *seq);
 
 /* Wait for an edge in the directions of mask (PD_ bits) on the
- * incarnation seq: 0 (retry the operation: the edge is consumed), EBADF
- * (closed meanwhile), ETIMEDOUT, ECANCELED (the edge is left). */
+ * incarnation seq: 0 (retry the operation), EBADF (closed meanwhile),
+ * ETIMEDOUT, ECANCELED. */
 int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
 	    uint64_t deadline, kn_ctx *ctx);
-
-/* Read try number: call before each read-direction system call on pd. */
-static inline uint32_t pd_read_begin(struct pdesc *pd)
-{
-	return at_add_relaxed(&pd->nread, 1) + 1;
-}
-
-/* After read try tr of want bytes got n (-1: an error): a short read of
- * a TCP socket empties it (not a peek, which leaves the data). */
-static inline void pd_read_end(struct pdesc *pd, uint32_t tr, size_t want,
-			       ssize_t n, bool peek)
-{
-	bool empty = pd->tcp && !peek && n > 0 && (size_t)n < want;
-
-	at_store_relaxed(&pd->drained, empty ? tr : 0);
-}
-
-/* Is pd empty since the last read, so that a read without a deadline may
- * wait for an edge before its first try (netpoll.c, "Drained")? */
-static inline bool pd_drained(struct pdesc *pd)
-{
-	uint32_t d = at_load_relaxed(&pd->drained);
-
-	return d && d == at_load_relaxed(&pd->nread) && !at_load_relaxed(&pd->probed);
-}
-
-/* A readiness wait (kn_fd_wait) for reading: no read need follow, so
- * from now on no read of this incarnation skips its first try. */
-static inline void pd_probe(struct pdesc *pd)
-{
-	if (!at_load_relaxed(&pd->probed))
-		at_store_seq_cst(&pd->probed, 1);
-}
 
 /* Wake every waiter of fd with EBADF and forget its registration, before
  * the caller closes it. */
