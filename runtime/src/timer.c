@@ -53,7 +53,6 @@ static struct {
 	struct lock lock;
 	struct timer_entry *root;
 	bool started;
-	bool fork_handled; /* pthread_atfork done */
 	struct waitq wake; /* the timer thread's node, while it parks */
 } T = { .lock = LOCK_INIT };
 
@@ -234,9 +233,17 @@ static int start_thread(void)
 		return EAGAIN;
 	T.started = true;
 	waiter_set_park_hook(NULL);
-	if (!T.fork_handled)
-		T.fork_handled = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
 	return 0;
+}
+
+/* Registered before main, not at the first start: a fork while another
+ * thread held the lock (starting the thread, say) would otherwise leave
+ * the child a lock held for ever, and under AddressSanitizer the
+ * sanitizer's own thread registry too (GCC 12's does not lock it across
+ * fork; fork_prepare waits for the start that holds our lock). */
+__attribute__((constructor)) static void fork_register(void)
+{
+	(void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 bool timer_others_pending(const struct timer_entry *e)
