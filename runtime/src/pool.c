@@ -62,7 +62,6 @@ static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
 	t->fn = fn;
 	t->arg = arg;
 	t->drop = drop;
-	t->pool = p;
 	at_store_relaxed(&t->diag.id, task_next_id());
 	at_store_relaxed(&t->diag.name, name);
 	at_store_relaxed(&t->diag.pool, p);
@@ -275,13 +274,15 @@ static uint32_t wait_task(struct kn_task *t)
 
 int kn_task_join(kn_task *t)
 {
+	kn_pool *p;
 	uint32_t st;
 
 	if (!t)
 		return EINVAL;
-	if (inherited(t->pool) && at_load_acquire(&t->state) == TASK_PENDING)
+	p = at_load_relaxed(&t->diag.pool);
+	if (inherited(p) && at_load_acquire(&t->state) == TASK_PENDING)
 		return ECHILD;
-	if (on_own_worker(t->pool))
+	if (on_own_worker(p))
 		help(pool_self, t);
 	st = wait_task(t);
 	task_put(t);

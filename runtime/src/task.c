@@ -34,15 +34,14 @@
 
 #include "tsan.h"
 
-/* Three cache lines, allocated line-aligned: no false sharing between the
- * records of different threads. A spawn writes the first two (the
- * identity of task_diag included); the third holds what only a task that
- * blocks (task_diag's wait) or a joinable one (joinq) writes. */
-_Static_assert(offsetof(struct kn_task, diag.on) >= 2 * KN_CACHE_LINE &&
-	       offsetof(struct kn_task, diag.pool) + sizeof(void *) <= 2 * KN_CACHE_LINE,
-	       "a spawn writes two lines");
-_Static_assert(sizeof(struct kn_task) <= 3 * KN_CACHE_LINE,
-	       "task records are three cache lines");
+/* Two cache lines, allocated line-aligned: no false sharing between the
+ * records of different threads, and a spawn writes both (task.h says
+ * which fields share storage to fit). The payload must hold the join
+ * queue it shares storage with. */
+_Static_assert(sizeof(struct kn_task) == 2 * KN_CACHE_LINE,
+	       "task records are two cache lines");
+_Static_assert(sizeof(struct waitq) <= TASK_PAYLOAD,
+	       "the join queue fits the payload's room");
 
 #define TASK_CACHE_MAX 256
 #define TASK_CACHE_BATCH 128

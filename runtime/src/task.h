@@ -33,7 +33,8 @@
 #include "kanal/pool.h"
 #include "waiter.h"
 
-/* Room for an internal caller's data in the record (3 pointers). */
+/* Room for an internal caller's data in the record (3 pointers; the
+ * join queue's size). */
 #define TASK_PAYLOAD 24
 
 /*
@@ -42,12 +43,13 @@
  * spawn, and where the task blocks, beside the fiber switch), the readers
  * take each field as it is. A record is never freed, so a read of one
  * being reused is stale, never unsafe; all is set once, before the record
- * is published.
+ * is published. None of it shares storage with the fields of a free
+ * record, so a reader never sees a free list's link as a name or a pool.
  */
 struct task_diag {
 	_Atomic uint64_t id;          /* kn_task_id; 0: no live task here */
 	_Atomic(const char *) name;   /* the caller's string, or NULL */
-	_Atomic(kn_pool *) pool;
+	_Atomic(kn_pool *) pool;      /* the pool it runs on (join's too) */
 	_Atomic uint64_t on;          /* WAIT_ON of its wait while it is
 					 suspended or asleep; 0 otherwise */
 	_Atomic uint64_t since;       /* when that wait began (kn_now_coarse) */
@@ -63,35 +65,49 @@ enum {
 	TASK_DETACHED = 3, /* no handle: nobody joins it */
 };
 
+/*
+ * Two cache lines (task.c asserts it), which a spawn writes both of.
+ * Storage is shared where two uses never overlap in time:
+ *  - the call (fn, arg, drop) is dead while the record is free, when the
+ *    free lists' links (next, tail, nbatch) use it (task.c);
+ *  - the payload belongs to internal callers' detached tasks (the error
+ *    group's), the join queue to joinable tasks (kn_pool_spawn_task*):
+ *    no task has both.
+ */
 struct kn_task {
 	union {
 		struct cds_wfcq_node inj;  /* queued in a pool's injector */
 		struct cds_lfs_node stack; /* a batch on the shared free stack */
 	} link;
-	/* While free (task.c). */
-	struct kn_task *next; /* free lists and batches */
-	struct kn_task *tail; /* the last record of the batch this one heads */
-	uint32_t nbatch;      /* records in the batch this one heads (free) */
-	_Atomic int32_t thief; /* worker that took it from a shared queue, -1 */
-
-	void (*fn)(void *);
-	void *arg;
-	void (*drop)(void *);
-	kn_pool *pool;
+	union {
+		struct { /* While queued or running. */
+			void (*fn)(void *);
+			void *arg;
+			void (*drop)(void *);
+		};
+		struct { /* While free (task.c). */
+			struct kn_task *next; /* free lists and batches */
+			struct kn_task *tail; /* the last record of the batch
+						 this one heads */
+			uint32_t nbatch;      /* records in that batch */
+		};
+	};
 	struct fiber *stack;  /* its own, larger stack (kn_spawn_opts), or NULL */
+	_Atomic int32_t thief; /* worker that took it from a shared queue, -1 */
 
 	/* Joinable tasks: one reference for the runner, one for the joiner;
 	 * the last to let go frees the record. */
 	_Atomic uint32_t refs;
 	_Atomic uint32_t state;
 
-	_Alignas(void *) unsigned char payload[TASK_PAYLOAD];
+	union {
+		/* Detached internal tasks: their caller's data. */
+		_Alignas(void *) unsigned char payload[TASK_PAYLOAD];
+		/* Joinable tasks: their joiner waits here. */
+		struct waitq joinq;
+	};
 
-	/* diag's identity ends the second line, which a spawn writes anyway;
-	 * its wait and the join queue (joinable tasks only) are in the
-	 * third. */
 	struct task_diag diag;
-	struct waitq joinq;
 };
 
 /* Every record ever made, newest first, linked through diag.all: kn_dump
