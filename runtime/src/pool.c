@@ -132,8 +132,11 @@ static void task_discard(struct kn_task *t)
 	task_free(t);
 }
 
-int kn_pool_spawn_opts(kn_pool *p, const struct kn_spawn_opts *opts,
-		       void (*fn)(void *), void *arg)
+/* Every spawn: a record for fn(arg) with opts (NULL: the defaults) on p,
+ * joinable (with a handle in *out) or detached, queued; or an error with
+ * nothing left behind. */
+static int spawn(kn_pool *p, const struct kn_spawn_opts *opts,
+		 void (*fn)(void *), void *arg, kn_task **out)
 {
 	size_t size = opts ? opts->stack_size : 0;
 	struct kn_task *t;
@@ -146,12 +149,25 @@ int kn_pool_spawn_opts(kn_pool *p, const struct kn_spawn_opts *opts,
 	if (!t)
 		return ENOMEM;
 	task_init(t, p, fn, arg, NULL, opts ? opts->name : NULL);
+	if (out) {
+		at_store_relaxed(&t->refs, 2);
+		at_store_relaxed(&t->state, TASK_PENDING);
+		waitq_init(&t->joinq);
+	}
 	err = own_stack(p, t, size);
 	if (!err)
 		err = submit(p, t);
 	if (err)
 		task_discard(t);
+	else if (out)
+		*out = t;
 	return err;
+}
+
+int kn_pool_spawn_opts(kn_pool *p, const struct kn_spawn_opts *opts,
+		       void (*fn)(void *), void *arg)
+{
+	return spawn(p, opts, fn, arg, NULL);
 }
 
 int kn_pool_spawn_named(kn_pool *p, const char *name, void (*fn)(void *),
@@ -190,29 +206,22 @@ int kn_task_set_name(const char *name)
 	return 0;
 }
 
-kn_task *kn_pool_spawn_task(kn_pool *p, void (*fn)(void *), void *arg)
+kn_task *kn_pool_spawn_task_opts(kn_pool *p, const struct kn_spawn_opts *opts,
+				 void (*fn)(void *), void *arg)
 {
-	struct kn_task *t;
-	int err;
+	kn_task *t;
+	int err = spawn(p, opts, fn, arg, &t);
 
-	if (!pool_live(p) || !fn) {
-		errno = EINVAL;
-		return NULL;
-	}
-	t = task_alloc();
-	if (!t)
-		return NULL;
-	task_init(t, p, fn, arg, NULL, NULL);
-	at_store_relaxed(&t->refs, 2);
-	at_store_relaxed(&t->state, TASK_PENDING);
-	waitq_init(&t->joinq);
-	err = submit(p, t);
 	if (err) {
-		task_free(t);
 		errno = err;
 		return NULL;
 	}
 	return t;
+}
+
+kn_task *kn_pool_spawn_task(kn_pool *p, void (*fn)(void *), void *arg)
+{
+	return kn_pool_spawn_task_opts(p, NULL, fn, arg);
 }
 
 /* ---- joining ------------------------------------------------------------ */

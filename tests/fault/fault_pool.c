@@ -4,8 +4,9 @@
  * kn_pool_spawn and kn_pool_spawn_task from outside (the task record) and
  * from inside a task (the record, and the deque's growth past its first
  * 256 slots), fiber stacks (a ring of tasks on one worker, each blocking in
- * turn), tasks spawned with a stack of their own (kn_pool_spawn_opts: the
- * class, its arena, the record), kn_group_new (the group, its
+ * turn), tasks spawned with a stack of their own (kn_pool_spawn_opts and,
+ * every other one, kn_pool_spawn_task_opts: the class, its arena, the
+ * record), kn_group_new (the group, its
  * context), kn_group_go. Thread
  * starts fail in fault_thread.c. See sweep.h.
  */
@@ -281,7 +282,8 @@ static int own_stack_scenario(void *arg)
 	struct kn_pool_opts po = { .workers = 1, .stack_size = 64 * 1024 };
 	struct kn_spawn_opts so = { .stack_size = 1 << 20 };
 	struct own o = { 0 };
-	long spawned = 0, i;
+	kn_task *joinable[OWN_TASKS];
+	long spawned = 0, njoinable = 0, i;
 	kn_pool *p;
 	int r;
 
@@ -292,12 +294,21 @@ static int own_stack_scenario(void *arg)
 		return 0;
 	}
 	for (i = 0; i < OWN_TASKS; i++) {
-		r = kn_pool_spawn_opts(p, &so, own_task, &o);
+		if (i % 2) {
+			errno = 0;
+			joinable[njoinable] = kn_pool_spawn_task_opts(p, &so, own_task, &o);
+			r = joinable[njoinable] ? 0 : errno;
+			njoinable += r == 0;
+		} else {
+			r = kn_pool_spawn_opts(p, &so, own_task, &o);
+		}
 		CHECK(r == 0 || r == ENOMEM);
 		spawned += r == 0;
 	}
 	for (i = 0; i < spawned; i++)
 		CHECK(kn_chan_send(o.ch, &i) == 0);
+	for (i = 0; i < njoinable; i++)
+		CHECK(kn_task_join(joinable[i]) == 0);
 	CHECK(kn_pool_wait_idle(p) == 0);
 	CHECK(atomic_load(&o.ran) == spawned);
 	kn_pool_free(p);

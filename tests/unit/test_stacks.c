@@ -4,6 +4,7 @@
  * (death tests in a child process), the default pool's options, the
  * limits on stack_size, and tasks spawned with a stack of their own.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,6 +361,55 @@ Test(stacks, own_stack_limits)
 	cr_assert_eq(kn_pool_spawn_opts(threads, &o, count_run, &ran), EINVAL,
 		     "no stacks of its own without fibers");
 	kn_pool_free(threads);
+}
+
+/* The joinable form honours the options as the detached one does: a task
+ * named "digger" recursing 700 KiB deep on a 1 MiB stack of its own (the
+ * pool's 64 KiB would overflow), suspended down there until released;
+ * the join returns once it has sent what it dug. */
+Test(stacks, own_stack_joinable, .timeout = 60)
+{
+	struct kn_pool_opts po = { .workers = 2, .stack_size = 64 * 1024 };
+	kn_pool *p = pool_with(po), *threads;
+	struct own_digger d = { kn_chan_new(sizeof(long), 0),
+				kn_chan_new(sizeof(long), 0), 700 };
+	struct kn_spawn_opts o = { .name = "digger", .stack_size = 1 << 20 };
+	struct kn_pool_stats st;
+	kn_task *t[DIGGERS];
+	long i, v, sum = 0;
+
+	for (i = 0; i < DIGGERS; i++)
+		cr_assert_not_null(t[i] = kn_pool_spawn_task_opts(p, &o, own_dig, &d));
+	for (i = 0; i < DIGGERS; i++)
+		cr_assert_eq(kn_chan_send(d.go, &i), 0);
+	for (i = 0; i < DIGGERS; i++) {
+		cr_assert_eq(kn_chan_recv(d.done, &v), 0);
+		sum += v;
+	}
+	for (i = 0; i < DIGGERS; i++)
+		cr_assert_eq(kn_task_join(t[i]), 0);
+	cr_assert_eq(sum, 700L * DIGGERS + DIGGERS * (DIGGERS - 1) / 2);
+	cr_assert_eq(kn_pool_stats(p, &st), 0);
+	cr_assert_eq(st.tasks_run, DIGGERS);
+	cr_assert_eq(st.stack_failures, 0);
+	cr_assert_eq(at_load_relaxed(&task_failures), 0);
+
+	o.stack_size = KN_POOL_MAX_STACK + 1;
+	errno = 0;
+	cr_assert_null(kn_pool_spawn_task_opts(p, &o, own_dig, &d));
+	cr_assert_eq(errno, EINVAL);
+	kn_pool_free(p);
+
+	po.no_fibers = true;
+	threads = pool_with(po);
+	o.stack_size = 1 << 20;
+	errno = 0;
+	cr_assert_null(kn_pool_spawn_task_opts(threads, &o, own_dig, &d),
+		       "no stacks of its own without fibers");
+	cr_assert_eq(errno, EINVAL);
+	kn_pool_free(threads);
+	kn_chan_free(d.go);
+	kn_chan_free(d.done);
 }
 
 Test(stacks, go_opts_on_the_default_pool, .timeout = 60)

@@ -46,7 +46,7 @@
  *
  * A task that needs more stack than its pool's (deep recursion, large
  * frames) is spawned with kn_spawn_opts.stack_size (kn_pool_spawn_opts,
- * kn_go_opts): its stack, of at least that size, is taken at the spawn
+ * kn_pool_spawn_task_opts, kn_go_opts): its stack, of at least that size, is taken at the spawn
  * from the pool's larger size classes (the pool's stack_size times 2, 4,
  * 8, ... up to KN_POOL_MAX_STACK; one mutex per class, no per-worker
  * cache; an arena whose stacks are all free is given back at once) and
@@ -235,7 +235,8 @@ KN_API int kn_pool_spawn(kn_pool *pool, void (*fn)(void *), void *arg);
 
 /*
  * As kn_pool_spawn, returning a handle that must be joined exactly once.
- * NULL with errno EINVAL, EPIPE, ENOMEM.
+ * NULL with errno EINVAL, EPIPE, ENOMEM, ECHILD. With a name or a stack
+ * size: kn_pool_spawn_task_opts (below).
  */
 KN_API kn_task *kn_pool_spawn_task(kn_pool *pool, void (*fn)(void *), void *arg);
 
@@ -328,6 +329,18 @@ KN_API int kn_pool_spawn_opts(kn_pool *pool, const struct kn_spawn_opts *opts,
 			      void (*fn)(void *), void *arg);
 KN_API int kn_go_opts(const struct kn_spawn_opts *opts, void (*fn)(void *),
 		      void *arg);
+
+/*
+ * kn_pool_spawn_task with options: a handle to join exactly once
+ * (kn_task_join), for a task that has the name and stack of opts (NULL:
+ * the defaults) as kn_pool_spawn_opts gives them. NULL with errno set to
+ * what kn_pool_spawn_opts would return: EINVAL, ENOMEM, EPIPE, ECHILD.
+ * Costs as kn_pool_spawn_opts; a joinable task also initialises its join
+ * queue (three stores). kn_pool_spawn_task is this call with NULL opts.
+ */
+KN_API kn_task *kn_pool_spawn_task_opts(kn_pool *pool,
+					const struct kn_spawn_opts *opts,
+					void (*fn)(void *), void *arg);
 
 /*
  * Seeing inside (Go's SIGQUIT dump, deadlock detector; Seastar's stall
