@@ -75,16 +75,6 @@ int kn_ncpu(void)
 	return n;
 }
 
-void backoff_spin(struct backoff *b)
-{
-	unsigned i, n = 1u << (b->step < BACKOFF_SPIN_LIMIT ? b->step : BACKOFF_SPIN_LIMIT);
-
-	for (i = 0; i < n; i++)
-		cpu_relax();
-	if (b->step <= BACKOFF_SPIN_LIMIT)
-		b->step++;
-}
-
 #define POLL_YIELDS 3
 #define POLL_YIELD_NS 20000
 

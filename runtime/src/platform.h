@@ -182,7 +182,17 @@ struct backoff {
 #define BACKOFF_SPIN_LIMIT 6
 #define BACKOFF_YIELD_LIMIT 10
 
-void backoff_spin(struct backoff *b);
+/* Inline: a lock-free fast path that retries with it (sem.c) then needs
+ * no call, so no frame, on the path that does not retry. */
+static inline void backoff_spin(struct backoff *b)
+{
+	unsigned i, n = 1u << (b->step < BACKOFF_SPIN_LIMIT ? b->step : BACKOFF_SPIN_LIMIT);
+
+	for (i = 0; i < n; i++)
+		cpu_relax();
+	if (b->step <= BACKOFF_SPIN_LIMIT)
+		b->step++;
+}
 
 /*
  * Polling before sleeping (the waiter, a ring operation about to wait).

@@ -27,7 +27,7 @@ int ctx_done(int x) { calls++; return x; }
 int pool_submit(int x) { calls++; return x; }
 int sys_futex_wait(int x) { calls++; return x; }
 int qsbr_register(int x) { calls++; return x; }
-int backoff_spin(int x) { calls++; return x; }
+int backoff_snooze(int x) { calls++; return x; }
 
 static int own(void)
 {
@@ -35,7 +35,7 @@ static int own(void)
 		lock_acquire, lock_release, timer_add, timer_remove, task_alloc,
 		task_free, deque_push, fiber_new, fiber_switch, waiter_park,
 		waitq_push, wg_wait, ctx_done, pool_submit, sys_futex_wait,
-		qsbr_register, backoff_spin,
+		qsbr_register, backoff_snooze,
 	};
 	int sum = 0;
 

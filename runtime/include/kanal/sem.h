@@ -27,8 +27,12 @@
  * one of them wins; a lost grant is made to the next waiters instead.
  *
  * Cost: an acquire that does not wait and a release that wakes nobody are
- * one atomic read-modify-write each, no system call, no allocation. A
- * waiter costs no allocation either (its node is on its own stack).
+ * one atomic read-modify-write each, no system call, no allocation. When
+ * threads on other CPUs change the semaphore between its read and its
+ * read-modify-write, the call backs off (a bounded spin, a few hundred
+ * nanoseconds at first) before it tries again, which leaves the winner
+ * the semaphore's cache line for its next calls. A waiter costs no
+ * allocation (its node is on its own stack).
  *
  * A granted waiter may free the semaphore as soon as its acquire returns
  * (provided nobody else uses it): the releaser is done with the semaphore
