@@ -12,10 +12,10 @@
  * layer's one park path (waiter_init, waitq_wait), so a call that does
  * not wait pays nothing, and one that waits pays two relaxed stores and a
  * read of the coarse clock (the vDSO page) beside its fiber switch.
- * Records are never freed
- * (task.c), and every record ever made is on one list (task_all), so a
- * reader on any thread may look at any of them at any time. Each worker
- * shows the task it runs (worker.running).
+ * Records are never freed (task.c), and every record ever made is in a
+ * chunk on one list (task_chunks), so a reader on any thread may look at
+ * any of them at any time. Each worker shows the task it runs
+ * (worker.running).
  *
  * kn_dump takes registry_lock (kn_pool_free waits for it, so no pool it
  * prints goes away) and reads everything else with relaxed loads, taking
@@ -183,29 +183,36 @@ static void dump_wait(FILE *out, uint64_t on, uint64_t since, uint64_t now)
 	fprintf(out, " for %llu ms", (unsigned long long)(now > since ? (now - since) / 1000000 : 0));
 }
 
+/* One line for t if it is a live task of p. */
+static void dump_task(FILE *out, kn_pool *p, struct kn_task *t, uint64_t now)
+{
+	uint64_t id = at_load_relaxed(&t->diag.id), on, since;
+	const char *name;
+	int wi;
+
+	if (!id || at_load_relaxed(&t->diag.pool) != p)
+		return;
+	name = at_load_relaxed(&t->diag.name);
+	since = at_load_relaxed(&t->diag.since);
+	on = at_load_relaxed(&t->diag.on);
+	fprintf(out, "  task %llu \"%s\": ", (unsigned long long)id, name ? name : "");
+	if (on)
+		dump_wait(out, on, since, now);
+	else if ((wi = running_on(p, t)) >= 0)
+		fprintf(out, "running on worker %d", wi);
+	else
+		fprintf(out, "runnable");
+	fputc('\n', out);
+}
+
 static void dump_tasks(FILE *out, kn_pool *p, uint64_t now)
 {
-	struct kn_task *t;
+	struct task_chunk *c;
+	unsigned i;
 
-	for (t = task_all(); t; t = t->diag.all) {
-		uint64_t id = at_load_relaxed(&t->diag.id), on, since;
-		const char *name;
-		int wi;
-
-		if (!id || at_load_relaxed(&t->diag.pool) != p)
-			continue;
-		name = at_load_relaxed(&t->diag.name);
-		since = at_load_relaxed(&t->diag.since);
-		on = at_load_relaxed(&t->diag.on);
-		fprintf(out, "  task %llu \"%s\": ", (unsigned long long)id, name ? name : "");
-		if (on)
-			dump_wait(out, on, since, now);
-		else if ((wi = running_on(p, t)) >= 0)
-			fprintf(out, "running on worker %d", wi);
-		else
-			fprintf(out, "runnable");
-		fputc('\n', out);
-	}
+	for (c = task_chunks(); c; c = c->next)
+		for (i = 0; i < TASK_CHUNK; i++)
+			dump_task(out, p, &c->t[i], now);
 }
 
 static void dump_pool(FILE *out, kn_pool *p, uint64_t now)

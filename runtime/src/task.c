@@ -34,12 +34,16 @@
 
 #include "tsan.h"
 
-/* Two cache lines, allocated line-aligned: no false sharing between the
- * records of different threads, and a spawn writes both (task.h says
- * which fields share storage to fit). The payload must hold the join
- * queue it shares storage with. */
+/* Two cache lines, line-aligned: no false sharing between records, and
+ * a spawn writes both (task.h says which fields share storage to fit).
+ * A chunk is its link's line and its records (8 KiB, less a line: one
+ * aligned allocation stays within two pages). The payload must hold the
+ * join queue it shares storage with. */
 _Static_assert(sizeof(struct kn_task) == 2 * KN_CACHE_LINE,
 	       "task records are two cache lines");
+_Static_assert(offsetof(struct task_chunk, t) == KN_CACHE_LINE &&
+	       sizeof(struct task_chunk) <= 8192 - KN_CACHE_LINE,
+	       "a chunk is a line and its records");
 _Static_assert(sizeof(struct waitq) <= TASK_PAYLOAD,
 	       "the join queue fits the payload's room");
 
@@ -115,27 +119,44 @@ static bool refill(void)
 	return true;
 }
 
-static struct kn_task *_Atomic all_tasks;
+static struct task_chunk *_Atomic all_chunks;
 
-/* A new record joins the list of every record (a CAS push, release: its
- * cleared diag goes with it). */
-static void publish(struct kn_task *t)
+/* A new chunk: its records' diag cleared, all but the first into this
+ * thread's (empty) list, and the chunk onto the list of every chunk (a
+ * CAS push, release: the cleared diag goes with it). Its first record,
+ * or NULL with errno ENOMEM. */
+static struct kn_task *new_chunk(void)
 {
-	struct kn_task *head = at_load_relaxed(&all_tasks);
+	struct task_chunk *c = kn_alloc_aligned(KN_CACHE_LINE, sizeof(*c));
+	struct task_chunk *head = at_load_relaxed(&all_chunks);
+	unsigned i;
 
-	at_store_relaxed(&t->diag.id, 0);
-	at_store_relaxed(&t->diag.name, NULL);
-	at_store_relaxed(&t->diag.pool, NULL);
-	at_store_relaxed(&t->diag.on, 0);
-	at_store_relaxed(&t->diag.since, 0);
+	if (!c) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < TASK_CHUNK; i++) {
+		struct kn_task *t = &c->t[i];
+
+		at_store_relaxed(&t->diag.id, 0);
+		at_store_relaxed(&t->diag.name, NULL);
+		at_store_relaxed(&t->diag.pool, NULL);
+		at_store_relaxed(&t->diag.on, 0);
+		at_store_relaxed(&t->diag.since, 0);
+		t->next = i + 1 < TASK_CHUNK ? t + 1 : NULL;
+	}
+	cache.head = &c->t[1];
+	cache.tail = &c->t[TASK_CHUNK - 1];
+	cache.n = TASK_CHUNK - 1;
 	do
-		t->diag.all = head;
-	while (!at_cas_release(&all_tasks, &head, t));
+		c->next = head;
+	while (!at_cas_release(&all_chunks, &head, c));
+	return &c->t[0];
 }
 
-struct kn_task *task_all(void)
+struct task_chunk *task_chunks(void)
 {
-	return at_load_acquire(&all_tasks);
+	return at_load_acquire(&all_chunks);
 }
 
 struct kn_task *task_alloc(void)
@@ -154,12 +175,7 @@ struct kn_task *task_alloc(void)
 		arm_exit();
 	if (refill())
 		return task_alloc();
-	t = kn_alloc_aligned(KN_CACHE_LINE, sizeof(*t));
-	if (!t)
-		errno = ENOMEM;
-	else
-		publish(t);
-	return t;
+	return new_chunk();
 }
 
 void task_free(struct kn_task *t)

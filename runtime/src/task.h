@@ -15,13 +15,16 @@
  * thread that exits gives its list back. So in steady state a spawn neither
  * allocates nor touches a shared line for its record, even when the tasks
  * are spawned on one thread and run on others. Records are never returned
- * to malloc: the cache keeps the high-water mark of live records.
+ * to malloc: the cache keeps the high-water mark of live records. They
+ * are made a chunk at a time (TASK_CHUNK records, one allocation) into
+ * the list of every record.
  *
  * Synchronization table
  *
  *   call          may run concurrently with   barrier / cost
  *   task_alloc    everything                  none; refill: one xchg
- *                                             (+ one allocation if empty)
+ *                                             (if empty: one allocation
+ *                                             and one CAS per chunk)
  *   task_free     everything                  none; overflow: one CAS push
  */
 #ifndef KN_TASK_H
@@ -42,9 +45,10 @@
  * any thread at any time: the pool writes it with relaxed stores (at the
  * spawn, and where the task blocks, beside the fiber switch), the readers
  * take each field as it is. A record is never freed, so a read of one
- * being reused is stale, never unsafe; all is set once, before the record
- * is published. None of it shares storage with the fields of a free
- * record, so a reader never sees a free list's link as a name or a pool.
+ * being reused is stale, never unsafe; every field is cleared before the
+ * record's chunk is published. None of it shares storage with the fields
+ * of a free record, so a reader never sees a free list's link as a name
+ * or a pool.
  */
 struct task_diag {
 	_Atomic uint64_t id;          /* kn_task_id; 0: no live task here */
@@ -53,7 +57,6 @@ struct task_diag {
 	_Atomic uint64_t on;          /* WAIT_ON of its wait while it is
 					 suspended or asleep; 0 otherwise */
 	_Atomic uint64_t since;       /* when that wait began (kn_now_coarse) */
-	struct kn_task *all;          /* the record made before this one */
 };
 
 /* state: a joinable task goes PENDING -> DONE or DROPPED; a task spawned
@@ -75,7 +78,7 @@ enum {
  *    no task has both.
  */
 struct kn_task {
-	union {
+	_Alignas(KN_CACHE_LINE) union {
 		struct cds_wfcq_node inj;  /* queued in a pool's injector */
 		struct cds_lfs_node stack; /* a batch on the shared free stack */
 	} link;
@@ -110,9 +113,21 @@ struct kn_task {
 	struct task_diag diag;
 };
 
-/* Every record ever made, newest first, linked through diag.all: kn_dump
- * walks it (records are never freed). */
-struct kn_task *task_all(void);
+/* Records are made TASK_CHUNK at a time, in one allocation whose first
+ * line holds the link to the chunk made before (8 KiB in all): a thread
+ * that finds no free record anywhere allocates once per TASK_CHUNK
+ * spawns, and the list of every record (kn_dump's) costs no field in the
+ * record. */
+#define TASK_CHUNK 63
+
+struct task_chunk {
+	struct task_chunk *next; /* the chunk made before this one */
+	struct kn_task t[TASK_CHUNK];
+};
+
+/* Every chunk ever made, newest first: kn_dump walks their records
+ * (chunks are never freed). */
+struct task_chunk *task_chunks(void);
 
 /* A record from this thread's cache (or new); NULL with errno ENOMEM.
  * Its fields are left as they were: the caller sets every one it uses. */
