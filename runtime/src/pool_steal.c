@@ -109,6 +109,35 @@ static struct kn_task *scan(struct worker *w, bool *left)
  * server's accept loop and its connections, would otherwise keep them all
  * on its core for good. Go's runnext slot plays this part for one
  * goroutine, and Go can move a goroutine later; kanal cannot.
+ *
+ * Why a group that blocks at once is not spread at its start, measured.
+ * Such a group (a flow's stages, fan-out workers and forwarders, a worker
+ * pool, producers and consumers) never reaches a thief: its spawner's
+ * worker starts each task as the previous one blocks, microseconds after
+ * the spawn, before the worker the spawn kicked is awake (and at a
+ * program's start, before the pool's other threads first run), so it
+ * stays whole on one worker for good. Spreading it was tried (commit
+ * e419aee, branch place-handoff): a worker about to start a never-run task while it held
+ * more than one blocked fiber handed the oldest queued one (the start of
+ * a chain, so that a pipeline is cut once) to an idle worker's inbox,
+ * balancing blocked fibers plus handed tasks, with kn_pool_new waiting
+ * for its threads. A never-run task has no frames, so moving it is sound
+ * where moving a suspended fiber is not (fiber.h: frames may hold
+ * thread-local addresses, errno's among them). It spread every group as
+ * meant and made every one slower: interleaved A/B medians on 2 CPUs,
+ * kanal_go kept together -> spread (go): pipeline_3stage_buf 55.5 ->
+ * 77.4 ms (83.4), fanout4_fanin 44.1 -> 68.5 (50.6), worker_pool 69.0 ->
+ * 81.8 (81.2), chan_mpmc_4p4c_cap1 34.9 -> 292.9 (23.3); a worker
+ * spinning for its fibers instead of parking did not change that. The
+ * split is fixed for the group's life, and each value that crosses it
+ * costs a wake-up on the other core (a remote push, and a futex wake
+ * whenever that worker had parked: 0.01 to 0.08 system calls per item,
+ * against 0.0003 on one worker), where on one worker a hand-off is a
+ * fiber switch. Go profits from a second core because its scheduler runs
+ * a woken goroutine on its waker's P and moves goroutines to idle Ps as
+ * it goes, which needs movable goroutines. So groups stay with their
+ * spawner, and the second core serves other groups, stolen tasks and
+ * tasks from outside the pool.
  */
 static uint64_t others_progress(struct worker *w)
 {
