@@ -34,16 +34,15 @@
 
 #include "tsan.h"
 
-/* Two cache lines, line-aligned: no false sharing between records, and
- * a spawn writes both (task.h says which fields share storage to fit).
- * A chunk is its link's line and its records (8 KiB, less a line: one
- * aligned allocation stays within two pages). The payload must hold the
- * join queue it shares storage with. */
+/* Two cache lines, on a line pair's boundary (the chunk's alignment):
+ * no false sharing between records, and a spawn writes both (task.h says
+ * which fields share storage to fit). A chunk is its records and its
+ * link's line (8 KiB, less a line). The payload must hold the join queue
+ * it shares storage with. */
 _Static_assert(sizeof(struct kn_task) == 2 * KN_CACHE_LINE,
 	       "task records are two cache lines");
-_Static_assert(offsetof(struct task_chunk, t) == KN_CACHE_LINE &&
-	       sizeof(struct task_chunk) <= 8192 - KN_CACHE_LINE,
-	       "a chunk is a line and its records");
+_Static_assert(sizeof(struct task_chunk) == 8192 - KN_CACHE_LINE,
+	       "a chunk is its records and a line");
 _Static_assert(sizeof(struct waitq) <= TASK_PAYLOAD,
 	       "the join queue fits the payload's room");
 
@@ -127,7 +126,7 @@ static struct task_chunk *_Atomic all_chunks;
  * or NULL with errno ENOMEM. */
 static struct kn_task *new_chunk(void)
 {
-	struct task_chunk *c = kn_alloc_aligned(KN_CACHE_LINE, sizeof(*c));
+	struct task_chunk *c = kn_alloc_aligned(2 * KN_CACHE_LINE, sizeof(*c));
 	struct task_chunk *head = at_load_relaxed(&all_chunks);
 	unsigned i;
 

@@ -113,16 +113,18 @@ struct kn_task {
 	struct task_diag diag;
 };
 
-/* Records are made TASK_CHUNK at a time, in one allocation whose first
+/* Records are made TASK_CHUNK at a time, in one allocation whose last
  * line holds the link to the chunk made before (8 KiB in all): a thread
  * that finds no free record anywhere allocates once per TASK_CHUNK
  * spawns, and the list of every record (kn_dump's) costs no field in the
- * record. */
+ * record. The chunk is aligned to a line pair, and so is each record:
+ * the adjacent-line prefetcher, which fetches lines in aligned pairs,
+ * never pulls in a line of another record. */
 #define TASK_CHUNK 63
 
 struct task_chunk {
-	struct task_chunk *next; /* the chunk made before this one */
 	struct kn_task t[TASK_CHUNK];
+	struct task_chunk *next; /* the chunk made before this one */
 };
 
 /* Every chunk ever made, newest first: kn_dump walks their records
