@@ -36,6 +36,14 @@
 #define KN_PAD 128
 #define KN_ALIGNED __attribute__((aligned(KN_PAD)))
 
+/* kanal's constructors run in this order, before any without a priority
+ * (a program's own, which may already use kanal, or fork): KANAL_TRACE is
+ * read (trace.c), then the timer's fork handlers are registered (timer.c),
+ * then the pools' (pool.c, "fork": they must come after the timer's). */
+#define KN_CTOR_TRACE 200
+#define KN_CTOR_TIMER_FORK 201
+#define KN_CTOR_POOL_FORK 202
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -425,20 +425,33 @@ void kn_pool_free(kn_pool *p)
  * parent's workers. Its copies of the parent's pools are inherited: calls
  * that need their threads return ECHILD (kn_pool_free frees nothing, since
  * it cannot join them), and the default pool is forgotten, so that kn_go
- * makes the child's own. default_lock is held across the fork so that the
- * child never inherits it locked.
+ * makes the child's own; the diagnostics start over (pool_diag.c, "fork").
+ * default_lock is held across the fork so that the child never inherits
+ * it locked.
+ *
+ * The handlers are registered before main, not at the first pool's
+ * creation: a fork while another thread made the first pool (holding
+ * default_lock, for the default pool) would otherwise leave the child
+ * that lock held for ever; and a child must start over even if its parent
+ * forked it from a constructor. After the timer's (timer.c: a constructor
+ * of a lower priority): prepare handlers run in the reverse order of
+ * registration, child handlers in that order, so default_lock is taken
+ * before the timer's lock (the order of a pool's creation, which arms the
+ * stall check with default_lock held), and the child's diagnostics find
+ * the timer's heap unlocked and their own.
  */
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static kn_pool *_Atomic default_pool;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&default_lock);
+	diag_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+	diag_fork_parent();
 	pthread_mutex_unlock(&default_lock);
 }
 
@@ -450,9 +463,9 @@ static void fork_child(void)
 	at_store_relaxed(&pool_fork_gen, at_load_relaxed(&pool_fork_gen) + 1);
 }
 
-static void handle_fork(void)
+__attribute__((constructor(KN_CTOR_POOL_FORK))) static void fork_register(void)
 {
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	(void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* ---- creation ------------------------------------------------------------ */
@@ -475,7 +488,6 @@ kn_pool *kn_pool_new(const struct kn_pool_opts *opts)
 	if (!p)
 		goto fail;
 	memset(p, 0, sizeof(*p));
-	pthread_once(&fork_once, handle_fork);
 	p->magic = KN_MAGIC_POOL;
 	p->gen = at_load_relaxed(&pool_fork_gen);
 	p->target = (int)n;

@@ -93,7 +93,8 @@
  * RMW) and the fire arms again itself. A deadlock of plain threads alone,
  * with no task blocked, arms nothing and is not reported.
  *
- * One report per process: the fire that reports leaves diag_armed set.
+ * One report per process: the fire that reports leaves diag_armed set (a
+ * child of fork() starts over: "fork" below).
  * KANAL_DEADLOCK=abort aborts after it (for tests), =off disables it.
  *
  * The stall report (KANAL_STALL_MS=N, off by default: then nothing of it
@@ -120,12 +121,14 @@ static kn_pool *registry;
 
 static void env_read(void);
 static void stall_start(void);
+static void helper_restart(void);
 
 void diag_pool_new(kn_pool *p)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	pthread_once(&once, env_read);
+	helper_restart();
 	lock_acquire(&registry_lock, LOCK_REGISTRY);
 	p->dump_next = registry;
 	registry = p;
@@ -145,12 +148,6 @@ void diag_pool_free(kn_pool *p)
 		}
 	}
 	lock_release(&registry_lock);
-}
-
-void diag_fork_child(void)
-{
-	registry_lock = (struct lock)LOCK_INIT;
-	waiter_sleep_forget();
 }
 
 /* ---- kn_dump --------------------------------------------------------------- */
@@ -268,6 +265,9 @@ int kn_dump(FILE *out)
 static pthread_mutex_t signal_lock = PTHREAD_MUTEX_INITIALIZER;
 static int signal_pipe[2] = { -1, -1 };
 static _Atomic uint32_t dump_helpers; /* the helper thread, once started */
+/* A child of fork() whose parent had the helper: its first pool starts
+ * one of its own (see "fork"). With signal_lock. */
+static bool helper_again;
 
 static void on_dump_signal(int sig)
 {
@@ -329,6 +329,14 @@ fail:
 	return r;
 }
 
+static void helper_restart(void)
+{
+	pthread_mutex_lock(&signal_lock);
+	if (helper_again && !helper_start())
+		helper_again = false;
+	pthread_mutex_unlock(&signal_lock);
+}
+
 int kn_dump_on_signal(int sig)
 {
 	struct sigaction sa;
@@ -386,7 +394,7 @@ static int signal_number(const char *s)
 
 enum { DL_REPORT, DL_ABORT, DL_OFF };
 
-static int dl_mode;
+static int dl_mode = DL_OFF; /* until env_read */
 static struct timer_entry dl_entry;
 /* The check is pending (or will never run: off, reported, no timer
  * thread); "Arming" above says who sets it. Set until env_read. */
@@ -578,6 +586,58 @@ static void stall_start(void)
 		return;
 	if (timer_add(&stall_entry, kn_now() + stall_ns / 4, stall_fire))
 		at_store_release(&stall_armed, 0);
+}
+
+/* ---- fork ------------------------------------------------------------------ */
+
+/*
+ * A child of fork() (pool.c, "fork") has one thread: neither the timer
+ * thread, which may have been running a fire of the watchers, nor the
+ * dump helper. So its watchers start over. An entry of theirs in the
+ * heap it inherited is taken out (the timer's child handler has run
+ * before this one, and released the heap lock held across the fork);
+ * neither is armed, and no deadlock has been reported: the child's first
+ * worker that sleeps with tasks blocked arms the deadlock check, its
+ * first pool the stall check. The dump helper's count goes (the deadlock
+ * check counts the threads it knows of), and so do the pipe, shared with
+ * the parent (a signal to the child would have the parent dump itself):
+ * the child's first pool makes both again, the handler staying installed.
+ * signal_lock is held across the fork, as pool.c holds default_lock
+ * (a pool's creation takes it inside default_lock: the same order).
+ */
+void diag_fork_prepare(void)
+{
+	pthread_mutex_lock(&signal_lock);
+}
+
+void diag_fork_parent(void)
+{
+	pthread_mutex_unlock(&signal_lock);
+}
+
+/* A watcher's entry gone from the child's heap, and its flag cleared
+ * (left set while it must stay unarmed). */
+static void watcher_forget(struct timer_entry *e, _Atomic uint32_t *armed, bool stay)
+{
+	(void)timer_remove(e);
+	at_store_relaxed(armed, stay);
+}
+
+void diag_fork_child(void)
+{
+	registry_lock = (struct lock)LOCK_INIT;
+	waiter_sleep_forget();
+	pthread_mutex_init(&signal_lock, NULL);
+	if (signal_pipe[0] >= 0) {
+		close(signal_pipe[0]);
+		close(signal_pipe[1]);
+		signal_pipe[0] = signal_pipe[1] = -1;
+		at_store_relaxed(&dump_helpers, 0);
+		helper_again = true;
+	}
+	watcher_forget(&dl_entry, &diag_armed, dl_mode == DL_OFF);
+	dl_done = dl_have_last = false;
+	watcher_forget(&stall_entry, &stall_armed, false);
 }
 
 /* ---- the environment, read at the first pool's creation ------------------- */

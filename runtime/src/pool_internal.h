@@ -188,6 +188,8 @@ struct kn_task *search(struct worker *w);
 /* pool_diag.c */
 void diag_pool_new(kn_pool *p);
 void diag_pool_free(kn_pool *p);
+void diag_fork_prepare(void);
+void diag_fork_parent(void);
 void diag_fork_child(void);
 void diag_arm(void);
 extern _Atomic uint32_t diag_armed;

@@ -240,8 +240,10 @@ static int start_thread(void)
  * thread held the lock (starting the thread, say) would otherwise leave
  * the child a lock held for ever, and under AddressSanitizer the
  * sanitizer's own thread registry too (GCC 12's does not lock it across
- * fork; fork_prepare waits for the start that holds our lock). */
-__attribute__((constructor)) static void fork_register(void)
+ * fork; fork_prepare waits for the start that holds our lock). Before
+ * constructors without a priority, which may fork (a test's), and before
+ * the pools' handlers (pool.c, "fork"). */
+__attribute__((constructor(KN_CTOR_TIMER_FORK))) static void fork_register(void)
 {
 	(void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

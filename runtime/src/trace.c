@@ -731,7 +731,7 @@ static void flush_at_exit(void)
 
 /* Before main (and before constructors without a priority, a test's that
  * runs a traced program among them): read KANAL_TRACE once. */
-__attribute__((constructor(200))) static void trace_init(void)
+__attribute__((constructor(KN_CTOR_TRACE))) static void trace_init(void)
 {
 	const char *path = getenv("KANAL_TRACE");
 

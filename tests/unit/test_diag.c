@@ -26,6 +26,7 @@
 
 #include "kanal/kanal.h"
 
+#include "child.h"
 #include "pool_helpers.h"
 
 extern char **environ;
@@ -191,6 +192,36 @@ static void on_signal(void)
 		pause(); /* the alarm ends it, or the parent */
 }
 
+/* The deadlock of a child of fork(), whose parent had the watcher armed:
+ * a task blocked on a channel with its worker asleep (so an entry of the
+ * check is pending in the heap the child inherits). The child aborts on
+ * its deadlock (its report goes where the parent's stderr goes); the
+ * parent says how the child ended, then ends its own task. */
+static void deadlock_child(void *unused)
+{
+	(void)unused;
+	deadlock();
+}
+
+static void deadlock_after_fork(void)
+{
+	kn_pool *p = child_pool(1);
+	kn_chan *ch = kn_chan_new(sizeof(int64_t), 0);
+	int64_t v = 1;
+	int st;
+
+	kn_pool_spawn_named(p, "parent-waiter", recv_one, ch);
+	while (!dump_has("\"parent-waiter\": blocked on chan recv") ||
+	       !dump_has("worker 0: asleep"))
+		nap_ms(1);
+	st = kt_child(deadlock_child, NULL, NULL, 0);
+	fprintf(stderr, "fork child: %s %d\n", WIFSIGNALED(st) ? "signal" : "exit",
+		WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+	kn_chan_send(ch, &v);
+	kn_pool_wait_idle(p);
+	kn_pool_free(p);
+}
+
 static const struct scenario {
 	const char *name;
 	void (*fn)(void);
@@ -200,6 +231,7 @@ static const struct scenario {
 	{ "waits_for_thread", waits_for_thread },
 	{ "stall", stall },
 	{ "on_signal", on_signal },
+	{ "deadlock_after_fork", deadlock_after_fork },
 };
 
 __attribute__((constructor)) static void scenario_main(void)
@@ -308,6 +340,35 @@ Test(deadlock, two_tasks_waiting_on_each_other_are_reported, .timeout = 60)
 	cr_assert(strstr(c.out, "\"right\": blocked on chan recv"), "stderr:\n%s", c.out);
 	cr_assert(strstr(c.out, "threads outside the pools asleep in kanal calls: 1"),
 		  "the main thread waits in kn_pool_wait_idle; stderr:\n%s", c.out);
+}
+
+/* deadlock_after_fork: its child aborts with its report. */
+static void expect_child_report(const char *const *env)
+{
+	static struct child c;
+	char want[32];
+	int st = run(&c, "deadlock_after_fork", env);
+
+	snprintf(want, sizeof(want), "fork child: signal %d\n", SIGABRT);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x; stderr:\n%s", st, c.out);
+	cr_assert(strstr(c.out, want), "the child must abort on its deadlock; stderr:\n%s", c.out);
+	cr_assert(strstr(c.out, "kanal: deadlock"), "stderr:\n%s", c.out);
+	cr_assert(strstr(c.out, "\"left\": blocked on chan recv"), "stderr:\n%s", c.out);
+	cr_assert(strstr(c.out, "\"right\": blocked on chan recv"), "stderr:\n%s", c.out);
+}
+
+Test(deadlock, a_child_of_fork_reports_its_own_deadlock, .timeout = 60)
+{
+	expect_child_report(abort_on_deadlock);
+}
+
+/* The parent's dump helper is not the child's: a thread the check would
+ * count as awake, which the child does not have. */
+Test(deadlock, a_child_of_fork_reports_with_the_dump_signal_on, .timeout = 60)
+{
+	const char *const env[] = { "KANAL_DEADLOCK=abort", "KANAL_DUMP_SIGNAL=SIGUSR1", NULL };
+
+	expect_child_report(env);
 }
 
 /* The scenario ends by itself (exit 0), with no report on stderr. */

@@ -114,8 +114,10 @@
  * need an inherited pool's threads return ECHILD (spawn, spawn_task,
  * wait_idle, shutdown, and the join of a task that had not finished at the
  * fork); kn_pool_free of one frees nothing (its threads cannot be joined)
- * and kn_pool_stats reads the copy. A child forked from inside a task may
- * only exec or _exit.
+ * and kn_pool_stats reads the copy. The deadlock and stall reports start
+ * over in the child (its own checks, its own report), and a dump signal
+ * set in the parent gets a helper of the child's own at its first pool.
+ * A child forked from inside a task may only exec or _exit.
  *
  * Return values: 0, or
  *   EINVAL   a NULL pool or function, or a call that would wait for the
