@@ -39,13 +39,14 @@ static int sys_err(void)
 
 static int try_recv(struct pdesc *pd, struct io *io)
 {
+	uint32_t tr = pd_read_begin(pd);
 	ssize_t r;
 
-	(void)pd;
 	do
 		r = io->flags < 0 ? read(io->fd, io->buf, io->len) :
 		    recv(io->fd, io->buf, io->len, io->flags);
 	while (r < 0 && errno == EINTR);
+	pd_read_end(pd, tr, io->len, r, io->flags <= 0);
 	if (r < 0)
 		return sys_err();
 	io->done = (size_t)r;
@@ -127,6 +128,13 @@ static int fd_io(struct io *io, try_fn try, int dir, uint64_t deadline,
 	if (ctx && kn_ctx_err(ctx))
 		return ECANCELED;
 	err = pd_get(io->fd, &pd, &seq);
+	/* A read of a TCP socket that the last read emptied: wait for data
+	 * first rather than find EAGAIN (netpoll.c, "Drained"). Not with a
+	 * deadline or a context, which must not end the call while data the
+	 * poller has not yet reported is there. */
+	if (!err && try == try_recv && deadline == KN_FOREVER && !ctx &&
+	    pd_drained(pd))
+		err = pd_wait(pd, io->fd, seq, 1 << dir | PD_FIRST, deadline, ctx);
 	while (!err) {
 		err = try(pd, io);
 		if (err != EAGAIN)
@@ -151,6 +159,8 @@ static int fd_wait(int fd, int events, uint64_t deadline, kn_ctx *ctx)
 	if (ctx && kn_ctx_err(ctx))
 		return ECANCELED;
 	err = pd_get(fd, &pd, &seq);
+	if (!err && (events & KN_READ))
+		pd_noskip(pd);
 	while (!err) {
 		r = poll(&p, 1, 0);
 		if (r > 0)

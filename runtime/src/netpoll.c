@@ -16,7 +16,8 @@
  *   waiter:  push a node on q[dir] (seq_cst), then xchg(ready[dir], 0) and
  *            load seq (seq_cst): an edge or a close seen here withdraws
  *            (retry the call, or EBADF); else park through the waiter
- *            layer; after a wake, ready[dir] = 0 and retry the call.
+ *            layer; after a wake, ready[dir] = 0 and retry the call (a
+ *            timeout or a cancellation leaves ready[dir] as it is).
  *   poller:  for an event whose data carries the record's current seq,
  *            store ready[dir] = 1 (seq_cst), then notify_all(q[dir]).
  *   close:   seq++ (seq_cst), epoll_ctl(DEL), then notify_all both
@@ -37,6 +38,33 @@
  * registers later sees the moved seq in its re-check. Events already taken
  * from epoll for the old fd carry the old seq and are dropped, so no
  * waiter of a new fd is woken for an old one and vice versa.
+ *
+ * Drained. A read(2) or flagless recv that returns less than it asked of
+ * a TCP socket has emptied it of data (the kernel copies every queued
+ * byte up to the length; not so for datagrams, pipes with packets, a
+ * peek or an out-of-band read), so the next read without a deadline
+ * waits for an edge before its first try (PD_FIRST) instead of finding
+ * EAGAIN (Go pays that read; here it is a third of an echo server's
+ * system calls). An edge is consumed only by a waiter that tries the
+ * call after it (pd_wait leaves ready[dir] set when it returns a timeout,
+ * cancellation or EBADF). Reads are counted (nread), and drained holds
+ * the count of the emptying read: a read by anyone since, or a full one,
+ * cancels the skip. Data that arrives after the emptying read raises an
+ * edge, which either is still to be harvested, or sets ready[READ] (the
+ * waiter's re-check sees it), or was consumed by another reader, whose
+ * read then takes the data. But a socket is readable without data too:
+ * at end of file, with a pending error, or with urgent data (a read
+ * stops short at its mark). A read does not clear these, so the edge that
+ * reported them may have been consumed by the wait before the emptying
+ * read, and none comes again: the peer's last reply and its FIN arrive
+ * in one edge, the wait takes it, the read takes the reply (and the FIN
+ * with it: the socket now reads 0 for ever) and comes back short, and a
+ * skip would wait for ever (example_http_server's hang). Hence
+ * invariant 5 and its re-check: the poller marks the incarnation noskip
+ * before it publishes such an edge, a PD_FIRST wait withdraws if its
+ * re-check (after the xchg of ready[READ]) finds pd_drained false, and
+ * kn_fd_wait for reading, which may consume a read edge with no read
+ * after it, sets noskip before its wait.
  *
  * Who polls. A suspended task is woken by whoever harvests epoll:
  *   - a pool worker about to park polls once without blocking
@@ -77,6 +105,18 @@
  *     the thread exits) is not left before a wake owed to it has come;
  *     on the poller's (process-wide) one a late wake leaves only a
  *     spurious eventfd count, drained by the next blocking poll.
+ *  5. A PD_FIRST wait sleeps only if, after its registration and its
+ *     xchg of ready[READ], the incarnation is still drained and not
+ *     noskip; and every edge whose event reports more than EPOLLIN and
+ *     EPOLLOUT (a hang-up, an error, urgent data: readable with no data
+ *     to read) sets noskip before its store of ready[READ]. So an edge
+ *     that a read cannot clear is never consumed unseen by a skipping
+ *     reader: the consumer's clear or xchg of ready[READ] follows the
+ *     noskip store (the poller's store then notify, a wake, the clear
+ *     or xchg, all seq_cst), and the reader's xchg reads that 0, so its
+ *     later load of noskip sees 1. A stale noskip (an event of a closed
+ *     incarnation dispatched after the close reset it, or a pre-connect
+ *     hang-up) only costs the skip.
  */
 #include "netpoll.h"
 
@@ -84,8 +124,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -175,10 +217,13 @@ static int pd_register(struct pdesc *pd, int fd)
 		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 		.data.u64 = (uint64_t)at_load_relaxed(&pd->seq) << 32 | (uint32_t)fd,
 	};
-	int fl = fcntl(fd, F_GETFL);
+	int fl = fcntl(fd, F_GETFL), proto = 0;
+	socklen_t len = sizeof(proto);
 
 	if (fl < 0)
 		return EBADF;
+	pd->tcp = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+		  proto == IPPROTO_TCP;
 	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK))
 		return errno;
 	pd->pollable = true;
@@ -233,6 +278,8 @@ void pd_close(int fd)
 		(void)epoll_ctl(NP.epfd, EPOLL_CTL_DEL, fd, NULL);
 	at_store_relaxed(&pd->reg, 0);
 	at_store_relaxed(&pd->notsock, 0);
+	at_store_relaxed(&pd->noskip, 0);
+	at_store_relaxed(&pd->drained, 0);
 	lock_release(&pd->lock);
 	for (d = PD_READ; d <= PD_WRITE; d++)
 		waitq_notify_all(&pd->q[d]);
@@ -269,6 +316,8 @@ static int dispatch(const struct epoll_event *evs, int n, bool own)
 		if (!pd || at_load_acquire(&pd->seq) != (uint32_t)(data >> 32))
 			continue; /* an event of a closed incarnation */
 		fds++;
+		if (e & ~(uint32_t)(EPOLLIN | EPOLLOUT))
+			pd_noskip(pd); /* invariant 5 */
 		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
 			pd_ready(pd, PD_READ);
 		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -460,7 +509,9 @@ struct fd_wait {
 };
 
 /* pd_wait's re-check, registered on the queues of mask: an edge that came
- * meanwhile (taken: the retried operation finds its data), or a close. */
+ * meanwhile (taken: the retried operation finds its data), a close, or,
+ * for a wait before a read's first try, a reason to try (invariant 5:
+ * after the xchg). */
 static inline bool fd_commit(void *arg)
 {
 	struct fd_wait *f = arg;
@@ -470,7 +521,8 @@ static inline bool fd_commit(void *arg)
 	for (d = PD_READ; d <= PD_WRITE; d++)
 		if ((f->mask & 1 << d) && at_xchg_seq_cst(&f->pd->ready[d], 0))
 			ready = true;
-	return ready || at_load_seq_cst(&f->pd->seq) != f->seq;
+	return ready || at_load_seq_cst(&f->pd->seq) != f->seq ||
+	       ((f->mask & PD_FIRST) && !pd_drained(f->pd));
 }
 
 /* A task suspends (a poller wakes it); anything else polls its fd itself. */
@@ -518,14 +570,17 @@ int pd_wait(struct pdesc *pd, int fd, uint32_t seq, int mask,
 		if (mask & 1 << d)
 			q[n++] = &pd->q[d];
 	v = waitq_wait_by(q, n, fd_commit, fd_park, &f, WAIT_ON(WAIT_FD, (uintptr_t)fd));
-	for (d = PD_READ; d <= PD_WRITE; d++)
-		if (mask & 1 << d)
-			at_store_seq_cst(&pd->ready[d], 0);
 	if (at_load_seq_cst(&pd->seq) != seq)
 		return EBADF;
 	if (f.err)
 		return f.err;
-	return v == SEL_TIMEOUT ? ETIMEDOUT : v == SEL_CANCEL ? ECANCELED : 0;
+	if (v == SEL_TIMEOUT || v == SEL_CANCEL)
+		return v == SEL_TIMEOUT ? ETIMEDOUT : ECANCELED;
+	/* Consumed: the caller tries again (see Drained). */
+	for (d = PD_READ; d <= PD_WRITE; d++)
+		if (mask & 1 << d)
+			at_store_seq_cst(&pd->ready[d], 0);
+	return 0;
 }
 
 /* ---- fork ---------------------------------------------------------------- */

@@ -498,3 +498,142 @@ Test(net, regular_files_are_always_ready)
 	cr_assert_eq(n, 4);
 	cr_assert_eq(kn_fd_close(fd), 0);
 }
+
+/* A short read of a TCP socket empties it, so the next read without a
+ * deadline waits for data before trying (netpoll.c, "Drained"). A
+ * readiness wait in between consumes the edge of new data without reading
+ * it: the read after it must find the data, never wait with it there. */
+struct drained {
+	int fd;
+	_Atomic int phase, done;
+	size_t n[2];
+	int err[3];
+	char b[2][64];
+};
+
+static void drained_task(void *arg)
+{
+	struct drained *d = arg;
+
+	d->err[0] = kn_read(d->fd, d->b[0], sizeof(d->b[0]), &d->n[0]);
+	at_store_seq_cst(&d->phase, 1);
+	d->err[1] = kn_fd_wait(d->fd, KN_READ, KN_FOREVER);
+	at_store_seq_cst(&d->phase, 2);
+	d->err[2] = kn_read(d->fd, d->b[1], sizeof(d->b[1]), &d->n[1]);
+	at_store_seq_cst(&d->done, 1);
+}
+
+Test(net, a_readiness_wait_between_reads_loses_no_data)
+{
+	int port, err, ln = listener(&port), c = dial(port, &err);
+	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
+	struct drained d = { 0 };
+	struct pdesc *pd;
+	uint32_t seq;
+
+	cr_assert_eq(err, 0);
+	cr_assert_eq(kn_accept(ln, NULL, NULL, &d.fd), 0);
+	cr_assert_eq(kn_write(c, "ab", 2, NULL), 0);
+	cr_assert_eq(kn_pool_spawn(p, drained_task, &d), 0);
+	while (at_load_seq_cst(&d.phase) < 1)
+		nap_ms(1);
+	wait_queued(d.fd, PD_READ, 1, &d.done); /* in kn_fd_wait */
+	cr_assert_eq(kn_write(c, "cd", 2, NULL), 0);
+	cr_assert_eq(pd_get(d.fd, &pd, &seq), 0);
+	while (!at_load_seq_cst(&d.done))
+		if (at_load_seq_cst(&d.phase) == 2 && at_load_seq_cst(&pd->q[PD_READ].n) > 0)
+			cr_assert_fail("the read waits with data there");
+		else
+			nap_ms(1);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert(d.err[0] == 0 && d.err[1] == 0 && d.err[2] == 0);
+	cr_assert(d.n[0] == 2 && !memcmp(d.b[0], "ab", 2));
+	cr_assert(d.n[1] == 2 && !memcmp(d.b[1], "cd", 2));
+	kn_pool_free(p);
+	kn_fd_close(d.fd);
+	kn_fd_close(c);
+	kn_fd_close(ln);
+}
+
+/* The lost edge that hung example_http_server: data and the peer's FIN
+ * (or RST) arrive together while a task waits to read. The wait consumes
+ * their one edge; the read takes the data, comes back short and so
+ * empties the socket, but the hang-up stays readable and raises no edge
+ * again. The next read must find it (netpoll.c, invariant 5), never wait.
+ * The pool's one worker is held in a blocking read of a pipe while both
+ * arrive, so that the poller sees them in one event. */
+struct hangup {
+	int fd, pipe[2];
+	_Atomic int phase, done;
+	size_t n[2];
+	int err[2];
+	char b[64];
+};
+
+static void hangup_reader(void *arg)
+{
+	struct hangup *h = arg;
+
+	h->err[0] = kn_read(h->fd, h->b, sizeof(h->b), &h->n[0]);
+	at_store_seq_cst(&h->phase, 2);
+	h->err[1] = kn_read(h->fd, h->b, sizeof(h->b), &h->n[1]);
+	at_store_seq_cst(&h->done, 1);
+}
+
+static void worker_holder(void *arg)
+{
+	struct hangup *h = arg;
+	char c;
+
+	at_store_seq_cst(&h->phase, 1);
+	cr_assert_eq(read(h->pipe[0], &c, 1), 1);
+}
+
+static void hangup_after_data(bool reset)
+{
+	int port, err, ln = listener(&port), c = dial(port, &err);
+	kn_pool *p = pool_of(1, KN_POOL_NO_SPARE);
+	struct linger lg = { 1, 0 };
+	struct hangup h = { 0 };
+	struct pdesc *pd;
+	uint32_t seq;
+
+	cr_assert_eq(err, 0);
+	cr_assert_eq(pipe(h.pipe), 0);
+	cr_assert_eq(kn_accept(ln, NULL, NULL, &h.fd), 0);
+	cr_assert_eq(pd_get(h.fd, &pd, &seq), 0);
+	cr_assert_eq(kn_pool_spawn(p, hangup_reader, &h), 0);
+	wait_queued(h.fd, PD_READ, 1, &h.done); /* in its first read */
+	cr_assert_eq(kn_pool_spawn(p, worker_holder, &h), 0);
+	while (at_load_seq_cst(&h.phase) < 1)
+		nap_ms(1);
+	cr_assert_eq(kn_write(c, "ab", 2, NULL), 0);
+	if (reset)
+		cr_assert_eq(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	cr_assert_eq(reset ? kn_fd_close(c) : shutdown(c, SHUT_WR), 0);
+	cr_assert_eq(write(h.pipe[1], "x", 1), 1);
+	while (!at_load_seq_cst(&h.done))
+		if (at_load_seq_cst(&h.phase) == 2 && at_load_seq_cst(&pd->q[PD_READ].n) > 0)
+			cr_assert_fail("the read waits with the %s there", reset ? "reset" : "end of file");
+		else
+			nap_ms(1);
+	cr_assert_eq(kn_pool_wait_idle(p), 0);
+	cr_assert(h.err[0] == 0 && h.n[0] == 2 && !memcmp(h.b, "ab", 2));
+	if (reset)
+		cr_assert_eq(h.err[1], ECONNRESET);
+	else
+		cr_assert(h.err[1] == 0 && h.n[1] == 0, "end of file");
+	kn_pool_free(p);
+	kn_fd_close(h.fd);
+	if (!reset)
+		kn_fd_close(c);
+	kn_fd_close(ln);
+	close(h.pipe[0]);
+	close(h.pipe[1]);
+}
+
+Test(net, a_hang_up_that_came_with_the_data_is_not_lost)
+{
+	hangup_after_data(false);
+	hangup_after_data(true);
+}

@@ -47,9 +47,16 @@
  *   kn_fd_close           calls waiting on fd (they get EBADF);  no
  *                         no call may start on fd during it
  *
- * Cost: a call that does not have to wait is its system call (plus one
- * fcntl/epoll_ctl on an fd's first use); a wait is a fiber switch and one
- * wake through the waiter layer, no allocation.
+ * Cost: a call that does not have to wait is its system call (plus
+ * fcntl, getsockopt and epoll_ctl on an fd's first use); a wait is a fiber
+ * switch and one wake through the waiter layer, no allocation. A plain
+ * kn_read or flagless kn_recv (no deadline, no context) of a TCP socket
+ * whose last read came back short, and so emptied it of data, waits for
+ * data before its first try instead of finding EAGAIN, unless another
+ * read came between, or, on that fd until kn_fd_close, kn_fd_wait for
+ * reading was called or the poller saw a hang-up, an error or urgent
+ * data (which a read leaves readable): an echo server makes one read per
+ * request, not two. End of file and errors are returned as without it.
  */
 #ifndef KANAL_NET_H
 #define KANAL_NET_H
