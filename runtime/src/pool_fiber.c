@@ -179,7 +179,7 @@ bool worker_suspend(void *arg, struct waiter *wt)
 {
 	struct worker *w = arg;
 	struct fiber *to = tasks_turn(w) ? NULL : take_ready(w);
-	const void *direct = to ? wt : NULL; /* straight to another task */
+	bool direct = to != NULL; /* straight to another task */
 
 	if (to)
 		w->streak = 0;
@@ -193,11 +193,12 @@ bool worker_suspend(void *arg, struct waiter *wt)
 
 	wt->fib = w->cur;
 	at_store_relaxed(&w->nblocked, at_load_relaxed(&w->nblocked) + 1);
-	set_cur_task(w, NULL, direct);
+	set_cur_task(w, NULL, wt, direct);
 	diag_block(mine, wt);
 	switch_to(w, to, wt, false);
 	diag_unblock(mine);
-	set_cur_task(w, mine, wt);
+	/* (a fiber without a task, were one to suspend, resumes as a stop) */
+	set_cur_task(w, mine, mine ? wt : NULL, false);
 	return true;
 }
 

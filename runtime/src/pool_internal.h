@@ -211,11 +211,15 @@ void stop_threads(kn_pool *p);
 		} else
 
 /* Make t (NULL: none) this thread's current task, and show it to kn_dump
- * and the trace (wt: as trace_run's). */
+ * and the trace: t resumes through waiter wt (NULL: it starts); t NULL:
+ * the task that ran stops, blocked through wt (NULL: it ended), and
+ * direct says that the thread switches straight to another task's fiber
+ * (trace_stop). */
 static inline void set_cur_task(struct worker *w, struct kn_task *t,
-				const void *wt)
+				const struct waiter *wt, bool direct)
 {
-	TRACE(trace_run(t ? at_load_relaxed(&t->diag.id) : 0, wt));
+	TRACE(t ? trace_run(at_load_relaxed(&t->diag.id), wt) :
+		  trace_stop(wt ? wt->on : 0, wt, direct));
 	pool_cur_task = t;
 	at_store_release(&w->running, t); /* its record with it (kn_dump) */
 }
@@ -501,9 +505,9 @@ static inline void run_task_here(struct worker *w, struct kn_task *t)
 {
 	struct kn_task *outer = pool_cur_task; /* a join that helps runs t inside */
 
-	set_cur_task(w, t, NULL);
+	set_cur_task(w, t, NULL, false);
 	t->fn(t->arg);
-	set_cur_task(w, outer, NULL);
+	set_cur_task(w, outer, NULL, false);
 	stat_inc(&w->n_run);
 	task_done(t, TASK_DONE);
 }

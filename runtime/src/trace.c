@@ -5,40 +5,45 @@
  * Algorithm
  *
  * Recording. Each thread that records gets a lane on its first record: a
- * ring of TRACE_RING records (trace_rec, one cache line) that only it writes,
- * never freed (a lane outlives its thread, so a trace shows pools freed
- * before the exit), linked onto a global list with one CAS. A record is a
- * kind, a clock value and three words whose meaning the kind gives (see
- * enum below). So a hook costs a thread-local load and a few stores into
- * a line the thread owns; no record touches a shared line. A task that
- * blocks and the one its worker switches to share one record (the stop is
- * held back until the next run; anything else recorded first records it
- * on its own): a fiber switch is one record, a channel round trip between
- * two tasks of a worker four (two switches, two wakes). At most
+ * ring of TRACE_RING records (trace_rec, one cache line) that only it
+ * writes, never freed (a lane outlives its thread, so a trace shows pools
+ * freed before the exit), linked onto a global list with one CAS. A record
+ * is a stamp (its position and kind), a clock value (if TR_CLOCKED) and
+ * five words whose meaning the kind gives (trace.h). What the owner needs
+ * to append a record (the ring, its position, when to read the clock, what
+ * it holds back) is one thread-local struct, trace_me: a hook costs a few
+ * loads and stores there and into a line of the ring; no record touches a
+ * shared line. A task that blocks and the one its worker switches to share
+ * one record (the stop is held back until the next run; anything else
+ * recorded first records it on its own): a fiber switch is one record, a
+ * channel round trip between two tasks of a worker two (on a busy lane
+ * each wake rides in the switch after it, below). A switch that does not
+ * read the clock is written inline (trace_run, in the pool's
+ * worker_suspend): the hot path of a switch makes no call. At most
  * TRACE_LANES lanes exist: a thread beyond them records nothing and counts
  * its records in a shared counter (the one shared write, on that path
  * only). A full ring overwrites its oldest records: the trace keeps the
- * last TRACE_RING records of every thread, and the JSON says how many
- * were dropped.
+ * last TRACE_RING records of every thread, and the JSON says how many were
+ * dropped.
  *
- * Clock. Reading the clock costs more than the rest of a record (10 ns
- * for rdtsc on the virtual machines we measure on, a fiber switch about
- * 50), so a switch record on a busy lane reads it only every
- * TRACE_CLOCK_EVERY records; every other record reads it (each stands
- * for something that costs far more: a spawn, a start from the loop, an
- * end, a sleep, a park, a steal). Busy means that the records since the
- * last read came faster than one a microsecond; otherwise the next switch
- * reads the clock too (take_clock). A wake on a busy lane is held back
- * and rides in the next switch's record (a sender that wakes its partner
- * and then blocks: one record for both). The writer gives unclocked
- * records times interpolated by position between their lane's clocked
- * neighbours (after the last one: its time). So the times of a busy
- * stretch of switches are exact every TRACE_CLOCK_EVERY records and
- * interpolated in between; a task that computes for long right after a
- * burst of switches may have that time spread over the burst's slices.
- * The clock is the CPU's counter (rdtsc, cntvct), scaled to
- * CLOCK_MONOTONIC nanoseconds between the start and the flush, or
- * CLOCK_MONOTONIC itself where there is none.
+ * Clock. Reading the clock costs more than the rest of a record (10 ns for
+ * rdtsc on the virtual machines we measure on, a fiber switch about 50),
+ * so a switch record on a busy lane reads it only every TRACE_CLOCK_EVERY
+ * switches; every other record reads it (each stands for something that
+ * costs far more: a spawn, a start from the loop, an end, a sleep, a park,
+ * a steal). Busy means that the records since the last read came faster
+ * than one a microsecond; otherwise the next switch reads the clock too
+ * (take_clock; trace_run counts trace_me.unclocked down). A wake on a busy
+ * lane is held back and rides in the next switch's record (a sender that
+ * wakes its partner and then blocks: one record for both). The writer
+ * gives unclocked records times interpolated by position between their
+ * lane's clocked neighbours (after the last one: its time). So the times
+ * of a busy stretch of switches are exact every TRACE_CLOCK_EVERY records
+ * and interpolated in between; a task that computes for long right after a
+ * burst of switches may have that time spread over the burst's slices. The
+ * clock is the CPU's counter (rdtsc, cntvct), scaled to CLOCK_MONOTONIC
+ * nanoseconds between the start and the flush, or CLOCK_MONOTONIC itself
+ * where there is none.
  *
  * Reading while the rings fill (a flush at any time, the exit while
  * workers run). Each record has a stamp, a per-slot sequence lock: the
@@ -47,8 +52,9 @@
  * words and the stamp again, all acquire (in that order), and keeps the
  * record only if both stamps are its position + 1: a word it read from an
  * overwrite came after that overwrite's 0 store, so its second stamp load
- * sees 0 or later. The lane's head (records written, release) only says
- * where to look.
+ * sees 0 or later. The owner keeps its position to itself (trace_me.pos);
+ * the reader finds where to look from the stamps: the largest is the
+ * newest record's (a stamp being written is 0 and names no position).
  *
  * Linearization points: a record exists at its final stamp store; a lane
  * at its CAS onto the list.
@@ -87,46 +93,14 @@
 #include "trace.h"
 #include "waiter.h"
 
-#define TRACE_RING_LOG2 13
-#define TRACE_RING (1u << TRACE_RING_LOG2) /* records per thread */
 #define TRACE_CLOCK_EVERY 16 /* records between clock reads, busy */
 #define TRACE_LANES 256
 #define TRACE_NAME 16 /* bytes of a task name kept */
 
-/* Record kinds; the words a.. e: */
-enum {
-	TR_RUN = 1,    /* a: task id, b: the waiter it resumed through (0:
-			* its first run); with TR_AFTER_STOP, the task before
-			* stopped just before: c, d as a stop's a, b, and e: a
-			* waiter it woke before (0: none) */
-	TR_STOP,       /* the task running stopped; a: what it blocked on
-			* (WAIT_ON, waiter.h), b: the waiter it blocks with
-			* (both 0: it ended or yielded) */
-	TR_WAKE,       /* a: the waiter woken */
-	TR_SPAWN,      /* a: task id, b, c: the first 16 bytes of its name */
-	TR_STEAL,      /* a: task id, b: the victim worker's index */
-	TR_PARK,       /* a: 1 park, 0 unpark; b: the waiter it sleeps on */
-	TR_SLEEP,      /* a thread's sleep; a, b: as a stop's */
-	TR_WOKE,       /* a: the waiter it woke through */
-};
-#define TR_KIND 0xffu
-#define TR_CLOCKED 0x100u
-#define TR_AFTER_STOP 0x200u
-#define TR_STAMP_SHIFT 12 /* stamp: (position + 1) << 12 | kind */
-
-struct trace_rec {
-	_Atomic uint64_t stamp;
-	_Atomic uint64_t clock, a, b, c, d, e;
-	uint64_t pad; /* a record a cache line */
-};
 
 struct lane {
 	struct lane *next; /* set before publication, then fixed */
 	struct trace_rec *ring;
-	_Atomic uint64_t head; /* records written (release) */
-	/* The owner's: its last clocked record (position, clock value) and
-	 * how many records go between clock reads now. */
-	uint64_t clocked, last_clock, every;
 	int tid;
 	char name[32];
 };
@@ -142,10 +116,9 @@ static _Atomic uint32_t nlanes;
 static _Atomic uint64_t lost;            /* records of threads past TRACE_LANES */
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static _Thread_local struct lane *my_lane;
 static _Thread_local bool laneless;
 static _Thread_local bool parking; /* between trace_park's calls */
-_Thread_local struct trace_held trace_held;
+_Thread_local struct trace_me trace_me;
 
 static inline uint64_t trace_clock(void)
 {
@@ -194,9 +167,6 @@ static struct lane *lane_new(void)
 		return NULL;
 	}
 	memset(l->ring, 0, sizeof(*l->ring) * TRACE_RING);
-	at_store_relaxed(&l->head, 0);
-	l->clocked = l->last_clock = 0;
-	l->every = 1;
 	l->tid = (int)syscall(SYS_gettid);
 	if (pthread_getname_np(pthread_self(), l->name, sizeof(l->name)) != 0)
 		snprintf(l->name, sizeof(l->name), "thread %d", l->tid);
@@ -207,64 +177,51 @@ static struct lane *lane_new(void)
 	return l;
 }
 
-static inline __attribute__((always_inline)) struct lane *lane(void)
+/* This thread's ring; NULL past TRACE_LANES lanes or without memory. */
+static struct trace_rec *ring(void)
 {
-	if (likely(my_lane != NULL))
-		return my_lane;
-	if (!laneless) {
-		my_lane = lane_new();
-		laneless = my_lane == NULL;
-	}
-	return my_lane;
+	struct lane *l;
+
+	if (likely(trace_me.ring != NULL) || laneless)
+		return trace_me.ring;
+	l = lane_new();
+	laneless = l == NULL;
+	trace_me.ring = l ? l->ring : NULL;
+	return trace_me.ring;
 }
 
-/* Does the record at pos read the clock? Slow ones (all but switches) do;
- * a switch every l->every records, which adapts: when the records since
- * the last read came faster than one a microsecond (a busy lane) the next
- * read is TRACE_CLOCK_EVERY records on, else at the next record. */
-static inline __attribute__((always_inline)) bool take_clock(struct lane *l, uint64_t pos, bool slow, uint64_t *clock)
+/* Read the clock for the record at pos, and say how many switch records
+ * trace_run writes before the next read: when the records since the last
+ * read came faster than one a microsecond (a busy lane),
+ * TRACE_CLOCK_EVERY - 1, else none. */
+static uint64_t take_clock(uint64_t pos)
 {
-	uint64_t now;
+	uint64_t now = trace_clock();
+	bool busy = now - trace_me.last_clock <
+		    (pos - trace_me.clocked) * fast_ticks;
 
-	if (!slow && pos - l->clocked < l->every && pos)
-		return false;
-	now = trace_clock();
-	l->every = now - l->last_clock < (pos - l->clocked) * fast_ticks ?
-		   TRACE_CLOCK_EVERY : 1;
-	trace_held.busy = l->every > 1;
-	l->clocked = pos;
-	l->last_clock = now;
-	*clock = now;
-	return true;
+	trace_me.busy = busy;
+	trace_me.unclocked = busy ? TRACE_CLOCK_EVERY - 1 : 0;
+	trace_me.clocked = pos;
+	trace_me.last_clock = now;
+	return now;
 }
 
-/* Append a record (see "Reading while the rings fill"); inlined into each
- * hook, so that a hook is one call. */
-static inline __attribute__((always_inline)) void
-put_rec(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c,
-	uint64_t d, uint64_t e)
+/* Append a record that reads the clock (trace_run writes a busy lane's
+ * other switches, without it). */
+static void put_rec(uint32_t kind, uint64_t a, uint64_t b, uint64_t c,
+		    uint64_t d, uint64_t e)
 {
-	struct lane *l = lane();
-	uint64_t pos, clock = 0;
-	struct trace_rec *r;
+	struct trace_rec *rg = ring();
+	uint64_t pos = trace_me.pos;
 
-	if (unlikely(!l)) {
+	if (unlikely(!rg)) {
 		at_add_relaxed(&lost, 1);
 		return;
 	}
-	pos = at_load_relaxed(&l->head);
-	if (take_clock(l, pos, slow, &clock))
-		kind |= TR_CLOCKED;
-	r = &l->ring[pos & (TRACE_RING - 1)];
-	at_store_relaxed(&r->stamp, 0);
-	at_store_release(&r->clock, clock);
-	at_store_release(&r->a, a);
-	at_store_release(&r->b, b);
-	at_store_release(&r->c, c);
-	at_store_release(&r->d, d);
-	at_store_release(&r->e, e);
-	at_store_release(&r->stamp, (pos + 1) << TR_STAMP_SHIFT | kind);
-	at_store_release(&l->head, pos + 1);
+	trace_me.pos = pos + 1;
+	trace_rec_put(&rg[pos & (TRACE_RING - 1)], pos, kind | TR_CLOCKED,
+		      take_clock(pos), a, b, c, d, e);
 }
 
 /* Held back for the next switch's record (see "Recording"): a wake on a
@@ -273,23 +230,20 @@ put_rec(uint32_t kind, bool slow, uint64_t a, uint64_t b, uint64_t c,
  * they happened (the wake came first). */
 static void held_now(void)
 {
-	if (unlikely(trace_held.woke)) {
-		put_rec(TR_WAKE, false, (uintptr_t)trace_held.woke, 0, 0, 0, 0);
-		trace_held.woke = NULL;
+	if (unlikely(trace_me.woke)) {
+		put_rec(TR_WAKE, (uintptr_t)trace_me.woke, 0, 0, 0, 0);
+		trace_me.woke = NULL;
 	}
-	if (unlikely(trace_held.stopped)) {
-		trace_held.stopped = false;
-		put_rec(TR_STOP, true, trace_held.on, (uintptr_t)trace_held.w, 0, 0, 0);
-		trace_held.w = NULL;
+	if (unlikely(trace_me.stopped)) {
+		trace_me.stopped = false;
+		put_rec(TR_STOP, trace_me.on, (uintptr_t)trace_me.w, 0, 0, 0);
 	}
 }
 
-/* Every record but a switch's reads the clock. */
-static inline __attribute__((always_inline)) void
-put(uint32_t kind, uint64_t a, uint64_t b, uint64_t c)
+static void put(uint32_t kind, uint64_t a, uint64_t b, uint64_t c)
 {
 	held_now();
-	put_rec(kind, true, a, b, c, 0, 0);
+	put_rec(kind, a, b, c, 0, 0);
 }
 
 void trace_spawn(uint64_t id, const char *name)
@@ -301,19 +255,24 @@ void trace_spawn(uint64_t id, const char *name)
 	put(TR_SPAWN, id, w[0], w[1]);
 }
 
+/* A switch that reads the clock (trace_run wrote the others), or a run
+ * from the loop, which may have waited. */
 void trace_run_record(uint64_t id, const void *w)
 {
-	if (id && trace_held.stopped) { /* a switch: one record, not slow */
-		trace_held.stopped = false;
-		put_rec(TR_RUN | TR_AFTER_STOP, false, id, (uintptr_t)w, trace_held.on,
-			(uintptr_t)trace_held.w, (uintptr_t)trace_held.woke);
-		trace_held.woke = NULL;
-	} else if (id) { /* from the loop, which may have waited: slow */
+	if (trace_me.stopped) {
+		trace_me.stopped = false;
+		put_rec(TR_RUN | TR_AFTER_STOP, id, (uintptr_t)w, trace_me.on,
+			(uintptr_t)trace_me.w, (uintptr_t)trace_me.woke);
+		trace_me.woke = NULL;
+	} else {
 		put(TR_RUN, id, (uintptr_t)w, 0);
-	} else { /* the loop comes next (a switch is held back: trace.h) */
-		put(TR_STOP, trace_held.on, (uintptr_t)trace_held.w, 0);
 	}
-	trace_held.w = NULL;
+}
+
+/* A stop that the worker loop follows (trace.h). */
+void trace_stop_record(uint64_t on, const void *w)
+{
+	put(TR_STOP, on, (uintptr_t)w, 0);
 }
 
 void trace_sleep(uint64_t on, const void *w)
@@ -357,9 +316,12 @@ struct ev {
  * (clocked) or 0; *dropped: the records written and not in the copy. */
 static size_t snapshot(struct lane *l, struct ev *out, uint64_t *dropped)
 {
-	uint64_t head = at_load_acquire(&l->head), pos, s;
+	uint64_t head = 0, pos, s;
 	size_t n = 0;
 
+	for (pos = 0; pos < TRACE_RING; pos++) /* the newest record's stamp */
+		if ((s = at_load_acquire(&l->ring[pos].stamp) >> TR_STAMP_SHIFT) > head)
+			head = s;
 	for (pos = head > TRACE_RING ? head - TRACE_RING : 0; pos < head; pos++) {
 		struct trace_rec *r = &l->ring[pos & (TRACE_RING - 1)];
 		struct ev e;
@@ -518,14 +480,14 @@ static void block_args(char *buf, size_t size, uint64_t task, uint64_t on,
 		 wait_kind_name(wait_kind(on)), (unsigned long long)w);
 }
 
-/* The lane's task stops at t, blocked (w != 0) or not: its slice, and the
- * block. */
+/* The lane's task stops at t, blocked (w and on not 0: a yield's on is
+ * WAIT_NONE's 0) or not: its slice, and the block. */
 static void stop(struct out *o, uint64_t cur, double start, double t,
 		 uint64_t on, uint64_t w)
 {
 	char args[200];
 
-	if (!w) {
+	if (!w || !on) {
 		end_slice(o, cur, start, t, "");
 		return;
 	}

@@ -12,17 +12,19 @@
  * never again; the call and its arguments are evaluated only behind it.
  * The hooks sit where the scheduler changes what a thread does, and the
  * wake hook only where a sleeping or suspended waiter is woken (waiter.h):
- * a hand-off to a waiter that is still awake records nothing.
+ * a hand-off to a waiter that is still awake records nothing. A fiber
+ * switch on a busy worker (a stop, the wake before it, the resumption) is
+ * one record, written inline by trace_run.
  *
  * Synchronization table
  *
  *   call             may run concurrently with   barrier / cost
- *   trace_* hooks    everything                  none: relaxed stores into
- *                                                the thread's own ring, one
- *                                                release store of its head;
- *                                                a clock read every
- *                                                TRACE_CLOCK_EVERY records
- *                                                (and on the slow ones)
+ *   trace_* hooks    everything                  none: release stores into
+ *                                                the thread's own ring; a
+ *                                                clock read every
+ *                                                TRACE_CLOCK_EVERY switches
+ *                                                on a busy lane (and on
+ *                                                every other record)
  *   kn_trace_flush   everything                  a mutex (one writer); reads
  *                                                the rings while they fill
  */
@@ -43,55 +45,132 @@ extern _Atomic bool trace_on;
 /* A task was spawned from this thread (name: NULL or the caller's string,
  * copied in part). */
 void trace_spawn(uint64_t id, const char *name);
-/*
- * What a thread holds back for its next record (trace.c, "Recording"):
- * the block of the task about to suspend, a stop followed by a switch
- * straight to another fiber, and, on a busy lane, a wake. The hooks on a
- * fiber switch's path are inline and touch only this.
- */
-struct trace_held {
-	uint64_t on;         /* the block: what on (WAIT_ON, waiter.h) */
-	const void *w;       /* and the waiter */
-	const void *woke;    /* a wake held back, or NULL */
-	bool stopped;        /* a stop held back */
-	bool busy;           /* the lane records fast: hold wakes */
+
+/* A ring's record (trace.c: "Recording"; here for trace_run, which
+ * writes a switch's inline): a stamp (its position and kind), the clock
+ * value (if TR_CLOCKED) and five words whose meaning the kind gives. */
+#define TRACE_RING_LOG2 13
+#define TRACE_RING (1u << TRACE_RING_LOG2) /* records per thread */
+
+enum {
+	TR_RUN = 1,    /* a: task id, b: the waiter it resumed through (0:
+			* its first run); with TR_AFTER_STOP, the task before
+			* stopped just before: c, d as a stop's a, b, and e: a
+			* waiter it woke before (0: none) */
+	TR_STOP,       /* the task running stopped; a: what it blocked on
+			* (WAIT_ON, waiter.h), b: the waiter it blocks with
+			* (b 0 or a 0: it ended or yielded) */
+	TR_WAKE,       /* a: the waiter woken */
+	TR_SPAWN,      /* a: task id, b, c: the first 16 bytes of its name */
+	TR_STEAL,      /* a: task id, b: the victim worker's index */
+	TR_PARK,       /* a: 1 park, 0 unpark; b: the waiter it sleeps on */
+	TR_SLEEP,      /* a thread's sleep; a, b: as a stop's */
+	TR_WOKE,       /* a: the waiter it woke through */
 };
-extern _Thread_local struct trace_held trace_held;
+#define TR_KIND 0xffu
+#define TR_CLOCKED 0x100u    /* the clock word holds the time */
+#define TR_AFTER_STOP 0x200u /* a switch: the stop held back is in it */
+#define TR_STAMP_SHIFT 12    /* stamp: (position + 1) << 12 | kind */
+
+struct trace_rec {
+	_Atomic uint64_t stamp;
+	_Atomic uint64_t clock, a, b, c, d, e;
+	uint64_t pad; /* a record a cache line */
+};
+
+/* Write the record at position pos into its slot r (trace.c: "Reading
+ * while the rings fill"): the stamp 0, the words (the clock only if kind
+ * has TR_CLOCKED), the stamp. */
+static inline void trace_rec_put(struct trace_rec *r, uint64_t pos,
+				 uint32_t kind, uint64_t clock, uint64_t a,
+				 uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+	at_store_relaxed(&r->stamp, 0);
+	if (kind & TR_CLOCKED)
+		at_store_release(&r->clock, clock);
+	at_store_release(&r->a, a);
+	at_store_release(&r->b, b);
+	at_store_release(&r->c, c);
+	at_store_release(&r->d, d);
+	at_store_release(&r->e, e);
+	at_store_release(&r->stamp, (pos + 1) << TR_STAMP_SHIFT | kind);
+}
+
+/*
+ * This thread's recording state, its own (trace.c: "Recording"): where it
+ * writes, when it reads the clock next, and what it holds back for its
+ * next record: the stop of a task whose worker switches straight to
+ * another task's fiber, and, on a busy lane, a wake. The hooks on a fiber
+ * switch's path are inline and touch only this and the ring.
+ */
+struct trace_me {
+	struct trace_rec *ring; /* the lane's; NULL before its first record */
+	uint64_t pos;           /* records written */
+	uint32_t unclocked;     /* switch records still written without a
+				 * clock read (0: the next reads it) */
+	bool busy;              /* the lane records fast: hold wakes */
+	bool stopped;           /* a stop held back: */
+	uint64_t on;            /* what it blocked on (WAIT_ON, waiter.h) */
+	const void *w;          /* and the waiter (NULL: it ended, or yielded) */
+	const void *woke;       /* a wake held back, or NULL */
+	/* for trace.c: the lane's last clock read (position, value) */
+	uint64_t clocked, last_clock;
+};
+/* As the pool's thread-locals (POOL_TLS, pool_internal.h): accessed as a
+ * static one, not through __tls_get_addr per use. */
+extern _Thread_local struct trace_me trace_me
+	__attribute__((tls_model("local-dynamic")));
+
+/* The task running here stops: blocked on on (a WAIT_ON word: decoded
+ * only when the trace is written) to be woken through waiter w, or ended
+ * or yielded (w NULL, or on 0). direct: the thread switches straight to
+ * another task's fiber, whose resumption records both (held back); else
+ * the worker loop comes next. */
+void trace_stop_record(uint64_t on, const void *w);
+static inline void trace_stop(uint64_t on, const void *w, bool direct)
+{
+	if (direct) {
+		trace_me.on = on;
+		trace_me.w = w;
+		trace_me.stopped = true;
+	} else {
+		trace_stop_record(on, w);
+	}
+}
 
 /* This thread now runs task id, resuming through waiter w (the end of its
- * wake's arrow; NULL: its first run). id 0: the task it ran stopped
- * (ended, yielded or blocked); w not NULL then says that the thread
- * switches straight to another task's fiber (whose resumption records
- * both: held back), NULL that the worker loop comes next. */
+ * wake's arrow; NULL: its first run). A switch on a busy lane between two
+ * clock reads is written here: one record, the held stop and wake in it. */
 void trace_run_record(uint64_t id, const void *w);
 static inline void trace_run(uint64_t id, const void *w)
 {
-	if (!id && w)
-		trace_held.stopped = true;
-	else
+	struct trace_me *m = &trace_me;
+	uint64_t pos;
+
+	if (unlikely(!m->stopped || !m->unclocked)) {
 		trace_run_record(id, w);
+		return;
+	}
+	pos = m->pos++;
+	m->unclocked--;
+	m->stopped = false;
+	trace_rec_put(&m->ring[pos & (TRACE_RING - 1)], pos, TR_RUN | TR_AFTER_STOP,
+		      0, id, (uintptr_t)w, m->on, (uintptr_t)m->w,
+		      (uintptr_t)m->woke);
+	m->woke = NULL;
 }
 
-/* The task running here is about to suspend, blocked on on (a WAIT_ON
- * word: decoded only when the trace is written), to be woken through
- * waiter w: kept for the record of its stop, trace_run(0, ...). w NULL:
- * it did not suspend after all. */
-static inline void trace_block(uint64_t on, const void *w)
-{
-	trace_held.on = on;
-	trace_held.w = w;
-}
-/* This thread goes to sleep in the waiter layer, blocked as above (a task
- * that could not suspend, or a thread that is not a worker); trace_woke
- * when it woke up. */
+/* This thread goes to sleep in the waiter layer, blocked on on through
+ * waiter w (a task that could not suspend, or a thread that is not a
+ * worker); trace_woke when it woke up. */
 void trace_sleep(uint64_t on, const void *w);
 void trace_woke(const void *w);
 /* This thread woke the owner of waiter w (asleep or suspended). */
 void trace_wake_record(const void *w);
 static inline void trace_wake(const void *w)
 {
-	if (trace_held.busy && !trace_held.woke)
-		trace_held.woke = w; /* for the next switch's record */
+	if (trace_me.busy && !trace_me.woke)
+		trace_me.woke = w; /* for the next switch's record */
 	else
 		trace_wake_record(w);
 }

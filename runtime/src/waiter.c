@@ -389,16 +389,13 @@ static uint32_t switch_for_decision(struct waiter *w, uint64_t deadline)
 
 	if (v != SEL_WAITING || !hook || !hook->suspend)
 		return v;
-	TRACE(trace_block(w->on, w));
 	if (deadline == KN_FOREVER)
 		switched = hook->suspend(hook->arg, w);
 	else
 		switched = hook->suspend_until &&
 			   hook->suspend_until(hook, w, deadline);
-	if (!switched) {
-		TRACE(trace_block(0, NULL));
+	if (!switched)
 		return v;
-	}
 	v = at_load_acquire(&w->sel);
 	return v == SEL_CLAIMED ? SEL_WAITING : v;
 }

@@ -6,14 +6,18 @@
  * KN_TRACE_CHILD set, and a constructor (run after the trace's own, which
  * has a priority) runs the known program in it and exits, which writes
  * the trace. The program: a pool "tr" of one worker and two named tasks,
- * "ping" sending ROUNDS values over an unbuffered channel to "pong". With
- * one worker the two take turns on the same thread, so each hand-off
- * blocks one of them until the other comes: the trace must show exactly
- * two spawns, slices of both tasks on the worker's lane (and nowhere
- * else), and a block on the channel (a send or a receive) whose waiter a
- * wake ("s") and a resumption ("f") on that lane name. The file must also be one JSON document (python3's json
- * module reads it when python3 is there; the line checks below do not
- * depend on it).
+ * "ping" sending ROUNDS values over an unbuffered channel to "pong",
+ * enough hand-offs for the worker's lane to count as busy, so that most
+ * switches are written by trace_run's inline path. With one worker the two
+ * take turns on the same thread, so each hand-off blocks one of them until
+ * the other comes: the trace must show exactly two spawns, slices of both
+ * tasks on the worker's lane (and nowhere else), at least ROUNDS blocks
+ * there, each on the channel (a send or a receive), and for each block a
+ * wake ("s") and then a resumption ("f") on that lane naming its waiter,
+ * before that waiter blocks again: a record lost or mangled breaks that
+ * order. The file must also be one JSON document (python3's json module
+ * reads it when python3 is there; the line checks below do not depend on
+ * it).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,8 +30,9 @@
 
 #include "kanal/kanal.h"
 
-#define ROUNDS 3
+#define ROUNDS 100 /* enough for the switches written inline (trace_run) */
 #define MAX_EVENTS 4096
+#define MAX_WAITERS 8
 
 static void ping(void *arg)
 {
@@ -196,9 +201,13 @@ static size_t run_traced(struct event *ev, size_t max)
 Test(trace, events_match_program)
 {
 	static struct event ev[MAX_EVENTS];
-	size_t n = run_traced(ev, MAX_EVENTS), i, j, k;
-	int worker = -1, spawns = 0, ping_runs = 0, pong_runs = 0;
-	bool handoff = false;
+	struct {
+		char id[24];
+		int next; /* 0: a block, 1: its wake, 2: its resumption */
+		double ts;
+	} w[MAX_WAITERS] = { 0 };
+	size_t n = run_traced(ev, MAX_EVENTS), i, k, nw = 0;
+	int worker = -1, spawns = 0, ping_runs = 0, pong_runs = 0, blocks = 0;
 
 	for (i = 0; i < n; i++) {
 		if (!strcmp(ev[i].ph, "i") && !strcmp(ev[i].name, "spawn"))
@@ -218,23 +227,49 @@ Test(trace, events_match_program)
 			cr_assert_str_eq(ev[i].lane, "tr-0");
 	cr_assert_geq(ping_runs, 1);
 	cr_assert_geq(pong_runs, 1);
-	/* A block on the worker's lane, the wake of its waiter, and the
-	 * blocked task's resumption through it, in that order. */
-	for (i = 0; i < n && !handoff; i++) {
-		if (strcmp(ev[i].name, "block") || ev[i].tid != worker || !ev[i].waiter[0])
+	/* Every block on the worker's lane is a channel hand-off's, and its
+	 * waiter is woken ("s") and resumed through ("f") after it, before it
+	 * blocks again: per waiter, in the lane's order, block, s, f, block,
+	 * s, f, ..., ending with f (both tasks end). */
+	for (i = 0; i < n; i++) {
+		if (ev[i].tid != worker)
 			continue;
-		cr_assert(!strcmp(ev[i].wait, "chan send") || !strcmp(ev[i].wait, "chan recv"),
-			  "a task blocked on \"%s\", not the channel", ev[i].wait);
-		for (j = 0; j < n && !handoff; j++) {
-			if (strcmp(ev[j].ph, "s") || strcmp(ev[j].id, ev[i].waiter))
-				continue;
-			for (k = 0; k < n && !handoff; k++)
-				handoff = !strcmp(ev[k].ph, "f") && ev[k].tid == worker &&
-					  !strcmp(ev[k].id, ev[i].waiter) &&
-					  ev[k].ts >= ev[j].ts && ev[j].ts >= ev[i].ts;
+		if (!strcmp(ev[i].name, "block")) {
+			cr_assert(!strcmp(ev[i].wait, "chan send") ||
+				  !strcmp(ev[i].wait, "chan recv"),
+				  "a task blocked on \"%s\", not the channel", ev[i].wait);
+			for (k = 0; k < nw && strcmp(w[k].id, ev[i].waiter); k++)
+				;
+			cr_assert(k < MAX_WAITERS);
+			if (k == nw)
+				snprintf(w[nw++].id, sizeof(w[0].id), "%s", ev[i].waiter);
+			cr_assert_eq(w[k].next, 0, "waiter %s blocked twice", w[k].id);
+			w[k].next = 1;
+			w[k].ts = ev[i].ts;
+			blocks++;
+			continue;
 		}
+		if (!strcmp(ev[i].name, "unpark")) {
+			i++; /* its "f": the worker's own waiter (maybe at a
+			      * task waiter's old address) */
+			continue;
+		}
+		if (strcmp(ev[i].name, "wake") || (strcmp(ev[i].ph, "s") && strcmp(ev[i].ph, "f")))
+			continue;
+		for (k = 0; k < nw && strcmp(w[k].id, ev[i].id); k++)
+			;
+		if (k == nw)
+			continue; /* the main thread's wait for the pool */
+		cr_assert_eq(w[k].next, ev[i].ph[0] == 's' ? 1 : 2,
+			     "waiter %s: \"%s\" out of turn", w[k].id, ev[i].ph);
+		cr_assert_geq(ev[i].ts, w[k].ts, "waiter %s: time runs back", w[k].id);
+		w[k].next = (w[k].next + 1) % 3;
+		w[k].ts = ev[i].ts;
 	}
-	cr_assert(handoff, "no block, wake and resumption of a channel hand-off");
+	for (k = 0; k < nw; k++)
+		cr_assert_eq(w[k].next, 0, "waiter %s not resumed", w[k].id);
+	/* One worker: each value's hand-off blocks one of the two tasks. */
+	cr_assert_geq(blocks, ROUNDS, "%d blocks for %d values", blocks, ROUNDS);
 }
 
 Test(trace, flush_is_off_without_kanal_trace)
