@@ -145,7 +145,7 @@ static int take_slot(kn_group *g, bool wait)
 }
 
 static int group_go(kn_group *g, int (*fn)(kn_ctx *, void *), void *arg,
-		    bool wait)
+		    bool wait, const void *site)
 {
 	struct group_call *c;
 	struct kn_task *t;
@@ -165,7 +165,7 @@ static int group_go(kn_group *g, int (*fn)(kn_ctx *, void *), void *arg,
 	}
 	c = (struct group_call *)(void *)t->payload;
 	*c = (struct group_call){ g, fn, arg };
-	err = pool_submit(g->pool, t, group_run, c, group_drop);
+	err = pool_submit(g->pool, t, group_run, c, group_drop, site);
 	if (err)
 		release_slot(g);
 	return err;
@@ -173,12 +173,12 @@ static int group_go(kn_group *g, int (*fn)(kn_ctx *, void *), void *arg,
 
 int kn_group_go(kn_group *g, int (*fn)(kn_ctx *, void *), void *arg)
 {
-	return group_go(g, fn, arg, true);
+	return group_go(g, fn, arg, true, SPAWN_SITE());
 }
 
 int kn_group_try_go(kn_group *g, int (*fn)(kn_ctx *, void *), void *arg)
 {
-	return group_go(g, fn, arg, false);
+	return group_go(g, fn, arg, false, SPAWN_SITE());
 }
 
 int kn_group_set_limit(kn_group *g, int n)

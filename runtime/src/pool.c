@@ -57,7 +57,8 @@ static bool on_own_worker(kn_pool *p)
 /* ---- spawning ----------------------------------------------------------- */
 
 static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
-		      void *arg, void (*drop)(void *), const char *name)
+		      void *arg, void (*drop)(void *), const char *name,
+		      const void *site)
 {
 	t->fn = fn;
 	t->arg = arg;
@@ -65,6 +66,7 @@ static void task_init(struct kn_task *t, kn_pool *p, void (*fn)(void *),
 	at_store_relaxed(&t->diag.id, task_next_id());
 	at_store_relaxed(&t->diag.name, name);
 	at_store_relaxed(&t->diag.pool, p);
+	at_store_relaxed(&t->diag.site, site);
 	t->stack = NULL;
 	TRACE(trace_spawn(at_load_relaxed(&t->diag.id), name));
 	at_store_relaxed(&t->state, TASK_DETACHED);
@@ -99,11 +101,11 @@ static int submit(kn_pool *p, struct kn_task *t)
 }
 
 int pool_submit(kn_pool *p, struct kn_task *t, void (*fn)(void *), void *arg,
-		void (*drop)(void *))
+		void (*drop)(void *), const void *site)
 {
 	int err;
 
-	task_init(t, p, fn, arg, drop, NULL);
+	task_init(t, p, fn, arg, drop, NULL, site);
 	err = submit(p, t);
 	if (err)
 		task_free(t);
@@ -134,9 +136,9 @@ static void task_discard(struct kn_task *t)
 
 /* Every spawn: a record for fn(arg) with opts (NULL: the defaults) on p,
  * joinable (with a handle in *out) or detached, queued; or an error with
- * nothing left behind. */
+ * nothing left behind. site: the public call's SPAWN_SITE. */
 static int spawn(kn_pool *p, const struct kn_spawn_opts *opts,
-		 void (*fn)(void *), void *arg, kn_task **out)
+		 void (*fn)(void *), void *arg, kn_task **out, const void *site)
 {
 	size_t size = opts ? opts->stack_size : 0;
 	struct kn_task *t;
@@ -148,7 +150,7 @@ static int spawn(kn_pool *p, const struct kn_spawn_opts *opts,
 	t = task_alloc();
 	if (!t)
 		return ENOMEM;
-	task_init(t, p, fn, arg, NULL, opts ? opts->name : NULL);
+	task_init(t, p, fn, arg, NULL, opts ? opts->name : NULL, site);
 	if (out) {
 		at_store_relaxed(&t->refs, 2);
 		at_store_relaxed(&t->state, TASK_PENDING);
@@ -167,7 +169,7 @@ static int spawn(kn_pool *p, const struct kn_spawn_opts *opts,
 int kn_pool_spawn_opts(kn_pool *p, const struct kn_spawn_opts *opts,
 		       void (*fn)(void *), void *arg)
 {
-	return spawn(p, opts, fn, arg, NULL);
+	return spawn(p, opts, fn, arg, NULL, SPAWN_SITE());
 }
 
 int kn_pool_spawn_named(kn_pool *p, const char *name, void (*fn)(void *),
@@ -175,12 +177,12 @@ int kn_pool_spawn_named(kn_pool *p, const char *name, void (*fn)(void *),
 {
 	struct kn_spawn_opts o = { .name = name };
 
-	return kn_pool_spawn_opts(p, &o, fn, arg);
+	return spawn(p, &o, fn, arg, NULL, SPAWN_SITE());
 }
 
 int kn_pool_spawn(kn_pool *p, void (*fn)(void *), void *arg)
 {
-	return kn_pool_spawn_opts(p, NULL, fn, arg);
+	return spawn(p, NULL, fn, arg, NULL, SPAWN_SITE());
 }
 
 uint64_t kn_task_id(void)
@@ -206,11 +208,12 @@ int kn_task_set_name(const char *name)
 	return 0;
 }
 
-kn_task *kn_pool_spawn_task_opts(kn_pool *p, const struct kn_spawn_opts *opts,
-				 void (*fn)(void *), void *arg)
+/* A joinable spawn's handle, or NULL with errno. */
+static kn_task *spawn_task(kn_pool *p, const struct kn_spawn_opts *opts,
+			   void (*fn)(void *), void *arg, const void *site)
 {
 	kn_task *t;
-	int err = spawn(p, opts, fn, arg, &t);
+	int err = spawn(p, opts, fn, arg, &t, site);
 
 	if (err) {
 		errno = err;
@@ -219,9 +222,15 @@ kn_task *kn_pool_spawn_task_opts(kn_pool *p, const struct kn_spawn_opts *opts,
 	return t;
 }
 
+kn_task *kn_pool_spawn_task_opts(kn_pool *p, const struct kn_spawn_opts *opts,
+				 void (*fn)(void *), void *arg)
+{
+	return spawn_task(p, opts, fn, arg, SPAWN_SITE());
+}
+
 kn_task *kn_pool_spawn_task(kn_pool *p, void (*fn)(void *), void *arg)
 {
-	return kn_pool_spawn_task_opts(p, NULL, fn, arg);
+	return spawn_task(p, NULL, fn, arg, SPAWN_SITE());
 }
 
 /* ---- joining ------------------------------------------------------------ */
@@ -640,25 +649,32 @@ int kn_default_pool_set(const struct kn_pool_opts *opts)
 	return err;
 }
 
-int kn_go_opts(const struct kn_spawn_opts *opts, void (*fn)(void *), void *arg)
+/* Every kn_go: spawn on the default pool, made if need be. */
+static int go(const struct kn_spawn_opts *opts, void (*fn)(void *), void *arg,
+	      const void *site)
 {
 	kn_pool *p;
 
 	if (!fn)
 		return EINVAL;
 	p = pool_default();
-	return p ? kn_pool_spawn_opts(p, opts, fn, arg) : errno;
+	return p ? spawn(p, opts, fn, arg, NULL, site) : errno;
+}
+
+int kn_go_opts(const struct kn_spawn_opts *opts, void (*fn)(void *), void *arg)
+{
+	return go(opts, fn, arg, SPAWN_SITE());
 }
 
 int kn_go_named(const char *name, void (*fn)(void *), void *arg)
 {
 	struct kn_spawn_opts o = { .name = name };
 
-	return kn_go_opts(&o, fn, arg);
+	return go(&o, fn, arg, SPAWN_SITE());
 }
 
 int kn_go(void (*fn)(void *), void *arg)
 {
-	return kn_go_opts(NULL, fn, arg);
+	return go(NULL, fn, arg, SPAWN_SITE());
 }
 

@@ -4,9 +4,11 @@
  * report and the stall report.
  *
  * What is recorded, and where. Every task record carries a task_diag
- * (task.h): its id, name and pool, written at the spawn, and what it
- * waits on (WAIT_ON: a kind and an address) with the time the wait began
- * (the coarse clock), written by the block hook when the task suspends
+ * (task.h): its id, name, pool and spawn site (an address in the call
+ * that spawned it, printed with dladdr's object and offset), written at
+ * the spawn, and what it waits on (WAIT_ON: a kind and an address) with
+ * the time the wait began (the coarse clock), written by the block hook
+ * when the task suspends
  * or sleeps in the waiter layer (diag_block, pool_internal.h) and cleared
  * when it runs again. Every blocking call hands its WAIT_ON to the waiter
  * layer's one park path (waiter_init, waitq_wait), so a call that does
@@ -104,6 +106,7 @@
  * that neither blocked nor yielded for that long; it is said once, with
  * the tasks queued behind it on that worker.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -180,6 +183,22 @@ static void dump_wait(FILE *out, uint64_t on, uint64_t since, uint64_t now)
 	fprintf(out, " for %llu ms", (unsigned long long)(now > since ? (now - since) / 1000000 : 0));
 }
 
+/* Where the task was spawned: the object that made the call and the
+ * offset in it (what addr2line -e takes, for a position-independent
+ * object), and the address. */
+static void dump_site(FILE *out, const void *site)
+{
+	Dl_info info;
+
+	if (!site)
+		return;
+	if (dladdr(site, &info) && info.dli_fname)
+		fprintf(out, ", spawned at %s(+%#lx) [%p]", info.dli_fname,
+			(unsigned long)((uintptr_t)site - (uintptr_t)info.dli_fbase), site);
+	else
+		fprintf(out, ", spawned at [%p]", site);
+}
+
 /* One line for t if it is a live task of p. */
 static void dump_task(FILE *out, kn_pool *p, struct kn_task *t, uint64_t now)
 {
@@ -199,6 +218,7 @@ static void dump_task(FILE *out, kn_pool *p, struct kn_task *t, uint64_t now)
 		fprintf(out, "running on worker %d", wi);
 	else
 		fprintf(out, "runnable");
+	dump_site(out, at_load_relaxed(&t->diag.site));
 	fputc('\n', out);
 }
 

@@ -142,6 +142,7 @@ static struct kn_task *new_chunk(void)
 		at_store_relaxed(&t->diag.pool, NULL);
 		at_store_relaxed(&t->diag.on, 0);
 		at_store_relaxed(&t->diag.since, 0);
+		at_store_relaxed(&t->diag.site, NULL);
 		t->next = i + 1 < TASK_CHUNK ? t + 1 : NULL;
 	}
 	cache.head = &c->t[1];

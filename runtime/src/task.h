@@ -57,7 +57,14 @@ struct task_diag {
 	_Atomic uint64_t on;          /* WAIT_ON of its wait while it is
 					 suspended or asleep; 0 otherwise */
 	_Atomic uint64_t since;       /* when that wait began (kn_now_coarse) */
+	_Atomic(const void *) site;   /* its spawn (SPAWN_SITE), or NULL */
 };
+
+/* In a public call that spawns: an address inside the instruction that
+ * called it (its return address less one), which addr2line turns into
+ * the caller's file and line; kn_dump prints it. */
+#define SPAWN_SITE() \
+	((const char *)__builtin_extract_return_addr(__builtin_return_address(0)) - 1)
 
 /* state: a joinable task goes PENDING -> DONE or DROPPED; a task spawned
  * without a handle stays DETACHED. */

@@ -3,7 +3,8 @@
  * kanal/pool.h, the design in runtime/src/pool_diag.c): kn_dump names
  * what each task waits on; the deadlock report fires on a real deadlock
  * and never on a program that is only slow; the stall report names a task
- * that spins; a signal prints the dump.
+ * that spins; a signal prints the dump; the dump says where each task
+ * was spawned.
  *
  * The reports look at the whole process (every thread must be asleep in
  * kanal), and they read the environment at the first pool's creation, so
@@ -14,6 +15,7 @@
  * child's status, what it printed), never time: the 1 s sleeps only make
  * the slow programs slow.
  */
+#include <dlfcn.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -577,4 +579,47 @@ Test(dump, shows_a_running_task_and_its_worker, .timeout = 60)
 		nap_ms(1);
 	}
 	kn_pool_free(p);
+}
+
+/* Spawns a task named "sited" from a call in this function, where the
+ * dump must say it was spawned. */
+static __attribute__((noinline, noclone)) kn_task *spawn_here(kn_pool *p, kn_chan *ch)
+{
+	return kn_pool_spawn_task_opts(p, &(struct kn_spawn_opts){ .name = "sited" },
+				       recv_one, ch);
+}
+
+Test(dump, names_where_a_task_was_spawned, .timeout = 60)
+{
+	kn_pool *p = pool_of(1, 0);
+	kn_chan *ch = kn_chan_new(sizeof(int64_t), 0);
+	uintptr_t fn = (uintptr_t)spawn_here;
+	unsigned long addr = 0, off = 0;
+	char line[512], want[300];
+	const char *at;
+	Dl_info self;
+	int64_t v = 1;
+	kn_task *t;
+	char *text;
+
+	cr_assert_not_null(ch);
+	t = spawn_here(p, ch);
+	cr_assert_not_null(t);
+	/* Live until the send below: runnable or blocked, it has a line. */
+	text = dump();
+	cr_assert(line_of(text, "sited", line, sizeof(line)), "%s", text);
+	free(text);
+	cr_assert(dladdr((void *)fn, &self) && self.dli_fname);
+	snprintf(want, sizeof(want), ", spawned at %s(+0x", self.dli_fname);
+	at = strstr(line, want);
+	cr_assert(at, "\"%s\" lacks \"%s\"", line, want);
+	cr_assert_eq(sscanf(at + strlen(want), "%lx) [%lx]", &off, &addr), 2, "%s", line);
+	cr_assert_eq(addr - off, (uintptr_t)self.dli_fbase, "%s", line);
+	/* Inside spawn_here: after its start, well before its end. */
+	cr_assert(addr > fn && addr < fn + 4096, "%s: spawn_here is at %#lx", line,
+		  (unsigned long)fn);
+	cr_assert_eq(kn_chan_send(ch, &v), 0);
+	cr_assert_eq(kn_task_join(t), 0);
+	kn_pool_free(p);
+	kn_chan_free(ch);
 }

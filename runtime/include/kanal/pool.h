@@ -298,8 +298,10 @@ KN_API int kn_go(void (*fn)(void *), void *arg);
  * kn_task_id and kn_task_name answer for the task calling them (also
  * across its suspensions): 0 and NULL on a thread that is not running a
  * task, "" for a task without a name. kn_task_set_name returns EINVAL
- * there. Costs: the id is a thread-local increment, the name one store;
- * both share the record's line with fields a spawn writes anyway.
+ * there. The spawn site (where the spawning call was made) is recorded
+ * for kn_dump. Costs: the id is a thread-local increment, the name and
+ * the site one store each; all share the record's lines with fields a
+ * spawn writes anyway.
  */
 KN_API int kn_pool_spawn_named(kn_pool *pool, const char *name,
 			       void (*fn)(void *), void *arg);
@@ -353,13 +355,19 @@ KN_API kn_task *kn_pool_spawn_task_opts(kn_pool *pool,
  * its suspended tasks; then every live task of the pool,
  * one line each:
  *
- *   task 12 "parser": blocked on chan recv 0x5581c0a2e600 for 2008 ms
- *   task 13 "": running on worker 1
- *   task 14 "writer": runnable
+ *   task 12 "parser": blocked on chan recv 0x5581c0a2e600 for 2008 ms,
+ *     spawned at ./server(+0x2f4c) [0x5581bf8c3f4c]
+ *   task 13 "": running on worker 1, spawned at ./server(+0x3010) [...]
+ *   task 14 "writer": runnable, spawned at ./server(+0x2f9b) [...]
  *
- * (blocked on: chan send, chan recv, select (its first case's channel),
- * semaphore, mutex, rwmutex, cond, once, context, waitgroup, group, join,
- * pool idle, sleep, fd N; the time is the coarse clock's, a few ms), and
+ * (one line each, cut here; blocked on: chan send, chan recv, select (its
+ * first case's channel), semaphore, mutex, rwmutex, cond, once, context,
+ * waitgroup, group, join, pool idle, sleep, fd N; the time is the coarse
+ * clock's, a few ms; spawned at: the object and offset of an address
+ * inside the call that spawned the task (kn_pool_spawn*, kn_go*,
+ * kn_group_go; the patterns' tasks name kanal's own call), for
+ * "addr2line -e ./server 0x2f4c" in a position-independent executable,
+ * and the address), and
  * last the number of threads outside the pools asleep in kanal calls. A
  * snapshot: it takes one global lock (the registry of pools, which
  * kn_pool_free takes too, so a pool it prints stays) and reads every
@@ -370,7 +378,8 @@ KN_API kn_task *kn_pool_spawn_task_opts(kn_pool *pool,
  * concurrently with every call. 0 or EINVAL. What it costs the tasks: a
  * task that blocks writes what it waits on and when into its record
  * beside its fiber switch (two stores and a clock read of the vDSO page);
- * calls that do not wait pay nothing.
+ * calls that do not wait pay nothing; a spawn stores its site (one store
+ * into a line it writes anyway).
  *
  * The deadlock report (on by default; KANAL_DEADLOCK=abort aborts after
  * it, =off disables it; read at the first pool's creation): when a task
