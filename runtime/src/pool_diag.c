@@ -17,11 +17,16 @@
  * Records are never freed (task.c), and every record ever made is in a
  * chunk on one list (task_chunks), so a reader on any thread may look at
  * any of them at any time. Each worker shows the task it runs
- * (worker.running).
+ * (worker.running). A thread outside the pools that sleeps in a kanal
+ * call writes the same into a record of its own (waiter.h, struct
+ * plain_wait) beside its futex sleep. The deadlock check does not use
+ * those: it counts such sleepers in the sleep word, and every thread of
+ * the process (below).
  *
  * kn_dump takes registry_lock (kn_pool_free waits for it, so no pool it
- * prints goes away) and reads everything else with relaxed loads, taking
- * no other lock and stopping nothing: each line is a snapshot of its own,
+ * prints goes away), then the waiter layer's lock of the threads' records
+ * (a thread's exit waits for it), and reads everything else with relaxed
+ * loads, stopping nothing: each line is a snapshot of its own,
  * and a task may have moved on by the time the next is read (a task woken
  * but not yet resumed still shows what it waited on; a record reused
  * meanwhile may show the new task's name with the old one's wait).
@@ -263,19 +268,49 @@ static void dump_pool(FILE *out, kn_pool *p, uint64_t now)
 	dump_tasks(out, p, now);
 }
 
+struct dump_threads {
+	FILE *out;
+	uint64_t now;
+	unsigned asleep;
+};
+
+/* A thread outside the pools, if it is asleep in a kanal call: its id,
+ * its name (/proc: the record is linked, so the thread has not exited). */
+static void dump_thread(const struct plain_wait *pw, void *arg)
+{
+	struct dump_threads *d = arg;
+	uint64_t since = at_load_relaxed(&pw->since), on = at_load_relaxed(&pw->on);
+	char path[64], name[32] = "";
+	ssize_t n;
+	int fd;
+
+	if (!on)
+		return;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", pw->tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, name, sizeof(name) - 1) : 0;
+	if (fd >= 0)
+		close(fd);
+	name[n > 0 ? n - (name[n - 1] == '\n') : 0] = 0;
+	fprintf(d->out, "thread %d \"%s\" (outside the pools): ", pw->tid, name);
+	dump_wait(d->out, on, since, d->now);
+	fputc('\n', d->out);
+	d->asleep++;
+}
+
 int kn_dump(FILE *out)
 {
-	uint64_t now = kn_now_coarse();
+	struct dump_threads d = { out, kn_now_coarse(), 0 };
 	kn_pool *p;
 
 	if (!out)
 		return EINVAL;
 	lock_acquire(&registry_lock, LOCK_REGISTRY);
 	for (p = registry; p; p = p->dump_next)
-		dump_pool(out, p, now);
+		dump_pool(out, p, d.now);
 	lock_release(&registry_lock);
-	fprintf(out, "threads outside the pools asleep in kanal calls: %u\n",
-		sleep_plain(waiter_sleep_word()));
+	waiter_plain_each(dump_thread, &d);
+	fprintf(out, "threads outside the pools asleep in kanal calls: %u\n", d.asleep);
 	fflush(out);
 	return 0;
 }

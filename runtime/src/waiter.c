@@ -71,6 +71,7 @@
  */
 #include "waiter.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,21 +408,109 @@ uint64_t waiter_sleep_word(void)
 	return at_load_seq_cst(&sleep_word);
 }
 
+/* The threads' records (waiter.h, struct plain_wait). */
+static struct lock plain_lock = LOCK_INIT;
+static struct plain_wait *plain_list;
+static _Thread_local struct plain_wait plain_me;
+static pthread_key_t plain_key;
+static bool plain_key_made;
+static pthread_once_t plain_once = PTHREAD_ONCE_INIT;
+
 void waiter_sleep_forget(void)
 {
 	at_store_relaxed(&sleep_word, 0);
+	plain_lock = (struct lock)LOCK_INIT;
+	plain_me.next = plain_me.prev = NULL;
+	plain_list = plain_me.linked ? &plain_me : NULL;
+}
+
+/* A thread outside the pools waiting for something not kanal's own. */
+static inline bool sleep_is_plain(const struct waiter *w, const struct block_hook *hook)
+{
+	return !hook && wait_kind(w->on) != WAIT_INTERNAL;
 }
 
 /* A sleep without a deadline begins (one of sleep_all, and of sleep_plain
- * for a thread outside the pools waiting for something not kanal's own). */
+ * for a plain one). */
 static uint64_t sleep_begin(const struct waiter *w, const struct block_hook *hook)
 {
 	uint64_t one = SLEEP_ONE;
 
-	if (!hook && wait_kind(w->on) != WAIT_INTERNAL)
+	if (sleep_is_plain(w, hook))
 		one += SLEEP_PLAIN_ONE;
 	at_add_seq_cst(&sleep_word, one);
 	return one;
+}
+
+/* The thread-specific data destructor: the thread exits. */
+static void plain_exit(void *arg)
+{
+	struct plain_wait *pw = arg;
+
+	lock_acquire(&plain_lock, LOCK_LEAF);
+	if (pw->prev)
+		pw->prev->next = pw->next;
+	else
+		plain_list = pw->next;
+	if (pw->next)
+		pw->next->prev = pw->prev;
+	lock_release(&plain_lock);
+}
+
+static void plain_key_make(void)
+{
+	plain_key_made = pthread_key_create(&plain_key, plain_exit) == 0;
+}
+
+/* This thread's record, linked at its first plain sleep; NULL if it
+ * cannot be (no key: it would outlive the thread's storage). */
+static struct plain_wait *plain_self(void)
+{
+	struct plain_wait *pw = &plain_me;
+
+	if (likely(pw->linked))
+		return pw;
+	pthread_once(&plain_once, plain_key_make);
+	if (!plain_key_made || pthread_setspecific(plain_key, pw))
+		return NULL;
+	pw->tid = gettid();
+	lock_acquire(&plain_lock, LOCK_LEAF);
+	pw->prev = NULL;
+	pw->next = plain_list;
+	if (plain_list)
+		plain_list->prev = pw;
+	plain_list = pw;
+	lock_release(&plain_lock);
+	pw->linked = true;
+	return pw;
+}
+
+/* A plain sleep on w begins: its record says so (NULL: not plain). */
+static struct plain_wait *plain_begin(const struct waiter *w, const struct block_hook *hook)
+{
+	struct plain_wait *pw = sleep_is_plain(w, hook) ? plain_self() : NULL;
+
+	if (pw) {
+		at_store_relaxed(&pw->since, kn_now_coarse());
+		at_store_relaxed(&pw->on, w->on);
+	}
+	return pw;
+}
+
+static void plain_end(struct plain_wait *pw)
+{
+	if (pw)
+		at_store_relaxed(&pw->on, 0);
+}
+
+void waiter_plain_each(void (*fn)(const struct plain_wait *pw, void *arg), void *arg)
+{
+	const struct plain_wait *pw;
+
+	lock_acquire(&plain_lock, LOCK_LEAF);
+	for (pw = plain_list; pw; pw = pw->next)
+		fn(pw, arg);
+	lock_release(&plain_lock);
 }
 
 static void sleep_end(uint64_t one)
@@ -432,6 +521,7 @@ static void sleep_end(uint64_t one)
 static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 {
 	const struct block_hook *hook = block_hook;
+	struct plain_wait *plain = NULL;
 	bool blocked = false, slept = false;
 	uint64_t counted = 0;
 	uint32_t v = at_load_acquire(&w->sel);
@@ -452,6 +542,7 @@ static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 			continue;
 		if (!slept) {
 			TRACE(trace_sleep(w->on, w));
+			plain = plain_begin(w, hook);
 			slept = true;
 		}
 		if (hook && !blocked) {
@@ -466,6 +557,7 @@ static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 	}
 	if (counted)
 		sleep_end(counted);
+	plain_end(plain);
 	if (blocked)
 		hook->leave(hook->arg);
 	if (slept)
@@ -531,6 +623,10 @@ void waiter_hold_thread(const struct waiter *w, bool start)
 		hook->enter(hook->arg, w);
 	else if (hook && !start && hook->leave)
 		hook->leave(hook->arg);
+	else if (!hook && start)
+		plain_begin(w, NULL);
+	else if (!hook)
+		plain_end(&plain_me);
 }
 
 uint32_t waiter_park(struct waiter *w, uint64_t deadline, kn_ctx *ctx)

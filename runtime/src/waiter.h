@@ -272,7 +272,7 @@ uint32_t waiter_park_suspend(struct waiter *w, uint64_t deadline, kn_ctx *ctx);
 
 /* Around a thread's sleep on w outside waiter_park (true before, false
  * after): the block hook's enter / leave, so that a pool starts a spare
- * worker. */
+ * worker; without a hook, the thread's record (struct plain_wait). */
 void waiter_hold_thread(const struct waiter *w, bool start);
 
 /*
@@ -291,8 +291,31 @@ void waiter_hold_thread(const struct waiter *w, bool start);
 #define SLEEP_PLAIN_ONE ((uint64_t)1 << 16)
 #define SLEEP_END_ONE ((uint64_t)1 << 32)
 uint64_t waiter_sleep_word(void);
-/* In a child of fork(): none of the sleepers it counted is here. */
+/* In a child of fork(): none of the sleepers it counted is here, and of
+ * the threads' records below only the calling thread's stays. */
 void waiter_sleep_forget(void);
+
+/*
+ * What each thread outside the pools is asleep on in a kanal call, for
+ * kn_dump (a task's is in its record, task.h). Written only around such
+ * a thread's sleeps, those that the sleep word counts as plain but with
+ * or without a deadline (sleep_for_decision's futex sleep, and
+ * waiter_hold_thread's poll of an fd): the WAIT_ON word and the coarse
+ * clock at the start, 0 at the end (relaxed stores beside the futex or
+ * poll call). The record is the thread's own (thread-local), linked into
+ * a list at its first such sleep and unlinked by a thread-specific data
+ * destructor at its exit, before its thread-local storage goes, both
+ * under the list's lock; waiter_plain_each calls fn for each record
+ * under that lock, so none goes away while fn reads it.
+ */
+struct plain_wait {
+	_Atomic uint64_t on;    /* WAIT_ON of its sleep; 0 while awake */
+	_Atomic uint64_t since; /* kn_now_coarse() at the sleep's start */
+	int tid;
+	bool linked;            /* the thread's own */
+	struct plain_wait *next, *prev; /* under the list's lock */
+};
+void waiter_plain_each(void (*fn)(const struct plain_wait *pw, void *arg), void *arg);
 
 static inline unsigned sleep_all(uint64_t s)
 {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -622,4 +623,87 @@ Test(dump, names_where_a_task_was_spawned, .timeout = 60)
 	cr_assert_eq(kn_task_join(t), 0);
 	kn_pool_free(p);
 	kn_chan_free(ch);
+}
+
+/* ---- kn_dump: what threads outside the pools wait on ------------------------ */
+
+struct plain {
+	const char *name;
+	kn_chan *ch; /* a receive on it, or with NULL: */
+	int fd;      /* a read of it */
+	int err;     /* what the call returned */
+};
+
+static void *plain_thread(void *arg)
+{
+	struct plain *pl = arg;
+	int64_t v;
+	char c;
+	size_t n;
+
+	pthread_setname_np(pthread_self(), pl->name);
+	pl->err = pl->ch ? kn_chan_recv(pl->ch, &v) : kn_read(pl->fd, &c, 1, &n);
+	return NULL;
+}
+
+/* The dump's line of the plain thread named name, if it shows it. */
+static bool thread_line(const char *name, char *line, size_t size)
+{
+	char *text = dump(), quoted[64];
+	const char *at, *end;
+
+	snprintf(quoted, sizeof(quoted), "\"%s\" (outside the pools): ", name);
+	at = strstr(text, quoted);
+	if (at) {
+		while (at > text && at[-1] != '\n')
+			at--;
+		end = strchr(at, '\n');
+		snprintf(line, size, "%.*s", (int)(end ? end - at : (long)strlen(at)), at);
+	}
+	free(text);
+	return at != NULL;
+}
+
+static void wait_for_line(const char *name, char *line, size_t size)
+{
+	int i;
+
+	for (i = 0; !thread_line(name, line, size); i++) {
+		cr_assert_lt(i, 10000, "the dump never named thread \"%s\"", name);
+		nap_ms(1);
+	}
+}
+
+Test(dump, names_what_a_plain_thread_waits_on, .timeout = 60)
+{
+	kn_chan *ch = kn_chan_new(sizeof(int64_t), 0);
+	struct plain on_chan = { "plain-recv", ch, -1, -1 }, on_fd = { "plain-read", NULL, -1, -1 };
+	pthread_t t[2];
+	char line[256], want[128];
+	int64_t v = 7;
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	on_fd.fd = sv[0];
+	cr_assert_eq(pthread_create(&t[0], NULL, plain_thread, &on_chan), 0);
+	cr_assert_eq(pthread_create(&t[1], NULL, plain_thread, &on_fd), 0);
+	wait_for_line("plain-recv", line, sizeof(line));
+	snprintf(want, sizeof(want), "\"plain-recv\" (outside the pools): blocked on chan recv %#lx for ",
+		 (unsigned long)(uintptr_t)ch);
+	cr_assert(strncmp(line, "thread ", 7) == 0 && strstr(line, want), "\"%s\" lacks \"%s\"", line, want);
+	wait_for_line("plain-read", line, sizeof(line));
+	snprintf(want, sizeof(want), "\"plain-read\" (outside the pools): blocked on fd %d for ", sv[0]);
+	cr_assert(strstr(line, want), "\"%s\" lacks \"%s\"", line, want);
+	cr_assert_eq(kn_chan_send(ch, &v), 0);
+	cr_assert_eq(write(sv[1], "x", 1), 1);
+	cr_assert_eq(pthread_join(t[0], NULL), 0);
+	cr_assert_eq(pthread_join(t[1], NULL), 0);
+	cr_assert_eq(on_chan.err, 0);
+	cr_assert_eq(on_fd.err, 0);
+	/* Awake (and gone), they are not named. */
+	cr_assert(!thread_line("plain-recv", line, sizeof(line)), "%s", line);
+	cr_assert(!thread_line("plain-read", line, sizeof(line)), "%s", line);
+	kn_chan_free(ch);
+	close(sv[0]);
+	close(sv[1]);
 }

@@ -367,19 +367,28 @@ KN_API kn_task *kn_pool_spawn_task_opts(kn_pool *pool,
  * inside the call that spawned the task (kn_pool_spawn*, kn_go*,
  * kn_group_go; the patterns' tasks name kanal's own call), for
  * "addr2line -e ./server 0x2f4c" in a position-independent executable,
- * and the address), and
- * last the number of threads outside the pools asleep in kanal calls. A
- * snapshot: it takes one global lock (the registry of pools, which
- * kn_pool_free takes too, so a pool it prints stays) and reads every
- * other figure with a relaxed load, stopping nothing; each line is true
+ * and the address); then every thread outside the pools that is asleep
+ * in a kanal call (a plain thread's kn_chan_recv, main's
+ * kn_pool_wait_idle, with a deadline or without), with its id, its name
+ * and the same account of its wait:
+ *
+ *   thread 4242 "reader" (outside the pools): blocked on fd 7 for 12 ms
+ *
+ * and last their number. A snapshot: it takes two global locks in turn
+ * (the registry of pools, which kn_pool_free takes too, so a pool it
+ * prints stays; the list of those threads' records, which a thread's
+ * exit takes, so a record it prints stays) and reads every other figure
+ * with a relaxed load, stopping nothing; each line is true
  * when read, and a task may have moved on since (one woken and not yet
  * resumed still shows its wait). May run at any time from any thread
  * (not from a signal handler: it uses stdio; see kn_dump_on_signal),
  * concurrently with every call. 0 or EINVAL. What it costs the tasks: a
  * task that blocks writes what it waits on and when into its record
- * beside its fiber switch (two stores and a clock read of the vDSO page);
- * calls that do not wait pay nothing; a spawn stores its site (one store
- * into a line it writes anyway).
+ * beside its fiber switch (two stores and a clock read of the vDSO page),
+ * and a thread outside the pools the same beside its futex sleep (its
+ * first such sleep also links its record, under a lock); calls that do
+ * not wait pay nothing; a spawn stores its site (one store into a line
+ * it writes anyway).
  *
  * The deadlock report (on by default; KANAL_DEADLOCK=abort aborts after
  * it, =off disables it; read at the first pool's creation): when a task
