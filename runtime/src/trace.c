@@ -28,22 +28,25 @@
  *
  * Clock. Reading the clock costs more than the rest of a record (10 ns for
  * rdtsc on the virtual machines we measure on, a fiber switch about 50),
- * so a switch record on a busy lane reads it only every TRACE_CLOCK_EVERY
- * switches; every other record reads it (each stands for something that
- * costs far more: a spawn, a start from the loop, an end, a sleep, a park,
- * a steal). Busy means that the records since the last read came faster
- * than one a microsecond; otherwise the next switch reads the clock too
- * (take_clock; trace_run counts trace_me.unclocked down). A wake on a busy
- * lane is held back and rides in the next switch's record (a sender that
- * wakes its partner and then blocks: one record for both). The writer
- * gives unclocked records times interpolated by position between their
- * lane's clocked neighbours (after the last one: its time). So the times
- * of a busy stretch of switches are exact every TRACE_CLOCK_EVERY records
- * and interpolated in between; a task that computes for long right after a
- * burst of switches may have that time spread over the burst's slices. The
- * clock is the CPU's counter (rdtsc, cntvct), scaled to CLOCK_MONOTONIC
- * nanoseconds between the start and the flush, or CLOCK_MONOTONIC itself
- * where there is none.
+ * so a switch record on a busy lane reads it only about every
+ * TRACE_CLOCK_SPAN microseconds: after a read, the next is as many
+ * switches on as came in that span at the pace since the last read (at
+ * most TRACE_CLOCK_EVERY); every other record reads it (each stands for
+ * something that costs far more: a spawn, a start from the loop, an end, a
+ * sleep, a park, a steal). Busy means that the records since the last read
+ * came faster than one a microsecond; otherwise the next switch reads the
+ * clock too (take_clock sets trace_me.clock_at, where trace_run stops). A
+ * wake on a busy lane is held back and rides in the next switch's record
+ * (a sender that wakes its partner and then blocks: one record for both).
+ * The writer gives unclocked records times interpolated by position
+ * between their lane's clocked neighbours (after the last one: its time).
+ * So the times of a busy stretch of switches are exact every few
+ * microseconds and interpolated in between (a channel ping-pong's: every
+ * 30 to 60 switches); a task that computes for long right after a burst of
+ * switches may have that time spread over the burst's slices. The clock is
+ * the CPU's counter (rdtsc, cntvct), scaled to CLOCK_MONOTONIC nanoseconds
+ * between the start and the flush, or CLOCK_MONOTONIC itself where there
+ * is none.
  *
  * Reading while the rings fill (a flush at any time, the exit while
  * workers run). Each record has a stamp, a per-slot sequence lock: the
@@ -93,7 +96,8 @@
 #include "trace.h"
 #include "waiter.h"
 
-#define TRACE_CLOCK_EVERY 16 /* records between clock reads, busy */
+#define TRACE_CLOCK_SPAN 4 /* microseconds between clock reads, busy, about */
+#define TRACE_CLOCK_EVERY 64 /* records between clock reads, at most */
 #define TRACE_LANES 256
 #define TRACE_NAME 16 /* bytes of a task name kept */
 
@@ -190,18 +194,21 @@ static struct trace_rec *ring(void)
 	return trace_me.ring;
 }
 
-/* Read the clock for the record at pos, and say how many switch records
- * trace_run writes before the next read: when the records since the last
- * read came faster than one a microsecond (a busy lane),
- * TRACE_CLOCK_EVERY - 1, else none. */
+/* Read the clock for the record at pos, and say where trace_run's switch
+ * records read it next: when the records since the last read came faster
+ * than one a microsecond (a busy lane), as many records on as came in
+ * TRACE_CLOCK_SPAN microseconds at that pace (at least TRACE_CLOCK_SPAN,
+ * at most TRACE_CLOCK_EVERY), else at the next. */
 static uint64_t take_clock(uint64_t pos)
 {
-	uint64_t now = trace_clock();
-	bool busy = now - trace_me.last_clock <
-		    (pos - trace_me.clocked) * fast_ticks;
+	uint64_t now = trace_clock(), took = now - trace_me.last_clock;
+	uint64_t n = pos - trace_me.clocked; /* at most TRACE_CLOCK_EVERY */
+	bool busy = took < n * fast_ticks;
 
 	trace_me.busy = busy;
-	trace_me.unclocked = busy ? TRACE_CLOCK_EVERY - 1 : 0;
+	trace_me.clock_at = pos + (!busy ? 1 :
+		took * TRACE_CLOCK_EVERY <= n * TRACE_CLOCK_SPAN * fast_ticks ?
+		TRACE_CLOCK_EVERY : n * TRACE_CLOCK_SPAN * fast_ticks / took);
 	trace_me.clocked = pos;
 	trace_me.last_clock = now;
 	return now;
@@ -234,9 +241,9 @@ static void held_now(void)
 		put_rec(TR_WAKE, (uintptr_t)trace_me.woke, 0, 0, 0, 0);
 		trace_me.woke = NULL;
 	}
-	if (unlikely(trace_me.stopped)) {
-		trace_me.stopped = false;
+	if (unlikely(trace_me.w)) {
 		put_rec(TR_STOP, trace_me.on, (uintptr_t)trace_me.w, 0, 0, 0);
+		trace_me.w = NULL;
 	}
 }
 
@@ -259,10 +266,10 @@ void trace_spawn(uint64_t id, const char *name)
  * from the loop, which may have waited. */
 void trace_run_record(uint64_t id, const void *w)
 {
-	if (trace_me.stopped) {
-		trace_me.stopped = false;
+	if (trace_me.w) {
 		put_rec(TR_RUN | TR_AFTER_STOP, id, (uintptr_t)w, trace_me.on,
 			(uintptr_t)trace_me.w, (uintptr_t)trace_me.woke);
+		trace_me.w = NULL;
 		trace_me.woke = NULL;
 	} else {
 		put(TR_RUN, id, (uintptr_t)w, 0);

@@ -21,8 +21,8 @@
  *   call             may run concurrently with   barrier / cost
  *   trace_* hooks    everything                  none: release stores into
  *                                                the thread's own ring; a
- *                                                clock read every
- *                                                TRACE_CLOCK_EVERY switches
+ *                                                clock read every few
+ *                                                microseconds of switches
  *                                                on a busy lane (and on
  *                                                every other record)
  *   kn_trace_flush   everything                  a mutex (one writer); reads
@@ -106,12 +106,12 @@ static inline void trace_rec_put(struct trace_rec *r, uint64_t pos,
 struct trace_me {
 	struct trace_rec *ring; /* the lane's; NULL before its first record */
 	uint64_t pos;           /* records written */
-	uint32_t unclocked;     /* switch records still written without a
-				 * clock read (0: the next reads it) */
+	uint64_t clock_at;      /* the position of the next switch record
+				 * that reads the clock */
 	bool busy;              /* the lane records fast: hold wakes */
-	bool stopped;           /* a stop held back: */
-	uint64_t on;            /* what it blocked on (WAIT_ON, waiter.h) */
-	const void *w;          /* and the waiter (NULL: it ended, or yielded) */
+	const void *w;          /* a stop held back: the waiter of the task
+				 * that stopped (never NULL), else NULL; */
+	uint64_t on;            /* and what it blocked on (WAIT_ON, waiter.h) */
 	const void *woke;       /* a wake held back, or NULL */
 	/* for trace.c: the lane's last clock read (position, value) */
 	uint64_t clocked, last_clock;
@@ -124,15 +124,15 @@ extern _Thread_local struct trace_me trace_me
 /* The task running here stops: blocked on on (a WAIT_ON word: decoded
  * only when the trace is written) to be woken through waiter w, or ended
  * or yielded (w NULL, or on 0). direct: the thread switches straight to
- * another task's fiber, whose resumption records both (held back); else
- * the worker loop comes next. */
+ * another task's fiber, whose resumption records both (held back; a task
+ * that suspends has a waiter: w is not NULL); else the worker loop comes
+ * next. */
 void trace_stop_record(uint64_t on, const void *w);
 static inline void trace_stop(uint64_t on, const void *w, bool direct)
 {
 	if (direct) {
 		trace_me.on = on;
 		trace_me.w = w;
-		trace_me.stopped = true;
 	} else {
 		trace_stop_record(on, w);
 	}
@@ -147,16 +147,15 @@ static inline void trace_run(uint64_t id, const void *w)
 	struct trace_me *m = &trace_me;
 	uint64_t pos;
 
-	if (unlikely(!m->stopped || !m->unclocked)) {
+	if (unlikely(!m->w || m->pos == m->clock_at)) {
 		trace_run_record(id, w);
 		return;
 	}
 	pos = m->pos++;
-	m->unclocked--;
-	m->stopped = false;
 	trace_rec_put(&m->ring[pos & (TRACE_RING - 1)], pos, TR_RUN | TR_AFTER_STOP,
 		      0, id, (uintptr_t)w, m->on, (uintptr_t)m->w,
 		      (uintptr_t)m->woke);
+	m->w = NULL;
 	m->woke = NULL;
 }
 
