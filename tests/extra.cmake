@@ -71,3 +71,14 @@ kanal_test(fuzz_model ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_model.c
 add_test(NAME layers COMMAND ${PROJECT_SOURCE_DIR}/tools/check-layers
   ${PROJECT_SOURCE_DIR}/runtime/src)
 set_tests_properties(layers PROPERTIES LABELS docs TIMEOUT 60)
+
+# The optimized library holds no function that nothing refers to (an
+# unused out-of-line copy of a function every use of which was inlined:
+# tools/check-dead-copies), where its objects are the shipped ones.
+find_program(KANAL_OBJDUMP objdump)
+if(CMAKE_BUILD_TYPE STREQUAL "Release" AND NOT KANAL_SANITIZE AND NOT KANAL_FAULT AND
+   KANAL_OBJDUMP)
+  add_test(NAME dead_copies COMMAND ${PROJECT_SOURCE_DIR}/tools/check-dead-copies
+    $<TARGET_OBJECTS:kanal_objects> COMMAND_EXPAND_LISTS)
+  set_tests_properties(dead_copies PROPERTIES LABELS docs TIMEOUT 300)
+endif()

@@ -26,6 +26,10 @@ struct io {
 	socklen_t *peer_len;
 	int conn;
 	bool started;                /* connect: in progress */
+	bool recv;                   /* a read: fd_io's drained skip (not a
+					test of try's address, which left
+					unused copies of the try functions:
+					tools/check-dead-copies) */
 };
 
 /* One attempt: 0 done, EAGAIN to wait, or an error. */
@@ -132,7 +136,7 @@ static int fd_io(struct io *io, try_fn try, int dir, uint64_t deadline,
 	 * first rather than find EAGAIN (netpoll.c, "Drained"). Not with a
 	 * deadline or a context, which must not end the call while data the
 	 * poller has not yet reported is there. */
-	if (!err && try == try_recv && deadline == KN_FOREVER && !ctx &&
+	if (!err && io->recv && deadline == KN_FOREVER && !ctx &&
 	    pd_drained(pd))
 		err = pd_wait(pd, io->fd, seq, 1 << dir | PD_FIRST, deadline, ctx);
 	while (!err) {
@@ -199,7 +203,7 @@ int kn_fd_close(int fd)
 static int do_recv(int fd, void *buf, size_t len, int flags, size_t *n,
 		   uint64_t deadline, kn_ctx *ctx)
 {
-	struct io io = { .fd = fd, .buf = buf, .len = len, .flags = flags };
+	struct io io = { .fd = fd, .buf = buf, .len = len, .flags = flags, .recv = true };
 	int err;
 
 	if (!n || (!buf && len))

@@ -508,7 +508,8 @@ uint32_t waitq_wait(struct waitq *const qs[], unsigned n, bool (*commit)(void *a
  * is a use of the function's address that GCC folds only after it has
  * decided to emit an out-of-line copy of the commit, which nothing calls
  * (nm showed one for each of the four: park_commit, fibers_commit,
- * fd_commit, wait_commit). park never decides w with SEL_CASE0 + i itself:
+ * fd_commit, wait_commit; tools/check-dead-copies looks for such). park
+ * never decides w with SEL_CASE0 + i itself:
  * that decision is a notifier's, through the node on qs[i], which the
  * notifier unlinked (waiter.c invariant 4), so the woken waiter takes no
  * lock to remove it.
