@@ -195,18 +195,20 @@ static void on_signal(void)
 		pause(); /* the alarm ends it, or the parent */
 }
 
-/* The deadlock of a child of fork(), whose parent had the watcher armed:
- * a task blocked on a channel with its worker asleep (so an entry of the
- * check is pending in the heap the child inherits). The child aborts on
- * its deadlock (its report goes where the parent's stderr goes); the
- * parent says how the child ended, then ends its own task. */
-static void deadlock_child(void *unused)
+/* A scenario run in a child of fork(), whose parent had the watcher
+ * armed: a task blocked on a channel with its worker asleep (so an entry
+ * of the check is pending in the heap the child inherits). The child's
+ * report goes where the parent's stderr goes; the parent says how the
+ * child ended, then ends its own task. */
+static void (*forked)(void);
+
+static void run_forked(void *unused)
 {
 	(void)unused;
-	deadlock();
+	forked();
 }
 
-static void deadlock_after_fork(void)
+static void after_fork(void (*scenario)(void))
 {
 	kn_pool *p = child_pool(1);
 	kn_chan *ch = kn_chan_new(sizeof(int64_t), 0);
@@ -217,12 +219,25 @@ static void deadlock_after_fork(void)
 	while (!dump_has("\"parent-waiter\": blocked on chan recv") ||
 	       !dump_has("worker 0: asleep"))
 		nap_ms(1);
-	st = kt_child(deadlock_child, NULL, NULL, 0);
+	forked = scenario;
+	st = kt_child(run_forked, NULL, NULL, 0);
 	fprintf(stderr, "fork child: %s %d\n", WIFSIGNALED(st) ? "signal" : "exit",
 		WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
 	kn_chan_send(ch, &v);
 	kn_pool_wait_idle(p);
 	kn_pool_free(p);
+}
+
+/* The child aborts on its deadlock. */
+static void deadlock_after_fork(void)
+{
+	after_fork(deadlock);
+}
+
+/* The child's tasks wait for its thread that sends after 2.5 s. */
+static void slow_after_fork(void)
+{
+	after_fork(waits_for_thread);
 }
 
 static const struct scenario {
@@ -235,6 +250,7 @@ static const struct scenario {
 	{ "stall", stall },
 	{ "on_signal", on_signal },
 	{ "deadlock_after_fork", deadlock_after_fork },
+	{ "slow_after_fork", slow_after_fork },
 };
 
 __attribute__((constructor)) static void scenario_main(void)
@@ -382,6 +398,21 @@ Test(deadlock, a_child_of_fork_reports_with_the_dump_signal_on, .timeout = 60,
 	const char *const env[] = { "KANAL_DEADLOCK=abort", "KANAL_DUMP_SIGNAL=SIGUSR1", NULL };
 
 	expect_child_report(env);
+}
+
+/* The child's check must not count the parent's dump helper as a thread
+ * of its own: it would take the child's sleeping thread (outside kanal,
+ * about to send) for that helper, and report a deadlock that is none. */
+Test(deadlock, a_child_of_fork_that_is_only_slow_is_not_reported, .timeout = 60,
+     .disabled = NO_CHILD_THREADS)
+{
+	static struct child c;
+	const char *const env[] = { "KANAL_DEADLOCK=abort", "KANAL_DUMP_SIGNAL=SIGUSR1", NULL };
+	int st = run(&c, "slow_after_fork", env);
+
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x; stderr:\n%s", st, c.out);
+	cr_assert(strstr(c.out, "fork child: exit 0\n"), "stderr:\n%s", c.out);
+	cr_assert(!strstr(c.out, "deadlock"), "stderr:\n%s", c.out);
 }
 
 /* The scenario ends by itself (exit 0), with no report on stderr. */
