@@ -435,8 +435,8 @@ KN_API int kn_task_set_name(const char *name);
  * between tasks faster than once a microsecond writes one record per
  * switch (the wake before it included; inline, no call) and reads the
  * clock about every 4 microseconds of them (the times in between are
- * interpolated). About 8 ns per round trip of chan_pingpong_unbuffered's
- * two tasks, of about 145 (bench: kanal_go_traced).
+ * interpolated). About 10 ns per round trip of chan_pingpong_unbuffered's
+ * two tasks, of about 140 (bench: kanal_go_traced).
  *
  * kn_trace_flush may run at any time from any thread but a signal handler,
  * concurrently with everything (flushes take turns): 0; ENOTSUP when
