@@ -227,14 +227,16 @@ Test(trace, events_match_program)
 			cr_assert_str_eq(ev[i].lane, "tr-0");
 	cr_assert_geq(ping_runs, 1);
 	cr_assert_geq(pong_runs, 1);
-	/* Every block on the worker's lane is a channel hand-off's, and its
-	 * waiter is woken ("s") and resumed through ("f") after it, before it
-	 * blocks again: per waiter, in the lane's order, block, s, f, block,
-	 * s, f, ..., ending with f (both tasks end). */
+	/* Every block of a task on the worker's lane is a channel
+	 * hand-off's, and its waiter is woken ("s") and resumed through
+	 * ("f") after it, before it blocks again: per waiter, in the lane's
+	 * order, block, s, f, block, s, f, ..., ending with f (both tasks
+	 * end). (The worker thread's own waits, task 0, are not the
+	 * program's.) */
 	for (i = 0; i < n; i++) {
 		if (ev[i].tid != worker)
 			continue;
-		if (!strcmp(ev[i].name, "block")) {
+		if (!strcmp(ev[i].name, "block") && ev[i].task) {
 			cr_assert(!strcmp(ev[i].wait, "chan send") ||
 				  !strcmp(ev[i].wait, "chan recv"),
 				  "a task blocked on \"%s\", not the channel", ev[i].wait);
