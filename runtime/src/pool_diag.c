@@ -42,7 +42,8 @@
  * The deadlock report. Claim: it fires only if, for a second at least,
  * every thread of the process (bar the timer thread that checks, and the
  * dump helper) was asleep in a kanal wait without a deadline, no timer
- * was pending and no pool progressed; then nothing can ever wake any of
+ * was pending (but the stall check's, which wakes nobody) and no pool
+ * progressed; then nothing can ever wake any of
  * them: every kanal wake-up is made by a running thread (a notifier) or
  * by the timer thread firing an entry, and fd readiness is seen only by a
  * thread polling or asleep in epoll, which such a thread is not.
@@ -53,8 +54,9 @@
  * The check (dl_look) reads, in this order: the sleep word S1 (waiter.h:
  * threads asleep without a deadline, in a seq_cst RMW at each sleep's
  * begin and end, and the sleeps ended), whether any timer entry is
- * pending, the process's thread count N (/proc/self/stat), and the sleep
- * word again, S2. It holds if S1 == S2, no entry is pending, and the
+ * pending but the stall check's, the process's thread count N
+ * (/proc/self/stat), and the sleep word again, S2. It holds if S1 == S2,
+ * no such entry is pending, and the
  * sleepers in S1 plus the known awake threads (this one; the dump helper;
  * under ThreadSanitizer its background thread) make N. Then:
  *
@@ -72,9 +74,13 @@
  *     its workers' tasks run and switches, a second guard), shows that no
  *     sleep began or ended between the two: every sleeper of the first
  *     look slept throughout, no other thread ran but the timer thread,
- *     and it ran only this check, since no other entry was pending (and
- *     only a running thread adds one). So the state of every kanal object
- *     was the same over that second, and stays so.
+ *     and it ran only this check and the stall check, since no other
+ *     entry was pending (and only a running thread adds one; the stall
+ *     check adds only its own entry again, and reads the workers and
+ *     writes stderr, changing no kanal object: with KANAL_STALL_MS set
+ *     its entry is always pending while a pool lives, and counting it
+ *     hid every deadlock). So the state of every kanal object was the
+ *     same over that second, and stays so.
  *
  * A program that is merely slow never passes: a task that sleeps (kn_sleep,
  * a deadline, a context with a deadline) keeps an entry pending; one that
@@ -449,6 +455,8 @@ static int signal_number(const char *s)
 
 enum { DL_REPORT, DL_ABORT, DL_OFF };
 
+static struct timer_entry stall_entry; /* the stall report's (below) */
+
 static int dl_mode = DL_OFF; /* until env_read */
 static struct timer_entry dl_entry;
 /* The check is pending (or will never run: off, reported, no timer
@@ -517,14 +525,14 @@ static bool dl_blocked(uint64_t sleep, uint64_t *progress)
 }
 
 /* Every thread but the known awake ones asleep without a deadline, and
- * no timer pending (the essay's first look). */
+ * no timer pending but the stall check's (the essay's first look). */
 static bool dl_all_asleep(uint64_t *sleep)
 {
 	unsigned known = 1 + at_load_acquire(&dump_helpers) + (KN_TSAN_THREADS);
 	uint64_t s1 = waiter_sleep_word(), s2;
 	unsigned n;
 
-	if (timer_others_pending(NULL))
+	if (timer_others_pending(&stall_entry))
 		return false;
 	n = proc_threads();
 	s2 = waiter_sleep_word();
@@ -574,7 +582,6 @@ static void dl_fire(struct timer_entry *e)
 #define STALL_IDS 8 /* queued task ids named, at most */
 
 static uint64_t stall_ns; /* 0: off */
-static struct timer_entry stall_entry;
 static _Atomic uint32_t stall_armed;
 
 static void stall_say(kn_pool *p, struct worker *w, struct kn_task *t,

@@ -384,6 +384,19 @@ static void expect_child_report(const char *const *env)
 	cr_assert(strstr(c.out, "\"right\": blocked on chan recv"), "stderr:\n%s", c.out);
 }
 
+/* The stall check's entry, always pending while a pool lives, wakes
+ * nobody: it must not hide the deadlock. */
+Test(deadlock, is_reported_with_the_stall_report_on, .timeout = 60)
+{
+	static struct child c;
+	const char *const env[] = { "KANAL_DEADLOCK=abort", "KANAL_STALL_MS=20", NULL };
+	int st = run(&c, "deadlock", env);
+
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+		  "the report must abort (status %#x); stderr:\n%s", st, c.out);
+	cr_assert(strstr(c.out, "\"left\": blocked on chan recv"), "stderr:\n%s", c.out);
+}
+
 Test(deadlock, a_child_of_fork_reports_its_own_deadlock, .timeout = 60,
      .disabled = NO_CHILD_THREADS)
 {
@@ -433,6 +446,15 @@ Test(deadlock, a_pipeline_that_is_only_slow_is_not_reported, .timeout = 60)
 Test(deadlock, tasks_waiting_for_a_thread_that_sends_later_are_not_reported, .timeout = 60)
 {
 	expect_no_report("waits_for_thread", abort_on_deadlock, "deadlock");
+}
+
+/* Nor with the stall check's entry, which the check leaves aside. */
+Test(deadlock, nor_with_the_stall_report_on, .timeout = 60)
+{
+	const char *const env[] = { "KANAL_DEADLOCK=abort", "KANAL_STALL_MS=20", NULL };
+
+	expect_no_report("waits_for_thread", env, "deadlock");
+	expect_no_report("slow_pipeline", env, "deadlock");
 }
 
 /* ---- the stall report ----------------------------------------------------------- */

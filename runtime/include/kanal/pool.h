@@ -393,9 +393,10 @@ KN_API kn_task *kn_pool_spawn_task_opts(kn_pool *pool,
  * The deadlock report (on by default; KANAL_DEADLOCK=abort aborts after
  * it, =off disables it; read at the first pool's creation): when a task
  * is blocked and, for a second, every thread of the process has been
- * asleep in a kanal wait without a deadline (no timer pending, no fd
- * wait, no thread outside kanal, which might still call it), nothing can
- * wake anyone: "kanal: deadlock: ..." and the dump go to stderr, once. A
+ * asleep in a kanal wait without a deadline (no timer pending but the
+ * stall report's, no fd wait, no thread outside kanal, which might still
+ * call it), nothing can wake anyone: "kanal: deadlock: ..." and the dump
+ * go to stderr, once (once in each child of fork() too). A
  * program that is merely slow (sleeping tasks, computing tasks, a thread
  * about to send) never gets it; the proof is in runtime/src/pool_diag.c.
  * It is checked on kanal's timer thread, armed by a worker that goes to
