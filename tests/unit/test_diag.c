@@ -240,6 +240,38 @@ static void slow_after_fork(void)
 	after_fork(waits_for_thread);
 }
 
+/* The child's signal prints the child's dump (which the parent's could
+ * not: it has not the child's task): its stderr made a pipe it reads
+ * until its task shows (the alarm ends it otherwise). */
+static void signal_child(void)
+{
+	kn_pool *p = child_pool(1);
+	kn_chan *ch = kn_chan_new(sizeof(int64_t), 0);
+	char buf[16384];
+	size_t got = 0;
+	ssize_t n;
+	int fds[2];
+
+	kn_pool_spawn_named(p, "child-waiter", recv_one, ch);
+	while (!dump_has("\"child-waiter\": blocked on chan recv"))
+		nap_ms(1);
+	if (pipe(fds) || dup2(fds[1], STDERR_FILENO) < 0)
+		_exit(92);
+	raise(SIGUSR1);
+	buf[0] = 0;
+	while (!strstr(buf, "\"child-waiter\": blocked on chan recv") &&
+	       got < sizeof(buf) - 1 && (n = read(fds[0], buf + got, sizeof(buf) - 1 - got)) > 0) {
+		got += (size_t)n;
+		buf[got] = 0;
+	}
+	_exit(strstr(buf, "\"child-waiter\"") ? 0 : 93);
+}
+
+static void signal_after_fork(void)
+{
+	after_fork(signal_child);
+}
+
 static const struct scenario {
 	const char *name;
 	void (*fn)(void);
@@ -251,6 +283,7 @@ static const struct scenario {
 	{ "on_signal", on_signal },
 	{ "deadlock_after_fork", deadlock_after_fork },
 	{ "slow_after_fork", slow_after_fork },
+	{ "signal_after_fork", signal_after_fork },
 };
 
 __attribute__((constructor)) static void scenario_main(void)
@@ -426,6 +459,20 @@ Test(deadlock, a_child_of_fork_that_is_only_slow_is_not_reported, .timeout = 60,
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x; stderr:\n%s", st, c.out);
 	cr_assert(strstr(c.out, "fork child: exit 0\n"), "stderr:\n%s", c.out);
 	cr_assert(!strstr(c.out, "deadlock"), "stderr:\n%s", c.out);
+}
+
+/* The dump signal set in the parent: the child's own dump, not the
+ * parent's (whose helper read the pipe the child had inherited). */
+Test(dump, a_signal_in_a_child_of_fork_prints_the_child_s_dump, .timeout = 60,
+     .disabled = NO_CHILD_THREADS)
+{
+	static struct child c;
+	/* No deadlock report: its dump would print the task too. */
+	const char *const env[] = { "KANAL_DUMP_SIGNAL=SIGUSR1", "KANAL_DEADLOCK=off", NULL };
+	int st = run(&c, "signal_after_fork", env);
+
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x; stderr:\n%s", st, c.out);
+	cr_assert(strstr(c.out, "fork child: exit 0\n"), "stderr:\n%s", c.out);
 }
 
 /* The scenario ends by itself (exit 0), with no report on stderr. */
