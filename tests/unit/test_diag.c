@@ -392,6 +392,8 @@ Test(deadlock, two_tasks_waiting_on_each_other_are_reported, .timeout = 60)
 	cr_assert(strstr(c.out, "\"right\": blocked on chan recv"), "stderr:\n%s", c.out);
 	cr_assert(strstr(c.out, "threads outside the pools asleep in kanal calls: 1"),
 		  "the main thread waits in kn_pool_wait_idle; stderr:\n%s", c.out);
+	cr_assert(strstr(c.out, "(outside the pools): blocked on pool idle 0x"),
+		  "the main thread's line; stderr:\n%s", c.out);
 }
 
 /* ThreadSanitizer cannot follow threads started in the child of a
