@@ -715,7 +715,11 @@ void waitq_unlink_locked(struct waitq *q, struct wait_node *n)
 	else
 		q->tail = n->prev;
 	n->linked = false;
-	at_sub_relaxed(&q->n, 1);
+	/* A store, not an RMW: n changes only under the lock, and only a
+	 * push (the increment above) takes part in the no-lost-wake-up
+	 * order; a notifier that reads the count before this store finds
+	 * the node gone under the lock. */
+	at_store_relaxed(&q->n, at_load_relaxed(&q->n) - 1);
 }
 
 void waitq_push(struct waitq *q, struct wait_node *n)
