@@ -12,18 +12,20 @@
  *      why this closes the lost-wake-up window) and withdraw if one became
  *      ready;
  *   4. park; a decision CASE_TOKEN(i) + 1 means a partner completed case
- *      i (a rendezvous partner, or a receiver that put a ring send's value
- *      in the slot it freed); CASE_TOKEN(i) means "case i may be ready now": the
+ *      i (a rendezvous partner, a receiver that put a ring send's value
+ *      in the slot it freed, or a sender that took a ring receive's value
+ *      out after filling a slot); CASE_TOKEN(i) means "case i may be ready now": the
  *      next round tries case i first, so a notification is never dropped
  *      (a notified waiter retries before it can time out; one whose
  *      context is cancelled by then passes the notification on instead).
  *
- * A ring send that succeeds notifies one waiting receiver (waitq_notify_one:
- * one load when nobody waits); a receive from a small ring completes one
- * waiting send with the slot it freed (ring_hand_off, Go's buffered
- * channel: a full ring then costs one wait per value, not two), or, when
- * that send finds the ring full again, notifies it; a receive from a large
- * ring notifies one waiting sender. Close notifies all.
+ * An operation on a small ring completes one waiting operation of the
+ * other kind through the ring (ring_hand_off, Go's buffered channel): a
+ * receive puts a waiting send's value into the slot it freed, a send takes
+ * the oldest value out for a waiting receive (one load when nobody
+ * waits); when that move fails (the ring full or empty again), the claimed
+ * waiter is only notified. On a large ring it only notifies one waiter of
+ * the other kind. Close notifies all.
  *
  * Cancellation rule: an already-cancelled context fails with ECANCELED
  * before the first try. Later, the deadline and the context are checked
@@ -66,8 +68,8 @@
  * Invariants
  *
  *  1. An operation moves its value exactly once or not at all: a ring case
- *     moves only in its owner's try pass or, a send, by the receiver whose
- *     claim decides the owner's waiter (ring_hand_off), a rendezvous case
+ *     moves only in its owner's try pass or by the partner whose claim
+ *     decides the owner's waiter (ring_hand_off), a rendezvous case
  *     only by the claim that decides the owner's waiter, and a decided
  *     waiter is never tried again.
  *  2. Every node wait_cases registers is unlinked before it returns, by a
@@ -312,58 +314,68 @@ int kn_chan_fd(kn_chan *ch, int op)
 /* ---- notification --------------------------------------------------------- */
 
 /*
- * A receive freed a slot of ring ch: complete the oldest waiting send with
- * it, as Go's buffered channel does, rather than wake the sender to retry.
- * The receiver then finds that value in the ring instead of waiting for it,
- * so a full ring costs one wait per value (the sender's), not two (the
- * sender's and then the receiver's, which ran dry while the woken sender
- * had not yet run: chan_mpmc_4p4c_cap1 on one CPU). The claim comes first:
- * the sender may be deciding a timeout, a cancellation or another case of
- * its select, and a claimed sender waits for the outcome. A send that then
- * fails (a sender on the fast path took the slot, or the ring was closed)
- * turns the claim into the plain notification: the sender retries. Only
- * on a small ring (below POLL_BATCH_CAP, a hand-off of one value per
- * wait): a receiver of a large one has the rest of the ring to take while
- * the woken sender gets going, and completing the send would only move the
- * sender's tail and slot writes to the receiver's core (fanout4_fanin, cap
- * 64: 12% slower on 2 CPUs). True if a sender was claimed.
+ * An operation of kind_done moved a value of ring ch: complete the oldest
+ * waiting operation of the other kind with the ring, as Go's buffered
+ * channel does, rather than wake it to retry. A receive that freed a slot
+ * completes a waiting send (its value goes into the ring): the receiver
+ * then finds that value in the ring instead of waiting for it, so a full
+ * ring costs one wait per value (the sender's), not two (the sender's and
+ * then the receiver's, which ran dry while the woken sender had not yet
+ * run: chan_mpmc_4p4c_cap1 on one CPU). A send that filled a slot
+ * completes a waiting receive (the oldest value leaves the ring into the
+ * receiver's buffer): the woken receiver returns at once instead of going
+ * round its wait loop to take the value itself (a second try pass, ring
+ * operation and signal per value on a one-worker hand-off). Either way the
+ * value moves through the ring, so its order is the ring's. The claim
+ * comes first: the partner may be deciding a timeout, a cancellation or
+ * another case of its select, and a claimed waiter waits for the outcome.
+ * A move that then fails (an operation on the fast path took the slot or
+ * the value, or the ring was closed) turns the claim into the plain
+ * notification: the partner retries. A completed partner's own operation
+ * only notifies the side after it (no chain of completions in one call).
+ * Only on a small ring (below POLL_BATCH_CAP, a hand-off of one value per
+ * wait): a partner of a large one has the rest of the ring to work on
+ * while the woken waiter gets going, and completing its operation would
+ * only move its index and slot writes to this core (fanout4_fanin, cap 64:
+ * 12% slower on 2 CPUs when receivers completed sends). True if a waiter
+ * was claimed.
  */
 /* Rings below this capacity are hand-offs, one value per wait (here and in
  * poll_first). */
 #define POLL_BATCH_CAP 64
 
-static bool ring_hand_off(kn_chan *ch)
+static bool ring_hand_off(kn_chan *ch, int kind_done)
 {
+	int kind = kind_done == KN_SEND ? KN_RECV : KN_SEND;
+	struct waitq *q = chan_queue(ch, kind);
 	uint32_t prev = SEL_WAITING, token;
 	struct wait_node *n;
+	int r;
 
 	if (ch->cap >= POLL_BATCH_CAP)
-		return waitq_notify_one(&ch->sendq);
-	if (waitq_empty(&ch->sendq))
+		return waitq_notify_one(q);
+	if (waitq_empty(q))
 		return false;
-	n = waitq_claim_one(&ch->sendq, &prev);
+	n = waitq_claim_one(q, &prev);
 	if (!n)
 		return false;
 	token = n->token;
-	if (ring_try_send(ch, n->data) == 0) {
+	r = kind == KN_SEND ? ring_try_send(ch, n->data) : ring_try_recv(ch, n->data);
+	if (r == 0) {
 		waiter_publish(n->w, token + 1, prev); /* TOKEN_DONE */
-		waitq_notify_one(&ch->recvq);
+		waitq_notify_one(chan_queue(ch, kind_done));
 	} else {
 		waiter_publish(n->w, token, prev);
 	}
 	return true;
 }
 
-/* n values of kind_done moved: complete (receives) or wake (sends) up to
+/* n values of kind_done moved: complete (or, on a large ring, wake) up to
  * n waiters of the other side. */
 void chan_signal(kn_chan *ch, int kind_done, size_t n)
 {
-	if (kind_done == KN_RECV)
-		while (n-- && ring_hand_off(ch))
-			;
-	else
-		while (n-- && waitq_notify_one(&ch->recvq))
-			;
+	while (n-- && ring_hand_off(ch, kind_done))
+		;
 	if (unlikely(at_load_acquire(&ch->fds[0]) || at_load_acquire(&ch->fds[1])))
 		fd_update_both(ch);
 }
@@ -436,10 +448,12 @@ static void *case_data(struct wait_case *c)
 	return c->value;
 }
 
-/* A rendezvous case completed by its partner: collect a received value. */
+/* A case completed by its partner: collect a received value (a ring's
+ * partner put it in the caller's buffer, a rendezvous partner in the case
+ * when it fits). */
 static void case_done(struct wait_case *c)
 {
-	if (c->op.kind == KN_RECV && c->op.ch->esize <= CASE_INLINE)
+	if (c->op.kind == KN_RECV && !c->op.ch->cap && c->op.ch->esize <= CASE_INLINE)
 		copy_value(c->op.val, c->value, c->op.ch->esize);
 }
 
@@ -585,14 +599,19 @@ static void register_all(struct wait_case *wc, const size_t *order, size_t n,
 		if (!o->ch)
 			continue;
 		if (o->ch->cap) {
-			/* A send's value, for a receiver that completes it
-			 * (ring_hand_off). */
+			struct waitq *q = chan_queue(o->ch, o->kind);
+
+			/* A send's value, or a receive's buffer, for a
+			 * partner that completes it (ring_hand_off). */
 			wc[i].node.data = o->val;
-			waitq_push(chan_queue(o->ch, o->kind), &wc[i].node);
+			waitq_lock(q);
+			waitq_push_locked(q, &wc[i].node);
+			chan_count_wait(o->ch, o->kind);
+			waitq_unlock(q);
 		} else {
 			zero_register_locked(o, &wc[i].node, case_data(&wc[i]));
+			chan_count_wait(o->ch, o->kind);
 		}
-		chan_count_wait(o->ch, o->kind);
 	}
 }
 
@@ -711,6 +730,12 @@ static uint64_t wait_on_cases(const struct wait_case *wc, size_t n)
 	return WAIT_ON(kind, wc[0].op.ch);
 }
 
+/* wait_cases' flag beside the public KN_SELECT_*: the caller has just
+ * tried the cases (a lone ring operation's fast path), so the first round
+ * starts after its try pass, unless that pass must record the positions
+ * for a wait that may give up (snap). */
+#define WAIT_TRIED (1u << 31)
+
 static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 		      struct zlocks *z, unsigned flags, uint64_t deadline,
 		      kn_ctx *ctx, size_t *fired)
@@ -720,6 +745,7 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 	uint32_t sel;
 	bool polled = false;
 	bool snap = (flags & KN_SELECT_DEFAULT) || deadline != KN_FOREVER;
+	bool tried = (flags & WAIT_TRIED) && !snap;
 	int r;
 
 	if (ctx && ctx_done(ctx))
@@ -730,7 +756,8 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 		zero_prefetch(z->ch[0]);
 	for (;;) {
 		zlocks_acquire(z);
-		r = try_pass(wc, order, n, z, snap, fired);
+		r = tried ? EAGAIN : try_pass(wc, order, n, z, snap, fired);
+		tried = false;
 		if (r != EAGAIN)
 			return r;
 		if (ctx && ctx_done(ctx)) {
@@ -819,7 +846,8 @@ static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
 		zlocks_add(&z, ch);
 	}
 	return wait_cases(&wc, 1, &order, &z,
-			  try_only ? KN_SELECT_DEFAULT : 0, deadline, ctx, &fired);
+			  try_only ? KN_SELECT_DEFAULT : ch->cap ? WAIT_TRIED : 0,
+			  deadline, ctx, &fired);
 }
 
 int kn_chan_send(kn_chan *ch, const void *elem)

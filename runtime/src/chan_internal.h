@@ -72,17 +72,18 @@ static inline struct waitq *chan_queue(kn_chan *ch, int kind)
 }
 
 /* kn_chan_stats: an operation of this kind has just registered on its
- * queue. Slow path only: one relaxed add, and a CAS while the queue grows
- * past its peak. */
+ * queue, under the lock that guards that queue's pushes (a ring's queue
+ * lock, a rendezvous channel's lock): so the counts are written by one
+ * thread at a time, with plain stores (no RMW on the path of every
+ * wait). */
 static inline void chan_count_wait(kn_chan *ch, int kind)
 {
 	int k = kind - KN_SEND;
 	uint32_t n = at_load_relaxed(&chan_queue(ch, kind)->n);
-	uint32_t peak = at_load_relaxed(&ch->peak[k]);
 
-	at_add_relaxed(&ch->waits[k], 1);
-	while (n > peak && !at_cas_relaxed(&ch->peak[k], &peak, n))
-		;
+	at_store_relaxed(&ch->waits[k], at_load_relaxed(&ch->waits[k]) + 1);
+	if (n > at_load_relaxed(&ch->peak[k]))
+		at_store_relaxed(&ch->peak[k], n);
 }
 
 /* One operation of a wait: a case of a select, or a lone send/receive. */

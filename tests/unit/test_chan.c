@@ -651,17 +651,18 @@ Test(chan, until_timeouts_never_lose_or_duplicate)
 	}
 }
 
-/* Wait until the oldest sender queued on ch is asleep: past the re-check
- * after which only a partner decides it. False if t returned instead. */
-static bool wait_sender_asleep(kn_chan *ch, struct kt_thread *t)
+/* Wait until the oldest operation of kind queued on ch is asleep: past the
+ * re-check after which only a partner decides it. False if t returned
+ * instead. */
+static bool wait_asleep(kn_chan *ch, int kind, struct kt_thread *t)
 {
+	struct waitq *q = kind == KN_SEND ? &ch->sendq : &ch->recvq;
 	bool asleep;
 
 	for (;;) {
-		waitq_lock(&ch->sendq);
-		asleep = ch->sendq.head &&
-			 at_load_acquire(&ch->sendq.head->w->sel) == SEL_PARKED;
-		waitq_unlock(&ch->sendq);
+		waitq_lock(q);
+		asleep = q->head && at_load_acquire(&q->head->w->sel) == SEL_PARKED;
+		waitq_unlock(q);
 		if (asleep)
 			return true;
 		if (kt_done(t))
@@ -682,11 +683,32 @@ Test(chan, recv_from_full_ring_completes_a_waiting_send)
 
 	kt_put(ch, 6);
 	kt_spawn(&t, kt_send, &op);
-	cr_assert(wait_sender_asleep(ch, &t), "sender did not block");
+	cr_assert(wait_asleep(ch, KN_SEND, &t), "sender did not block");
 	cr_expect_eq(kt_get(ch), 6);
 	cr_expect_eq(kn_chan_len(ch), 1, "the waiting send was not completed");
 	cr_expect_eq(kt_queued(ch, KN_SEND), 0);
 	cr_expect_eq(kt_join(&t), 0);
+	cr_expect_eq(kt_get(ch), 7);
+	kn_chan_free(ch);
+}
+
+/* And a send that fills a slot of an empty ring completes the oldest
+ * waiting receive: the value has left the ring when the send returns,
+ * before the receiver has run again, and the receive returns it. */
+Test(chan, send_to_empty_ring_completes_a_waiting_receive)
+{
+	kn_chan *ch = kt_chan(8, 1);
+	struct kt_thread t;
+	struct kt_op op = { ch, 0 };
+
+	kt_spawn(&t, kt_recv, &op);
+	cr_assert(wait_asleep(ch, KN_RECV, &t), "receiver did not block");
+	kt_put(ch, 6);
+	cr_expect_eq(kn_chan_len(ch), 0, "the waiting receive was not completed");
+	cr_expect_eq(kt_queued(ch, KN_RECV), 0);
+	kt_put(ch, 7);
+	cr_expect_eq(kt_join(&t), 0);
+	cr_expect_eq(op.val, 6);
 	cr_expect_eq(kt_get(ch), 7);
 	kn_chan_free(ch);
 }
