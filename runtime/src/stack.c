@@ -59,7 +59,8 @@
  *
  * Memory per blocked task. A blocked task holds its stack's top page
  * (its fiber record, 104 bytes, its loop's frames and its own, the
- * channel's waiter among them: well under a page when it blocks shallow)
+ * channel's waiter among them, starting up to 1792 bytes below the record
+ * (fiber.c's cache colours): well under a page when it blocks shallow)
  * and, until it starts, its task record (128 bytes, a cache line pair) and
  * a deque slot (8 bytes, 16 counting the outgrown rings). blocked_1m's
  * spawner outpaces the starts (a start faults a fresh page in), so all
