@@ -565,23 +565,17 @@ static uint32_t sleep_for_decision(struct waiter *w, uint64_t deadline)
 	return v;
 }
 
-void waiter_watch_ctx(struct waiter *w, kn_ctx *ctx, struct ctx_watch *cw)
+void waiter_watch_ctx_on(struct waiter *w, kn_ctx *ctx, struct ctx_watch *cw)
 {
-	cw->q = ctx ? ctx_waitq(ctx) : NULL;
+	cw->q = ctx_waitq(ctx);
 	if (!cw->q)
-		return; /* most waits: the node stays unwritten */
+		return; /* a context never cancelled: the node stays unwritten */
 	cw->node = WAIT_NODE(w, SEL_CANCEL);
 	waitq_push(cw->q, &cw->node);
 	/* The re-check of the no-lost-wake-up argument: a cancellation that
 	 * read the queue before the push has stored err before it. */
 	if (ctx_done(ctx))
 		waiter_decide(w, SEL_CANCEL);
-}
-
-void waiter_unwatch_ctx(struct ctx_watch *cw)
-{
-	if (cw->q)
-		waitq_remove(cw->q, &cw->node);
 }
 
 static void (*_Atomic park_hook)(void);

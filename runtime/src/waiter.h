@@ -600,7 +600,21 @@ struct ctx_watch {
 	struct wait_node node;
 	struct waitq *q; /* NULL: nothing watched */
 };
-void waiter_watch_ctx(struct waiter *w, kn_ctx *ctx, struct ctx_watch *cw);
-void waiter_unwatch_ctx(struct ctx_watch *cw);
+void waiter_watch_ctx_on(struct waiter *w, kn_ctx *ctx, struct ctx_watch *cw);
+
+/* Inline for the NULL context of most waits (a channel operation watches
+ * twice per wait: its own watch and its park's): no call then. */
+static inline void waiter_watch_ctx(struct waiter *w, kn_ctx *ctx, struct ctx_watch *cw)
+{
+	cw->q = NULL;
+	if (ctx)
+		waiter_watch_ctx_on(w, ctx, cw);
+}
+
+static inline void waiter_unwatch_ctx(struct ctx_watch *cw)
+{
+	if (cw->q)
+		waitq_remove(cw->q, &cw->node);
+}
 
 #endif
