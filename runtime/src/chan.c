@@ -344,7 +344,7 @@ int kn_chan_fd(kn_chan *ch, int op)
  * poll_first). */
 #define POLL_BATCH_CAP 64
 
-static bool ring_hand_off(kn_chan *ch, int kind_done)
+static __attribute__((noinline)) bool ring_hand_off(kn_chan *ch, int kind_done)
 {
 	int kind = kind_done == KN_SEND ? KN_RECV : KN_SEND;
 	struct waitq *q = chan_queue(ch, kind);
@@ -353,9 +353,7 @@ static bool ring_hand_off(kn_chan *ch, int kind_done)
 	int r;
 
 	if (ch->cap >= POLL_BATCH_CAP)
-		return waitq_notify_one(q);
-	if (waitq_empty(q))
-		return false;
+		return waitq_notify_one_slow(q);
 	n = waitq_claim_one(q, &prev);
 	if (!n)
 		return false;
@@ -371,10 +369,14 @@ static bool ring_hand_off(kn_chan *ch, int kind_done)
 }
 
 /* n values of kind_done moved: complete (or, on a large ring, wake) up to
- * n waiters of the other side. */
+ * n waiters of the other side. Nobody waiting, the common case of every
+ * send and receive that did not wait, is one load (ring_hand_off is out of
+ * line, so that this path does not pay its frame). */
 void chan_signal(kn_chan *ch, int kind_done, size_t n)
 {
-	while (n-- && ring_hand_off(ch, kind_done))
+	struct waitq *q = chan_queue(ch, kind_done == KN_SEND ? KN_RECV : KN_SEND);
+
+	while (n-- && !waitq_empty(q) && ring_hand_off(ch, kind_done))
 		;
 	if (unlikely(at_load_acquire(&ch->fds[0]) || at_load_acquire(&ch->fds[1])))
 		fd_update_both(ch);
