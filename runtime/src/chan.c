@@ -738,7 +738,8 @@ static uint64_t wait_on_cases(const struct wait_case *wc, size_t n)
  * for a wait that may give up (snap). */
 #define WAIT_TRIED (1u << 31)
 
-static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
+/* One copy for lone operations and selects (not inlined into chan_wait). */
+static __attribute__((noinline)) int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 		      struct zlocks *z, unsigned flags, uint64_t deadline,
 		      kn_ctx *ctx, size_t *fired)
 {
@@ -826,30 +827,41 @@ static int wait_cases(struct wait_case *wc, size_t n, size_t *order,
 
 /* ---- lone operations ------------------------------------------------------ */
 
-static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
-		   kn_ctx *ctx, bool try_only)
+/* A lone operation that must wait (or, rendezvous, try under the lock):
+ * out of line, so that the ring's fast path in chan_op does not pay the
+ * line-aligned frame of its wait case. */
+static __attribute__((noinline)) int chan_wait(kn_chan *ch, int kind, void *val,
+					       uint64_t deadline, kn_ctx *ctx,
+					       bool try_only)
 {
 	struct wait_case wc CASE_ALIGNED;
 	kn_chan *zc[1];
 	struct zlocks z = { zc, 0 };
 	size_t order = 0, fired;
-	int r;
 
+	wc.op = (struct op){ ch, kind, val };
+	if (!ch->cap)
+		zlocks_add(&z, ch);
+	return wait_cases(&wc, 1, &order, &z,
+			  try_only ? KN_SELECT_DEFAULT : ch->cap ? WAIT_TRIED : 0,
+			  deadline, ctx, &fired);
+}
+
+static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
+		   kn_ctx *ctx, bool try_only)
+{
 	if (unlikely(!chan_live(ch) || !val))
 		return EINVAL;
 	if (unlikely(ctx && ctx_done(ctx)))
 		return ECANCELED;
-	wc.op = (struct op){ ch, kind, val };
 	if (ch->cap) {
-		r = ring_op(&wc.op);
+		struct op o = { ch, kind, val };
+		int r = ring_op(&o);
+
 		if (likely(r != EAGAIN) || try_only)
 			return r;
-	} else {
-		zlocks_add(&z, ch);
 	}
-	return wait_cases(&wc, 1, &order, &z,
-			  try_only ? KN_SELECT_DEFAULT : ch->cap ? WAIT_TRIED : 0,
-			  deadline, ctx, &fired);
+	return chan_wait(ch, kind, val, deadline, ctx, try_only);
 }
 
 int kn_chan_send(kn_chan *ch, const void *elem)
@@ -941,7 +953,9 @@ int kn_chan_send_batch(kn_chan *ch, const void *elems, size_t n, size_t *sent,
 	if (!chan_live(ch) || (!elems && n))
 		return EINVAL;
 	while (i < n) {
-		k = ring_batch(ch, KN_SEND, p + i * ch->esize, n - i, ctx);
+		/* The last value alone: the single-value path is cheaper
+		 * than a run (batch 1 of the pattern library). */
+		k = n - i > 1 ? ring_batch(ch, KN_SEND, p + i * ch->esize, n - i, ctx) : 0;
 		if (k) {
 			i += k;
 			continue;
@@ -967,12 +981,13 @@ int kn_chan_recv_batch(kn_chan *ch, void *elems, size_t n, size_t *received,
 		*received = 0;
 	if (!chan_live(ch) || !elems || n == 0)
 		return EINVAL;
-	i = ring_batch(ch, KN_RECV, p, n, ctx);
+	/* One value: the single-value path is cheaper than a run. */
+	i = n > 1 ? ring_batch(ch, KN_RECV, p, n, ctx) : 0;
 	if (!i) {
 		r = chan_op(ch, KN_RECV, p, deadline, ctx, false);
 		if (r)
 			return r;
-		i = 1 + ring_batch(ch, KN_RECV, p + ch->esize, n - 1, NULL);
+		i = n > 1 ? 1 + ring_batch(ch, KN_RECV, p + ch->esize, n - 1, NULL) : 1;
 	}
 	/* Rendezvous: the rest only from senders already waiting. */
 	for (; !ch->cap && i < n; i++)
