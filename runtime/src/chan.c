@@ -371,8 +371,9 @@ static __attribute__((noinline)) bool ring_hand_off(kn_chan *ch, int kind_done)
 /* n values of kind_done moved: complete (or, on a large ring, wake) up to
  * n waiters of the other side. Nobody waiting, the common case of every
  * send and receive that did not wait, is one load (ring_hand_off is out of
- * line, so that this path does not pay its frame). */
-void chan_signal(kn_chan *ch, int kind_done, size_t n)
+ * line, so that this path does not pay its frame; this one is inlined into
+ * every ring operation, so that it does not pay a call). */
+static inline __attribute__((always_inline)) void chan_signal(kn_chan *ch, int kind_done, size_t n)
 {
 	struct waitq *q = chan_queue(ch, kind_done == KN_SEND ? KN_RECV : KN_SEND);
 
@@ -849,8 +850,12 @@ static __attribute__((noinline)) int chan_wait(kn_chan *ch, int kind, void *val,
 			  deadline, ctx, &fired);
 }
 
-static int chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline,
-		   kn_ctx *ctx, bool try_only)
+/* Inlined into each caller (as ring_op and chan_signal are into it): its
+ * kind and flags are constants there, and a lone operation that does not
+ * wait pays no call. */
+static inline __attribute__((always_inline)) int
+chan_op(kn_chan *ch, int kind, void *val, uint64_t deadline, kn_ctx *ctx,
+	bool try_only)
 {
 	if (unlikely(!chan_live(ch) || !val))
 		return EINVAL;
@@ -906,8 +911,8 @@ int kn_chan_recv_ctx(kn_chan *ch, void *out, kn_ctx *ctx)
 	return chan_op(ch, KN_RECV, out, KN_FOREVER, ctx, false);
 }
 
-/* Through chan_op's public callers, not chan_op itself: one more caller
- * could change how the compiler inlines it into them. */
+/* Through chan_op's public callers, not chan_op itself: each of them
+ * already has its own inlined copy. */
 int kn_chan_sized(kn_chan *ch, int op, const void *elem, size_t size,
 		  uint64_t deadline, kn_ctx *ctx)
 {

@@ -152,7 +152,4 @@ static inline void zero_prefetch(kn_chan *ch)
 #define TOKEN_CASE(t) (((t) - SEL_CASE0) / 2u)
 #define TOKEN_DONE(t) ((((t) - SEL_CASE0) & 1u) != 0)
 
-/* Notify the other side after a ring operation moved a value. */
-void chan_signal(kn_chan *ch, int kind_done, size_t n);
-
 #endif
