@@ -124,6 +124,9 @@
 
 #include "fault.h"
 #include "fiber.h"
+#ifdef KN_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 #define ARENA_BYTES ((size_t)16 << 20)
 #define ARENA_STACKS_MAX 64
@@ -487,6 +490,13 @@ void stack_pool_destroy(struct stack_pool *sp)
 
 	for (a = sp->all; a; a = next) {
 		next = a->next_all;
+		/* Frames that never returned leave their redzones poisoned,
+		 * and AddressSanitizer does not clear shadow at munmap: a
+		 * thread's stack and static TLS mapped here later would
+		 * inherit them (fault_pool's pools come and go). */
+#ifdef KN_ASAN
+		__asan_unpoison_memory_region(a->base, a->len);
+#endif
 		stat_count_syscall();
 		munmap(a->base, a->len);
 		if (a->guarded)
