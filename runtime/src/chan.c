@@ -936,13 +936,15 @@ int kn_chan_sized(kn_chan *ch, int op, const void *elem, size_t size,
 }
 
 /* A run of buffered values moved with one CAS, or 0: the single-value
- * path (which waits, and reports closing and cancellation) decides. */
+ * path (which waits, and reports closing and cancellation) decides, and
+ * moves a lone value (n < 2) more cheaply than a run would (batch 1 of the
+ * pattern library). */
 static size_t ring_batch(kn_chan *ch, int kind, unsigned char *vals, size_t n,
 			 kn_ctx *ctx)
 {
 	size_t k;
 
-	if (!ch->cap || (ctx && ctx_done(ctx)))
+	if (n < 2 || !ch->cap || (ctx && ctx_done(ctx)))
 		return 0;
 	k = ring_move_n(ch, kind, vals, n);
 	if (k)
@@ -960,9 +962,7 @@ int kn_chan_send_batch(kn_chan *ch, const void *elems, size_t n, size_t *sent,
 	if (!chan_live(ch) || (!elems && n))
 		return EINVAL;
 	while (i < n) {
-		/* The last value alone: the single-value path is cheaper
-		 * than a run (batch 1 of the pattern library). */
-		k = n - i > 1 ? ring_batch(ch, KN_SEND, p + i * ch->esize, n - i, ctx) : 0;
+		k = ring_batch(ch, KN_SEND, p + i * ch->esize, n - i, ctx);
 		if (k) {
 			i += k;
 			continue;
@@ -988,13 +988,12 @@ int kn_chan_recv_batch(kn_chan *ch, void *elems, size_t n, size_t *received,
 		*received = 0;
 	if (!chan_live(ch) || !elems || n == 0)
 		return EINVAL;
-	/* One value: the single-value path is cheaper than a run. */
-	i = n > 1 ? ring_batch(ch, KN_RECV, p, n, ctx) : 0;
+	i = ring_batch(ch, KN_RECV, p, n, ctx);
 	if (!i) {
 		r = chan_op(ch, KN_RECV, p, deadline, ctx, false);
 		if (r)
 			return r;
-		i = n > 1 ? 1 + ring_batch(ch, KN_RECV, p + ch->esize, n - 1, NULL) : 1;
+		i = 1 + ring_batch(ch, KN_RECV, p + ch->esize, n - 1, NULL);
 	}
 	/* Rendezvous: the rest only from senders already waiting. */
 	for (; !ch->cap && i < n; i++)

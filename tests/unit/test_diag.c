@@ -404,6 +404,17 @@ Test(deadlock, two_tasks_waiting_on_each_other_are_reported, .timeout = 60)
 #define NO_CHILD_THREADS false
 #endif
 
+/* A scenario whose child of fork exits by itself: its stderr. */
+static const char *expect_child_exit(const char *scenario, const char *const *env)
+{
+	static struct child c;
+	int st = run(&c, scenario, env);
+
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x; stderr:\n%s", st, c.out);
+	cr_assert(strstr(c.out, "fork child: exit 0\n"), "stderr:\n%s", c.out);
+	return c.out;
+}
+
 /* deadlock_after_fork: its child aborts with its report. */
 static void expect_child_report(const char *const *env)
 {
@@ -454,13 +465,10 @@ Test(deadlock, a_child_of_fork_reports_with_the_dump_signal_on, .timeout = 60,
 Test(deadlock, a_child_of_fork_that_is_only_slow_is_not_reported, .timeout = 60,
      .disabled = NO_CHILD_THREADS)
 {
-	static struct child c;
 	const char *const env[] = { "KANAL_DEADLOCK=abort", "KANAL_DUMP_SIGNAL=SIGUSR1", NULL };
-	int st = run(&c, "slow_after_fork", env);
+	const char *out = expect_child_exit("slow_after_fork", env);
 
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x; stderr:\n%s", st, c.out);
-	cr_assert(strstr(c.out, "fork child: exit 0\n"), "stderr:\n%s", c.out);
-	cr_assert(!strstr(c.out, "deadlock"), "stderr:\n%s", c.out);
+	cr_assert(!strstr(out, "deadlock"), "stderr:\n%s", out);
 }
 
 /* The dump signal set in the parent: the child's own dump, not the
@@ -468,13 +476,10 @@ Test(deadlock, a_child_of_fork_that_is_only_slow_is_not_reported, .timeout = 60,
 Test(dump, a_signal_in_a_child_of_fork_prints_the_child_s_dump, .timeout = 60,
      .disabled = NO_CHILD_THREADS)
 {
-	static struct child c;
 	/* No deadlock report: its dump would print the task too. */
 	const char *const env[] = { "KANAL_DUMP_SIGNAL=SIGUSR1", "KANAL_DEADLOCK=off", NULL };
-	int st = run(&c, "signal_after_fork", env);
 
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x; stderr:\n%s", st, c.out);
-	cr_assert(strstr(c.out, "fork child: exit 0\n"), "stderr:\n%s", c.out);
+	expect_child_exit("signal_after_fork", env);
 }
 
 /* The scenario ends by itself (exit 0), with no report on stderr. */
