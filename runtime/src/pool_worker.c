@@ -430,7 +430,12 @@ struct kn_task *next_task(struct worker *w)
 			continue;
 		}
 		if (!may_start_task(w)) {
-			sleep_for_fibers(w);
+			/* A stop that came since the test above is handled
+			 * there (its queue dropped): sleeping here, with no
+			 * fiber to wake this thread, would keep it for ever
+			 * (stress_pool's immediate shutdowns, rarely). */
+			if (!at_load_acquire(&p->stopping))
+				sleep_for_fibers(w);
 			continue;
 		}
 		if (++w->tick % INJECTOR_EVERY == 0) {
